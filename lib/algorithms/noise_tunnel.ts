@@ -1,0 +1,31 @@
+import { Attribution, AttributionResult, Inputs } from "../attribution";
+
+export interface NoiseTunnelOptions {
+  /** smoothgrad: mean; smoothgrad_sq: mean of squares; vargrad: variance (default smoothgrad). */
+  ntType?: "smoothgrad" | "smoothgrad_sq" | "vargrad";
+  /** Noisy copies per example (default 5); `ntSamples` is accepted as Captum's name. */
+  nSamples?: number;
+  ntSamples?: number;
+  /** Noisy copies evaluated per call of the wrapped method (default all). */
+  ntSamplesBatchSize?: number;
+  /** Standard deviation of the Gaussian noise (default 1), or one per input. */
+  stdevs?: number | number[];
+  /** Draw each copy's baseline at random from the baselines given (default false). */
+  drawBaselineFromDistrib?: boolean;
+}
+
+type OptionsOf<A> = A extends { attribute(inputs: Inputs, options?: infer O): Promise<unknown> } ? NonNullable<O> : object;
+
+/** Averages any attribution method over noisy copies of the inputs (SmoothGrad, VarGrad). */
+export class NoiseTunnel<A extends Attribution = Attribution> extends Attribution {
+  readonly algorithm = "NoiseTunnel";
+  constructor(readonly attributionMethod: A) {
+    super(attributionMethod.model);
+  }
+  attribute<I extends Inputs, O extends NoiseTunnelOptions & OptionsOf<A> = NoiseTunnelOptions & OptionsOf<A>>(
+    inputs: I,
+    options?: O,
+  ): Promise<AttributionResult<I, O>> {
+    return this.run(inputs, { ...this.attributionMethod.init, ...(options ?? {}) } as O, { base: this.attributionMethod.algorithm });
+  }
+}

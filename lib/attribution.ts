@@ -1,0 +1,52 @@
+// The base of every algorithm class: one path from attribute() to the
+// native worker, and the result shapes shared by all of them.
+import { native } from "./native";
+import { Model } from "./model";
+import { toNative } from "./options";
+import { Tensor } from "./tensor";
+
+/** A Tensor for a single input, an array of Tensors for several. */
+export type Inputs = Tensor | Tensor[];
+export type Attributions<I extends Inputs> = I extends Tensor[] ? Tensor[] : Tensor;
+export interface WithDelta<A> {
+  attributions: A;
+  delta: Tensor;
+}
+/** What attribute() resolves to: attributions shaped like the inputs, plus the delta when asked for. */
+export type AttributionResult<I extends Inputs, O> = O extends { returnConvergenceDelta: true }
+  ? WithDelta<Attributions<I>>
+  : Attributions<I>;
+
+export abstract class Attribution<Init extends object = object> {
+  /** The native algorithm's name. */
+  abstract readonly algorithm: string;
+
+  constructor(
+    readonly model: Model,
+    /** Constructor options (Captum's constructor keyword arguments). */
+    readonly init: Init = {} as Init,
+  ) {
+    if (!(model instanceof Model)) throw new TypeError("model: expected a Model from loadModel()");
+  }
+
+  /** @internal Runs `algorithm` natively; resolves like Captum's attribute(). */
+  protected async run<I extends Inputs, O extends object>(
+    inputs: I,
+    options: O | undefined,
+    extra: object = {},
+    algorithm: string = this.algorithm,
+  ): Promise<AttributionResult<I, O>> {
+    const list = Array.isArray(inputs) ? inputs : [inputs];
+    for (const [i, t] of list.entries())
+      if (!(t instanceof Tensor)) throw new TypeError(`inputs[${i}]: expected a Tensor (make one with tensor())`);
+    const merged = { ...this.init, ...(options ?? {}), ...extra };
+    const r = await native.run(algorithm, this.model.native, list.map((t) => t.native), toNative(merged) as object);
+    const tensors = r.attributions.map((t) => new Tensor(t));
+    const attributions = (Array.isArray(inputs) ? tensors : tensors[0]) as Attributions<I>;
+    if ((options as { returnConvergenceDelta?: boolean } | undefined)?.returnConvergenceDelta)
+      return { attributions, delta: new Tensor(r.delta!) } as AttributionResult<I, O>;
+    return attributions as AttributionResult<I, O>;
+  }
+
+  abstract attribute(inputs: Inputs, options?: object): Promise<unknown>;
+}

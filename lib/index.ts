@@ -1,0 +1,13 @@
+export { loadModel, Model, LoadOptions } from "./model";
+export { tensor, Tensor, DType, TypedData, NestedArray, manualSeed } from "./tensor";
+export { Attribution, AttributionResult, Attributions, Inputs, WithDelta } from "./attribution";
+export * from "./types";
+export { Saliency, SaliencyOptions, InputXGradient, InputXGradientOptions, GradientShap, GradientShapOptions, MultiplyByInputs } from "./algorithms/gradient";
+export { IntegratedGradients, IntegratedGradientsOptions } from "./algorithms/integrated_gradients";
+export { NoiseTunnel, NoiseTunnelOptions } from "./algorithms/noise_tunnel";
+
+import { native } from "./native";
+/** The LibTorch version, CUDA availability and the native algorithms. */
+export function buildInfo() {
+  return native.info();
+}

@@ -1,0 +1,117 @@
+// Tensors live in native memory; JavaScript holds a handle and copies data
+// out only when asked (data(), toArray()).
+import { native, NativeTensor } from "./native";
+
+export type DType = "float32" | "float64" | "int64" | "int32" | "bool";
+export type TypedData = Float32Array | Float64Array | BigInt64Array | Int32Array | Uint8Array;
+/** Nested arrays of numbers or booleans, one level per dimension. */
+export type NestedArray = number | boolean | NestedArray[];
+
+export class Tensor {
+  /** @internal */
+  constructor(readonly native: NativeTensor) {}
+
+  get shape(): number[] {
+    return this.native.shape;
+  }
+  get dtype(): DType {
+    return this.native.dtype as DType;
+  }
+  get device(): string {
+    return this.native.device;
+  }
+  get numel(): number {
+    return this.shape.reduce((a, b) => a * b, 1);
+  }
+  /** A row-major copy of the values (BigInt64Array for int64, Uint8Array for bool). */
+  data(): TypedData {
+    return this.native.data();
+  }
+  /** The values as nested arrays of numbers. */
+  toArray(): NestedArray {
+    const flat = Array.from(this.data() as ArrayLike<number | bigint>, Number);
+    const nest = (offset: number, dim: number): NestedArray => {
+      if (dim === this.shape.length) return flat[offset];
+      const stride = this.shape.slice(dim + 1).reduce((a, b) => a * b, 1);
+      return Array.from({ length: this.shape[dim] }, (_, i) => nest(offset + i * stride, dim + 1));
+    };
+    return nest(0, 0);
+  }
+  /** A copy on another device ("cpu", "cuda:0"). */
+  to(device: string): Tensor {
+    return new Tensor(this.native.to(device));
+  }
+  toString(): string {
+    return `Tensor(${JSON.stringify(this.toArray())}, shape=[${this.shape}], dtype=${this.dtype})`;
+  }
+}
+
+const TYPED: Record<DType, { new (n: number): TypedData }> = {
+  float32: Float32Array,
+  float64: Float64Array,
+  int64: BigInt64Array,
+  int32: Int32Array,
+  bool: Uint8Array,
+};
+
+function dtypeOf(data: ArrayBufferView): DType | undefined {
+  if (data instanceof Float32Array) return "float32";
+  if (data instanceof Float64Array) return "float64";
+  if (data instanceof BigInt64Array) return "int64";
+  if (data instanceof Int32Array) return "int32";
+  return undefined;
+}
+
+function flatten(data: NestedArray, shape: number[], out: (number | boolean)[], dim = 0): void {
+  if (!Array.isArray(data)) {
+    if (dim !== shape.length) throw new Error("tensor: ragged nested array");
+    out.push(data);
+    return;
+  }
+  if (dim === shape.length) shape.push(data.length);
+  else if (shape[dim] !== data.length) throw new Error(`tensor: ragged nested array at dimension ${dim}`);
+  for (const d of data) flatten(d, shape, out, dim + 1);
+}
+
+/**
+ * Makes a tensor from nested arrays, a flat array with a shape, or a typed
+ * array with a shape. The dtype defaults to the typed array's, else float32
+ * (bool for booleans).
+ */
+export function tensor(data: NestedArray | TypedData | (number | boolean)[], shape?: number[], dtype?: DType): Tensor {
+  let values: TypedData;
+  if (ArrayBuffer.isView(data)) {
+    const own = dtypeOf(data);
+    dtype = dtype ?? own ?? (data instanceof Uint8Array ? "bool" : undefined);
+    if (!dtype) throw new Error("tensor: unsupported typed array; use Float32Array, Float64Array, BigInt64Array or Int32Array");
+    values = own === dtype || (dtype === "bool" && data instanceof Uint8Array) ? data : convert(Array.from(data as ArrayLike<number>), dtype);
+    shape = shape ?? [values.length];
+  } else {
+    const flat: (number | boolean)[] = [];
+    const inferred: number[] = [];
+    flatten(data as NestedArray, inferred, flat);
+    shape = shape ?? inferred;
+    dtype = dtype ?? (typeof flat[0] === "boolean" ? "bool" : "float32");
+    values = convert(flat, dtype);
+  }
+  return new Tensor(native.tensorFromBuffer(values, shape, dtype));
+}
+
+function convert(values: (number | boolean)[], dtype: DType): TypedData {
+  const Ctor = TYPED[dtype];
+  if (!Ctor) throw new Error(`tensor: dtype must be one of ${Object.keys(TYPED).join(", ")}; got '${dtype}'`);
+  const out = new Ctor(values.length);
+  values.forEach((v, i) => {
+    const n = Number(v);
+    if ((dtype === "int64" || dtype === "int32") && !Number.isInteger(n))
+      throw new Error(`tensor: ${dtype} values must be integers; value ${i} is ${v}`);
+    if (dtype === "int64") (out as BigInt64Array)[i] = BigInt(n);
+    else (out as Float32Array)[i] = n;
+  });
+  return out;
+}
+
+/** Seeds LibTorch's random generator (noise, sampled baselines, random paths). */
+export function manualSeed(seed: number): void {
+  native.manualSeed(seed);
+}

@@ -1,0 +1,46 @@
+// Option types shared by the algorithms, with Captum's meaning.
+import type { Tensor } from "./tensor";
+
+/**
+ * Which output each example's attribution explains:
+ * - a number: that column of every example's output;
+ * - one per example: numbers, or index tuples (`[[i, j], ...]`) for outputs
+ *   with several dimensions after the batch; an array of length 1 applies to
+ *   every example (so `[[i, j]]` is one tuple for all);
+ * - a tensor of integers, one per example (or a single one).
+ * Leave it out only when the model returns one value per example.
+ */
+export type TargetType = number | number[] | number[][] | Tensor | null;
+
+/** A reference point: a number, a tensor shaped like the input (or its first row), or one per input. */
+export type BaselineType = number | Tensor | (number | Tensor)[];
+
+/** Extra arguments of forward() after the inputs: numbers, booleans, strings, tensors, lists. */
+export type ForwardArg = number | boolean | string | Tensor | null | ForwardArg[];
+
+export interface TargetOptions {
+  target?: TargetType;
+  additionalForwardArgs?: ForwardArg[];
+}
+
+export interface BatchOptions {
+  /**
+   * Rows per forward/backward pass of the expanded batch (steps x examples,
+   * samples x examples). Bounds peak memory; results do not change.
+   */
+  internalBatchSize?: number;
+  /** Split the expanded batch over model replicas on these devices, one worker thread each. */
+  devices?: string[];
+}
+
+export interface DeltaOptions {
+  /** Also resolve the convergence delta: sum of attributions - (F(input) - F(baseline)), per example. */
+  returnConvergenceDelta?: boolean;
+}
+
+export type ApproximationMethod =
+  | "gausslegendre"
+  | "riemann_left"
+  | "riemann_right"
+  | "riemann_middle"
+  | "riemann_trapezoid";

@@ -1,0 +1,351 @@
+// The Node binding: tensors and models as wrapped objects, and one generic
+// async worker that runs any core algorithm by name off the event loop.
+// Every exception from the core becomes a rejected Promise.
+#include <napi.h>
+#include <torch/cuda.h>
+#include <torch/version.h>
+
+#include <cstring>
+
+#include "algorithms.h"
+#include "errors.h"
+
+namespace {
+
+std::string error_message(const std::exception& e) {
+  if (auto* c = dynamic_cast<const c10::Error*>(&e)) return c->what_without_backtrace();
+  return e.what();
+}
+
+// ---- Tensor ---------------------------------------------------------------
+
+class TensorWrap : public Napi::ObjectWrap<TensorWrap> {
+ public:
+  static Napi::FunctionReference constructor;
+
+  static void Init(Napi::Env env, Napi::Object exports) {
+    Napi::Function cls = DefineClass(env, "NativeTensor",
+                                     {InstanceAccessor<&TensorWrap::Shape>("shape"),
+                                      InstanceAccessor<&TensorWrap::DType>("dtype"),
+                                      InstanceAccessor<&TensorWrap::Device>("device"),
+                                      InstanceMethod<&TensorWrap::Data>("data"),
+                                      InstanceMethod<&TensorWrap::To>("to")});
+    constructor = Napi::Persistent(cls);
+    exports.Set("NativeTensor", cls);
+  }
+
+  static Napi::Object Wrap(Napi::Env env, torch::Tensor t) {
+    Napi::Object obj = constructor.New({});
+    Unwrap(obj)->Set(env, std::move(t));
+    return obj;
+  }
+
+  static bool Is(const Napi::Value& v) {
+    return v.IsObject() && v.As<Napi::Object>().InstanceOf(constructor.Value());
+  }
+
+  explicit TensorWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<TensorWrap>(info) {}
+  ~TensorWrap() override {
+    if (bytes_ && env_) Napi::MemoryManagement::AdjustExternalMemory(env_, -bytes_);
+  }
+
+  const torch::Tensor& tensor() const { return tensor_; }
+
+ private:
+  void Set(Napi::Env env, torch::Tensor t) {
+    tensor_ = std::move(t);
+    env_ = env;
+    // Tell V8 how much native memory this small object holds, so that it
+    // collects dropped tensors in time.
+    bytes_ = static_cast<int64_t>(tensor_.numel() * tensor_.element_size());
+    if (bytes_) Napi::MemoryManagement::AdjustExternalMemory(env, bytes_);
+  }
+
+  Napi::Value Shape(const Napi::CallbackInfo& info) {
+    Napi::Array a = Napi::Array::New(info.Env(), tensor_.dim());
+    for (int64_t i = 0; i < tensor_.dim(); ++i) a.Set(static_cast<uint32_t>(i), Napi::Number::New(info.Env(), static_cast<double>(tensor_.size(i))));
+    return a;
+  }
+  Napi::Value DType(const Napi::CallbackInfo& info) { return Napi::String::New(info.Env(), tx::dtype_str(tensor_.scalar_type())); }
+  Napi::Value Device(const Napi::CallbackInfo& info) { return Napi::String::New(info.Env(), tensor_.device().str()); }
+
+  // A row-major copy into a fresh typed array of the matching element type.
+  Napi::Value Data(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    torch::Tensor t = tensor_.detach().to(torch::kCPU).contiguous();
+    size_t n = static_cast<size_t>(t.numel());
+    auto copy = [&](auto tag, napi_typedarray_type type) -> Napi::Value {
+      using T = decltype(tag);
+      Napi::ArrayBuffer buf = Napi::ArrayBuffer::New(env, n * sizeof(T));
+      if (n) std::memcpy(buf.Data(), t.data_ptr(), n * sizeof(T));
+      return Napi::TypedArrayOf<T>::New(env, n, buf, 0, type);
+    };
+    switch (t.scalar_type()) {
+      case torch::kFloat: return copy(float{}, napi_float32_array);
+      case torch::kDouble: return copy(double{}, napi_float64_array);
+      case torch::kLong: return copy(int64_t{}, napi_bigint64_array);
+      case torch::kInt: return copy(int32_t{}, napi_int32_array);
+      case torch::kBool: case torch::kByte: return copy(uint8_t{}, napi_uint8_array);
+      default: {
+        t = t.to(torch::kFloat);
+        return copy(float{}, napi_float32_array);
+      }
+    }
+  }
+
+  Napi::Value To(const Napi::CallbackInfo& info) {
+    try {
+      if (!info[0].IsString()) tx::fail("device: expected a device name such as 'cpu' or 'cuda:0'");
+      return Wrap(info.Env(), tensor_.to(tx::parse_device(info[0].As<Napi::String>())));
+    } catch (const std::exception& e) {
+      Napi::Error::New(info.Env(), error_message(e)).ThrowAsJavaScriptException();
+      return info.Env().Undefined();
+    }
+  }
+
+  torch::Tensor tensor_;
+  napi_env env_ = nullptr;
+  int64_t bytes_ = 0;
+};
+Napi::FunctionReference TensorWrap::constructor;
+
+// tensorFromBuffer(typedArray, shape, dtype): copies the data into a new tensor.
+Napi::Value TensorFromBuffer(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  try {
+    if (!info[0].IsTypedArray()) tx::fail("data: expected a typed array");
+    if (!info[1].IsArray()) tx::fail("shape: expected an array of sizes");
+    if (!info[2].IsString()) tx::fail("dtype: expected a dtype name");
+    Napi::TypedArray arr = info[0].As<Napi::TypedArray>();
+    Napi::Array shape_a = info[1].As<Napi::Array>();
+    std::string dtype = info[2].As<Napi::String>();
+    std::vector<int64_t> shape;
+    int64_t numel = 1;
+    for (uint32_t i = 0; i < shape_a.Length(); ++i) {
+      Napi::Value s = shape_a.Get(i);
+      double d = s.IsNumber() ? s.As<Napi::Number>().DoubleValue() : -1;
+      if (d < 0 || d != static_cast<double>(static_cast<int64_t>(d))) tx::fail("shape[", i, "]: expected a non-negative integer");
+      shape.push_back(static_cast<int64_t>(d));
+      numel *= shape.back();
+    }
+    torch::ScalarType st;
+    napi_typedarray_type want;
+    if (dtype == "float32") st = torch::kFloat, want = napi_float32_array;
+    else if (dtype == "float64") st = torch::kDouble, want = napi_float64_array;
+    else if (dtype == "int64") st = torch::kLong, want = napi_bigint64_array;
+    else if (dtype == "int32") st = torch::kInt, want = napi_int32_array;
+    else if (dtype == "bool") st = torch::kBool, want = napi_uint8_array;
+    else tx::fail("dtype: expected one of float32, float64, int64, int32, bool; got '", dtype, "'");
+    if (arr.TypedArrayType() != want) tx::fail("data: a ", dtype, " tensor needs a matching typed array");
+    if (static_cast<int64_t>(arr.ElementLength()) != numel)
+      tx::fail("data: ", arr.ElementLength(), " values do not fill shape ", tx::shape_str(shape), " (", numel, " values)");
+    auto* base = static_cast<uint8_t*>(arr.ArrayBuffer().Data()) + arr.ByteOffset();
+    torch::Tensor t = torch::from_blob(base, shape, torch::TensorOptions().dtype(st)).clone();
+    return TensorWrap::Wrap(env, std::move(t));
+  } catch (const std::exception& e) {
+    Napi::Error::New(env, error_message(e)).ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+}
+
+// ---- Values ---------------------------------------------------------------
+
+tx::Value ToValue(const Napi::Value& v, const std::string& where) {
+  if (v.IsUndefined() || v.IsNull()) return tx::Value::none();
+  if (v.IsBoolean()) return tx::Value::of(v.As<Napi::Boolean>().Value());
+  if (v.IsNumber()) return tx::Value::of(v.As<Napi::Number>().DoubleValue());
+  if (v.IsString()) return tx::Value::of(std::string(v.As<Napi::String>()));
+  if (TensorWrap::Is(v)) return tx::Value::of(TensorWrap::Unwrap(v.As<Napi::Object>())->tensor());
+  if (v.IsArray()) {
+    Napi::Array a = v.As<Napi::Array>();
+    tx::List list;
+    for (uint32_t i = 0; i < a.Length(); ++i) list.push_back(ToValue(a.Get(i), where + "[" + std::to_string(i) + "]"));
+    return tx::Value::of(std::move(list));
+  }
+  if (v.IsFunction()) tx::fail(where, ": functions are not accepted here");
+  if (v.IsObject()) {
+    Napi::Object o = v.As<Napi::Object>();
+    Napi::Array keys = o.GetPropertyNames();
+    tx::Object obj;
+    for (uint32_t i = 0; i < keys.Length(); ++i) {
+      std::string k = keys.Get(i).As<Napi::String>();
+      obj[k] = ToValue(o.Get(k), where.empty() ? k : where + "." + k);
+    }
+    return tx::Value::of(std::move(obj));
+  }
+  tx::fail(where, ": unsupported value");
+}
+
+// ---- Model ----------------------------------------------------------------
+
+class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
+ public:
+  static Napi::FunctionReference constructor;
+  static void Init(Napi::Env env, Napi::Object exports) {
+    Napi::Function cls = DefineClass(env, "NativeModel",
+                                     {InstanceMethod<&ModelWrap::Layers>("layers"),
+                                      InstanceAccessor<&ModelWrap::Device>("device"),
+                                      InstanceAccessor<&ModelWrap::Signature>("signature")});
+    constructor = Napi::Persistent(cls);
+    exports.Set("NativeModel", cls);
+  }
+  static Napi::Object Wrap(std::shared_ptr<tx::Model> m) {
+    Napi::Object obj = constructor.New({});
+    Unwrap(obj)->model_ = std::move(m);
+    return obj;
+  }
+  static bool Is(const Napi::Value& v) {
+    return v.IsObject() && v.As<Napi::Object>().InstanceOf(constructor.Value());
+  }
+  explicit ModelWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<ModelWrap>(info) {}
+  const std::shared_ptr<tx::Model>& model() const { return model_; }
+
+ private:
+  Napi::Value Layers(const Napi::CallbackInfo& info) {
+    auto names = model_->layers();
+    Napi::Array a = Napi::Array::New(info.Env(), names.size());
+    for (size_t i = 0; i < names.size(); ++i) a.Set(static_cast<uint32_t>(i), names[i]);
+    return a;
+  }
+  Napi::Value Device(const Napi::CallbackInfo& info) { return Napi::String::New(info.Env(), model_->device().str()); }
+  Napi::Value Signature(const Napi::CallbackInfo& info) { return Napi::String::New(info.Env(), model_->signature()); }
+  std::shared_ptr<tx::Model> model_;
+};
+Napi::FunctionReference ModelWrap::constructor;
+
+// ---- Async work -----------------------------------------------------------
+
+// Runs `work` on a libuv worker thread and settles a Promise with `done`.
+template <typename Out>
+class Job : public Napi::AsyncWorker {
+ public:
+  using Work = std::function<Out()>;
+  using Done = std::function<Napi::Value(Napi::Env, Out&)>;
+  Job(Napi::Env env, Work work, Done done)
+      : Napi::AsyncWorker(env), deferred_(Napi::Promise::Deferred::New(env)), work_(std::move(work)), done_(std::move(done)) {}
+  Napi::Promise Promise() { return deferred_.Promise(); }
+
+ protected:
+  void Execute() override {
+    try {
+      out_ = work_();
+    } catch (const std::exception& e) {
+      SetError(error_message(e));
+    } catch (...) {
+      SetError("unknown native error");
+    }
+  }
+  void OnOK() override {
+    try {
+      deferred_.Resolve(done_(Env(), out_));
+    } catch (const std::exception& e) {
+      deferred_.Reject(Napi::Error::New(Env(), error_message(e)).Value());
+    }
+  }
+  void OnError(const Napi::Error& e) override { deferred_.Reject(e.Value()); }
+
+ private:
+  Napi::Promise::Deferred deferred_;
+  Work work_;
+  Done done_;
+  Out out_;
+};
+
+template <typename Out>
+Napi::Value Start(Napi::Env env, typename Job<Out>::Work work, typename Job<Out>::Done done) {
+  auto* job = new Job<Out>(env, std::move(work), std::move(done));
+  Napi::Promise p = job->Promise();
+  job->Queue();
+  return p;
+}
+
+Napi::Value Rejected(Napi::Env env, const std::string& message) {
+  auto d = Napi::Promise::Deferred::New(env);
+  d.Reject(Napi::Error::New(env, message).Value());
+  return d.Promise();
+}
+
+// loadModel(path, device) -> Promise<NativeModel>
+Napi::Value LoadModel(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!info[0].IsString()) return Rejected(env, "path: expected the path of a TorchScript file (a string)");
+  std::string path = info[0].As<Napi::String>();
+  std::string device = info[1].IsString() ? std::string(info[1].As<Napi::String>()) : "cpu";
+  return Start<std::shared_ptr<tx::Model>>(
+      env, [path, device] { return tx::Model::load(path, device); },
+      [](Napi::Env, std::shared_ptr<tx::Model>& m) -> Napi::Value { return ModelWrap::Wrap(m); });
+}
+
+// run(algorithm, model, inputs, options) -> Promise<{ attributions, delta? }>
+Napi::Value Run(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  tx::Request req;
+  std::string name;
+  try {
+    if (!info[0].IsString()) tx::fail("algorithm: expected a name");
+    name = info[0].As<Napi::String>();
+    if (!ModelWrap::Is(info[1])) tx::fail("model: expected a Model from loadModel()");
+    req.model = ModelWrap::Unwrap(info[1].As<Napi::Object>())->model();
+    if (!info[2].IsArray()) tx::fail("inputs: expected a Tensor or an array of Tensors");
+    Napi::Array inputs = info[2].As<Napi::Array>();
+    for (uint32_t i = 0; i < inputs.Length(); ++i) {
+      Napi::Value v = inputs.Get(i);
+      if (!TensorWrap::Is(v)) tx::fail("inputs[", i, "]: expected a Tensor (make one with tensor())");
+      req.inputs.push_back(TensorWrap::Unwrap(v.As<Napi::Object>())->tensor());
+    }
+    tx::Value opts = ToValue(info[3], "");
+    if (!opts.is_none()) {
+      if (opts.kind != tx::Value::Kind::Object) tx::fail("options: expected an object");
+      req.options = tx::Options(*opts.object);
+    }
+  } catch (const std::exception& e) {
+    return Rejected(env, error_message(e));
+  }
+  return Start<tx::Result>(
+      env, [name, req] { return tx::run(name, req); },
+      [](Napi::Env env, tx::Result& r) -> Napi::Value {
+        Napi::Object out = Napi::Object::New(env);
+        Napi::Array attrs = Napi::Array::New(env, r.attributions.size());
+        for (size_t i = 0; i < r.attributions.size(); ++i) attrs.Set(static_cast<uint32_t>(i), TensorWrap::Wrap(env, r.attributions[i]));
+        out.Set("attributions", attrs);
+        if (r.delta.defined()) out.Set("delta", TensorWrap::Wrap(env, r.delta));
+        return out;
+      });
+}
+
+Napi::Value ManualSeed(const Napi::CallbackInfo& info) {
+  if (!info[0].IsNumber()) {
+    Napi::TypeError::New(info.Env(), "seed: expected a number").ThrowAsJavaScriptException();
+    return info.Env().Undefined();
+  }
+  torch::manual_seed(static_cast<uint64_t>(info[0].As<Napi::Number>().Int64Value()));
+  return info.Env().Undefined();
+}
+
+Napi::Value Info(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("libtorch", TORCH_VERSION);
+  o.Set("cuda", torch::cuda::is_available());
+  o.Set("cudaDevices", static_cast<double>(torch::cuda::device_count()));
+  Napi::Array names = Napi::Array::New(env);
+  auto all = tx::algorithm_names();
+  for (size_t i = 0; i < all.size(); ++i) names.Set(static_cast<uint32_t>(i), all[i]);
+  o.Set("algorithms", names);
+  return o;
+}
+
+Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  TensorWrap::Init(env, exports);
+  ModelWrap::Init(env, exports);
+  exports.Set("tensorFromBuffer", Napi::Function::New(env, TensorFromBuffer));
+  exports.Set("loadModel", Napi::Function::New(env, LoadModel));
+  exports.Set("run", Napi::Function::New(env, Run));
+  exports.Set("manualSeed", Napi::Function::New(env, ManualSeed));
+  exports.Set("info", Napi::Function::New(env, Info));
+  return exports;
+}
+
+}  // namespace
+
+NODE_API_MODULE(torchexplain, Init)

@@ -1,0 +1,28 @@
+// The algorithm registry: every algorithm is a function of a parsed Context
+// and its options, run by name (the binding has one generic worker).
+#pragma once
+#include <string>
+#include <vector>
+
+#include "context.h"
+
+namespace tx {
+
+using AlgorithmFn = Result (*)(const Context&, const Options&);
+
+// Parses the request into a Context and runs the named algorithm.
+Result run(const std::string& name, const Request& req);
+
+// Runs an algorithm on an existing Context (used by wrappers such as NoiseTunnel).
+Result invoke(const std::string& name, const Context& ctx, const Options& options);
+
+std::vector<std::string> algorithm_names();
+
+// One family per file.
+Result saliency(const Context&, const Options&);              // gradient.cpp
+Result input_x_gradient(const Context&, const Options&);      // gradient.cpp
+Result gradient_shap(const Context&, const Options&);         // gradient.cpp
+Result integrated_gradients(const Context&, const Options&);  // integrated_gradients.cpp
+Result noise_tunnel(const Context&, const Options&);          // noise_tunnel.cpp
+
+}  // namespace tx

@@ -1,0 +1,160 @@
+#include "batching.h"
+
+#include <exception>
+#include <thread>
+
+#include "errors.h"
+
+namespace tx {
+
+namespace {
+
+// Boundaries of the chunks: internalBatchSize rows each, or an even split
+// over the workers when no size is given.
+std::vector<std::pair<int64_t, int64_t>> chunks(const Context& ctx, int64_t count) {
+  int64_t size = ctx.chunk_rows > 0 ? ctx.chunk_rows
+                                    : std::max<int64_t>(1, (count + ctx.devices.size() - 1) / ctx.devices.size());
+  std::vector<std::pair<int64_t, int64_t>> out;
+  for (int64_t b = 0; b < count; b += size) out.emplace_back(b, std::min(count, b + size));
+  return out;
+}
+
+// Runs `work(worker, model, k)` for every chunk k, chunk k on worker
+// k mod devices; one thread per extra worker. Exceptions are re-thrown here.
+template <typename Work>
+void for_each_chunk(const Context& ctx, const std::vector<std::pair<int64_t, int64_t>>& parts, const Work& work) {
+  size_t workers = std::min(ctx.devices.size(), parts.size());
+  auto run = [&](size_t w) {
+    auto model = ctx.model->replica(ctx.devices[w], w);
+    for (size_t k = w; k < parts.size(); k += workers) work(w, *model, k);
+  };
+  if (workers <= 1) {
+    run(0);
+    return;
+  }
+  std::vector<std::exception_ptr> errors(workers);
+  std::vector<std::thread> threads;
+  for (size_t w = 1; w < workers; ++w)
+    threads.emplace_back([&, w] {
+      try {
+        run(w);
+      } catch (...) {
+        errors[w] = std::current_exception();
+      }
+    });
+  try {
+    run(0);
+  } catch (...) {
+    errors[0] = std::current_exception();
+  }
+  for (auto& t : threads) t.join();
+  for (auto& e : errors)
+    if (e) std::rethrow_exception(e);
+}
+
+// Gradients of the target output for one chunk, moved back to the main device.
+std::vector<torch::Tensor> chunk_gradients(const Context& ctx, const Model& model, const Rows& rows,
+                                           const Chunk& chunk, int64_t begin, int64_t end) {
+  c10::Device dev = model.device();
+  torch::Tensor examples = rows.examples.slice(0, begin, end);
+  std::vector<torch::Tensor> leaves;
+  leaves.reserve(chunk.inputs.size());
+  for (const auto& x : chunk.inputs) leaves.push_back(x.to(dev).detach().requires_grad_(true));
+  torch::Tensor out = model.forward(leaves, select_extra(ctx.extra, ctx.batch, examples));
+  torch::Tensor selected = ctx.target.select_scalars(out, examples);
+  std::vector<torch::Tensor> grads;
+  if (selected.requires_grad()) {
+    grads = torch::autograd::grad({selected.sum()}, leaves, {}, false, false, /*allow_unused=*/true);
+  } else {
+    grads.resize(leaves.size());  // the output does not depend on the inputs at all
+  }
+  for (size_t i = 0; i < grads.size(); ++i) {
+    if (!grads[i].defined()) grads[i] = torch::zeros_like(leaves[i]);
+    grads[i] = grads[i].to(ctx.model->device());
+  }
+  return grads;
+}
+
+}  // namespace
+
+std::vector<torch::Tensor> sum_gradients(const Context& ctx, const Rows& rows, const ChunkBuilder& build) {
+  auto parts = chunks(ctx, rows.count);
+  size_t workers = std::min(ctx.devices.size(), parts.size());
+  // One accumulator per worker, summed at the end: no locking on the hot path.
+  std::vector<std::vector<torch::Tensor>> acc(workers);
+  for_each_chunk(ctx, parts, [&](size_t w, const Model& model, size_t k) {
+    auto part = parts[k];
+    Chunk chunk = build(part.first, part.second);
+    auto grads = chunk_gradients(ctx, model, rows, chunk, part.first, part.second);
+    if (chunk.finish) chunk.finish(grads);
+    torch::Tensor idx = rows.examples.slice(0, part.first, part.second).to(ctx.model->device());
+    if (acc[w].empty())
+      for (const auto& x : ctx.inputs) acc[w].push_back(torch::zeros(x.sizes(), grads[acc[w].size()].options()));
+    for (size_t i = 0; i < grads.size(); ++i) acc[w][i].index_add_(0, idx, grads[i]);
+  });
+  std::vector<torch::Tensor> total = acc[0];
+  for (size_t w = 1; w < workers; ++w)
+    if (!acc[w].empty())
+      for (size_t i = 0; i < total.size(); ++i) total[i] += acc[w][i];
+  return total;
+}
+
+std::vector<torch::Tensor> row_gradients(const Context& ctx, const Rows& rows, const ChunkBuilder& build) {
+  auto parts = chunks(ctx, rows.count);
+  std::vector<std::vector<torch::Tensor>> pieces(parts.size());
+  for_each_chunk(ctx, parts, [&](size_t, const Model& model, size_t k) {
+    Chunk chunk = build(parts[k].first, parts[k].second);
+    auto grads = chunk_gradients(ctx, model, rows, chunk, parts[k].first, parts[k].second);
+    if (chunk.finish) chunk.finish(grads);
+    pieces[k] = std::move(grads);
+  });
+  if (parts.size() == 1) return pieces[0];
+  std::vector<torch::Tensor> out;
+  for (size_t i = 0; i < pieces[0].size(); ++i) {
+    std::vector<torch::Tensor> col;
+    for (auto& p : pieces) col.push_back(p[i]);
+    out.push_back(torch::cat(col, 0));
+  }
+  return out;
+}
+
+torch::Tensor forward_rows(const Context& ctx, const Rows& rows, const ChunkBuilder& build) {
+  auto parts = chunks(ctx, rows.count);
+  std::vector<torch::Tensor> pieces(parts.size());
+  for_each_chunk(ctx, parts, [&](size_t, const Model& model, size_t k) {
+    torch::NoGradGuard no_grad;
+    auto part = parts[k];
+    Chunk chunk = build(part.first, part.second);
+    torch::Tensor examples = rows.examples.slice(0, part.first, part.second);
+    std::vector<torch::Tensor> inputs;
+    for (const auto& x : chunk.inputs) inputs.push_back(x.to(model.device()));
+    torch::Tensor out = model.forward(inputs, select_extra(ctx.extra, ctx.batch, examples));
+    pieces[k] = ctx.target.select(out, examples).to(ctx.model->device());
+  });
+  return parts.size() == 1 ? pieces[0] : torch::cat(pieces, 0);
+}
+
+Rows identity_rows(int64_t batch) { return {batch, torch::arange(batch, torch::kLong)}; }
+
+ChunkBuilder slice_of(const std::vector<torch::Tensor>& tensors) {
+  return [tensors](int64_t begin, int64_t end) {
+    Chunk c;
+    for (const auto& t : tensors) c.inputs.push_back(t.slice(0, begin, end));
+    return c;
+  };
+}
+
+torch::Tensor convergence_delta(const Context& ctx, const std::vector<torch::Tensor>& attributions,
+                                const std::vector<torch::Tensor>& start, const std::vector<torch::Tensor>& end) {
+  Rows rows = identity_rows(start[0].size(0));
+  if (rows.count != ctx.batch) rows.examples = torch::arange(rows.count, torch::kLong) % ctx.batch;
+  torch::Tensor f_start = forward_rows(ctx, rows, slice_of(start));
+  torch::Tensor f_end = forward_rows(ctx, rows, slice_of(end));
+  if (f_start.dim() > 1)
+    fail("returnConvergenceDelta: needs one output value per example; the target selects shape ",
+         shape_str(f_start.sizes()));
+  torch::Tensor attr_sum = sum_rows(attributions);
+  return attr_sum - (f_end - f_start).to(attr_sum.scalar_type());
+}
+
+}  // namespace tx

@@ -1,0 +1,44 @@
+// The evaluation engine shared by all algorithms: a virtual batch of rows
+// (path points, noisy samples, perturbations), each derived from one original
+// example, evaluated in chunks of `internalBatchSize` rows and spread over the
+// worker devices, without ever materialising the whole expansion.
+#pragma once
+#include <functional>
+
+#include "context.h"
+
+namespace tx {
+
+struct Rows {
+  int64_t count = 0;
+  torch::Tensor examples;  // [count] int64 on CPU: the original example behind each row
+};
+
+// The model inputs for rows [begin, end), plus an optional step that turns
+// the rows' gradients into their contributions (weights, input - baseline...).
+struct Chunk {
+  std::vector<torch::Tensor> inputs;
+  std::function<void(std::vector<torch::Tensor>& grads)> finish;
+};
+using ChunkBuilder = std::function<Chunk(int64_t begin, int64_t end)>;
+
+// For every input, sum over the rows of each example of the (finished)
+// gradient of the target output: result[i] has the shape of ctx.inputs[i].
+std::vector<torch::Tensor> sum_gradients(const Context& ctx, const Rows& rows, const ChunkBuilder& build);
+
+// Gradient of the target output for every row, finished: result[i] has
+// rows.count rows.
+std::vector<torch::Tensor> row_gradients(const Context& ctx, const Rows& rows, const ChunkBuilder& build);
+
+// Target-selected model output for every row (no gradients): [rows, ...].
+torch::Tensor forward_rows(const Context& ctx, const Rows& rows, const ChunkBuilder& build);
+
+// The identity expansion: one row per example, the inputs as they are.
+Rows identity_rows(int64_t batch);
+ChunkBuilder slice_of(const std::vector<torch::Tensor>& tensors);
+
+// Convergence delta: sum of attributions - (F(end) - F(start)), per row.
+torch::Tensor convergence_delta(const Context& ctx, const std::vector<torch::Tensor>& attributions,
+                                const std::vector<torch::Tensor>& start, const std::vector<torch::Tensor>& end);
+
+}  // namespace tx

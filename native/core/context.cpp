@@ -1,0 +1,171 @@
+#include "context.h"
+
+#include "errors.h"
+
+namespace tx {
+
+namespace {
+
+std::vector<c10::Device> parse_devices(const Options& o, c10::Device model_device) {
+  const Value& v = o.get("devices");
+  if (v.is_none()) return {model_device};
+  if (!v.is_list() || v.list->empty())
+    fail("devices: expected a non-empty array of device names such as [\"cuda:0\", \"cuda:1\"]");
+  std::vector<c10::Device> out;
+  for (size_t i = 0; i < v.list->size(); ++i) {
+    const Value& d = (*v.list)[i];
+    if (d.kind != Value::Kind::String) fail("devices[", i, "]: expected a device name, got ", d.kind_name());
+    out.push_back(parse_device(d.string));
+  }
+  return out;
+}
+
+}  // namespace
+
+const std::vector<std::string>& context_keys() {
+  static const std::vector<std::string> keys = {"target", "additionalForwardArgs", "internalBatchSize", "devices"};
+  return keys;
+}
+
+void require_float_inputs(const Context& ctx) {
+  for (size_t i = 0; i < ctx.inputs.size(); ++i)
+    if (!at::isFloatingType(ctx.inputs[i].scalar_type()))
+      fail("inputs[", i, "]: gradient methods need floating-point inputs, got ", dtype_str(ctx.inputs[i].scalar_type()),
+           " (convert with dtype 'float32', or attribute to an embedding layer)");
+}
+
+Context make_context(const Request& req) {
+  const Options& o = req.options;
+  Context c;
+  c.model = req.model;
+  c.options = &o;
+  if (req.inputs.empty()) fail("inputs: expected at least one input tensor");
+  for (size_t i = 0; i < req.inputs.size(); ++i) {
+    const torch::Tensor& x = req.inputs[i];
+    if (!x.defined()) fail("inputs[", i, "]: expected a tensor");
+    if (x.dim() < 1) fail("inputs[", i, "]: expected a batch dimension first, got a scalar tensor");
+    if (i > 0 && x.size(0) != c.batch)
+      fail("inputs[", i, "]: batch size ", x.size(0), " differs from inputs[0]'s ", c.batch,
+           " (every input needs the same first dimension)");
+    c.batch = x.size(0);
+    c.inputs.push_back(x.to(c.model->device()));
+  }
+  const Value& extra = o.get("additionalForwardArgs");
+  if (!extra.is_none()) {
+    if (extra.is_list()) c.extra_values = *extra.list;
+    else c.extra_values = {extra};
+  }
+  c.extra = c.model->convert_extra(c.extra_values, c.inputs.size());
+  c.target = Target::parse(o.get("target"), c.batch);
+  c.chunk_rows = o.integer("internalBatchSize", 0, 1);
+  c.devices = parse_devices(o, c.model->device());
+  return c;
+}
+
+Context Context::with_rows(std::vector<torch::Tensor> new_inputs, const torch::Tensor& examples) const {
+  Context c = *this;
+  c.inputs = std::move(new_inputs);
+  c.batch = c.inputs[0].size(0);
+  c.extra = select_extra(extra, batch, examples);
+  c.target = target.reindexed(examples);
+  return c;
+}
+
+std::vector<c10::IValue> select_extra(const std::vector<c10::IValue>& extra, int64_t batch, const torch::Tensor& examples) {
+  std::vector<c10::IValue> out;
+  out.reserve(extra.size());
+  for (const auto& e : extra) {
+    if (e.isTensor() && e.toTensor().dim() > 0 && e.toTensor().size(0) == batch) {
+      const auto& t = e.toTensor();
+      out.emplace_back(t.index_select(0, examples.to(t.device())));
+    } else {
+      out.push_back(e);
+    }
+  }
+  return out;
+}
+
+namespace {
+
+torch::Tensor baseline_tensor(const Value& v, const torch::Tensor& input, size_t i, bool distribution) {
+  std::string name = "baselines[" + std::to_string(i) + "]";
+  if (v.is_none()) return torch::zeros_like(input).narrow(0, 0, distribution ? 1 : input.size(0));
+  if (v.is_number()) {
+    torch::Tensor b = torch::full({1}, v.number, input.options());
+    std::vector<int64_t> shape(input.sizes().begin(), input.sizes().end());
+    shape[0] = distribution ? 1 : input.size(0);
+    return b.expand(shape);
+  }
+  if (!v.is_tensor()) fail(name, ": expected a number or a tensor, got ", v.kind_name());
+  torch::Tensor b = v.tensor.to(input.device(), input.scalar_type());
+  bool rest_matches = b.dim() == input.dim() && b.sizes().slice(1) == input.sizes().slice(1);
+  if (distribution) {
+    if (!rest_matches)
+      fail(name, ": a baseline distribution needs shape [samples", (input.dim() > 1 ? ", " : ""),
+           shape_str(input.sizes().slice(1)).substr(1), " to match input ", i, " of shape ", shape_str(input.sizes()),
+           ", got ", shape_str(b.sizes()));
+    return b;
+  }
+  if (rest_matches && b.size(0) == input.size(0)) return b;
+  if (rest_matches && b.size(0) == 1) return b.expand(input.sizes());
+  if (b.sizes() == input.sizes().slice(1)) return b.unsqueeze(0).expand(input.sizes());
+  std::vector<int64_t> one(input.sizes().begin(), input.sizes().end());
+  one[0] = 1;
+  fail(name, ": shape ", shape_str(b.sizes()), " does not match input ", i, " of shape ", shape_str(input.sizes()),
+       "; expected ", shape_str(input.sizes()), " or ", shape_str(one));
+}
+
+std::vector<torch::Tensor> baselines_for(const Context& ctx, const Value& v, bool distribution) {
+  size_t n = ctx.inputs.size();
+  std::vector<torch::Tensor> out;
+  if (v.is_list()) {
+    if (v.list->size() != n) fail("baselines: expected one baseline per input (", n, "), got ", v.list->size());
+    for (size_t i = 0; i < n; ++i) out.push_back(baseline_tensor((*v.list)[i], ctx.inputs[i], i, distribution));
+  } else {
+    if (v.is_tensor() && n > 1) fail("baselines: the model has ", n, " inputs; give an array with one baseline per input");
+    for (size_t i = 0; i < n; ++i) out.push_back(baseline_tensor(v, ctx.inputs[i], i, distribution));
+  }
+  return out;
+}
+
+}  // namespace
+
+std::vector<torch::Tensor> format_baselines(const Context& ctx, const Value& baselines) {
+  return baselines_for(ctx, baselines, false);
+}
+
+std::vector<torch::Tensor> baseline_distribution(const Context& ctx, const Value& baselines) {
+  return baselines_for(ctx, baselines, true);
+}
+
+std::vector<double> per_input_numbers(const Value& v, size_t count, const std::string& name, double fallback) {
+  if (v.is_none()) return std::vector<double>(count, fallback);
+  if (v.is_number()) return std::vector<double>(count, v.number);
+  if (v.is_list() && v.list->size() == count) {
+    std::vector<double> out;
+    for (size_t i = 0; i < count; ++i) {
+      const Value& e = (*v.list)[i];
+      if (!e.is_number()) fail(name, "[", i, "]: expected a number, got ", e.kind_name());
+      out.push_back(e.number);
+    }
+    return out;
+  }
+  fail(name, ": expected a number or one number per input (", count, ")");
+}
+
+torch::Tensor sum_rows(const std::vector<torch::Tensor>& attributions) {
+  torch::Tensor total;
+  for (const auto& a : attributions) {
+    torch::Tensor s = a.reshape({a.size(0), -1}).sum(1);
+    total = total.defined() ? total + s : s;
+  }
+  return total;
+}
+
+torch::Tensor per_row(const torch::Tensor& v, const torch::Tensor& like) {
+  std::vector<int64_t> shape(like.dim(), 1);
+  shape[0] = v.size(0);
+  return v.to(like.device(), like.scalar_type()).view(shape);
+}
+
+}  // namespace tx

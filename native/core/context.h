@@ -1,0 +1,69 @@
+// What every algorithm needs about one attribute() call, parsed once from the
+// request: inputs on the model's device, target, extra forward arguments,
+// baselines, chunking and worker devices.
+#pragma once
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "model.h"
+#include "target.h"
+
+namespace tx {
+
+struct Request {
+  std::shared_ptr<const Model> model;
+  std::vector<torch::Tensor> inputs;
+  Options options;  // constructor options merged with attribute() options
+};
+
+struct Result {
+  std::vector<torch::Tensor> attributions;
+  torch::Tensor delta;  // undefined unless returnConvergenceDelta
+};
+
+struct Context {
+  std::shared_ptr<const Model> model;
+  std::vector<torch::Tensor> inputs;
+  int64_t batch = 0;
+  Target target;
+  List extra_values;                // additionalForwardArgs as given
+  std::vector<c10::IValue> extra;   // ... converted for forward()
+  int64_t chunk_rows = 0;           // rows per forward pass; 0 = all at once
+  std::vector<c10::Device> devices; // one worker per entry; [0] is the model's device
+  const Options* options = nullptr;
+
+  // The same call on other inputs, with target and per-example forward
+  // arguments re-indexed so that new row r explains old example examples[r].
+  Context with_rows(std::vector<torch::Tensor> new_inputs, const torch::Tensor& examples) const;
+};
+
+// Options that make_context() consumes; an algorithm that hands its options
+// on to another (NoiseTunnel) leaves these out, since the Context carries them.
+const std::vector<std::string>& context_keys();
+Context make_context(const Request& req);
+
+// Gradient methods take floating-point inputs only.
+void require_float_inputs(const Context& ctx);
+
+// Baselines formatted against the inputs: one tensor per input, broadcast to
+// the input's shape. Accepts a number, a tensor, or one of those per input.
+std::vector<torch::Tensor> format_baselines(const Context& ctx, const Value& baselines);
+
+// Baseline distributions (GradientShap, DeepLiftShap): one tensor per input
+// whose rows are reference samples; numbers become a single-row tensor.
+std::vector<torch::Tensor> baseline_distribution(const Context& ctx, const Value& baselines);
+
+// A number or one number per input (NoiseTunnel's stdevs).
+std::vector<double> per_input_numbers(const Value& v, size_t count, const std::string& name, double fallback);
+
+// Rows of per-example forward arguments picked for new rows.
+std::vector<c10::IValue> select_extra(const std::vector<c10::IValue>& extra, int64_t batch, const torch::Tensor& examples);
+
+// Sum of each row over all inputs' attributions: [rows].
+torch::Tensor sum_rows(const std::vector<torch::Tensor>& attributions);
+
+// Broadcast a per-row vector so it multiplies a [rows, ...] tensor.
+torch::Tensor per_row(const torch::Tensor& v, const torch::Tensor& like);
+
+}  // namespace tx

@@ -1,0 +1,81 @@
+// Gradient family: attributions from gradients at the inputs (Saliency,
+// InputXGradient) or at random points between baselines and inputs
+// (GradientShap, an expectation of gradients).
+#include "algorithms.h"
+#include "batching.h"
+#include "errors.h"
+
+namespace tx {
+
+Result saliency(const Context& ctx, const Options& o) {
+  bool abs = o.boolean("abs", true);
+  o.reject_unknown("Saliency");
+  auto grads = row_gradients(ctx, identity_rows(ctx.batch), slice_of(ctx.inputs));
+  if (abs)
+    for (auto& g : grads) g = g.abs();
+  return {grads, {}};
+}
+
+Result input_x_gradient(const Context& ctx, const Options& o) {
+  o.reject_unknown("InputXGradient");
+  auto grads = row_gradients(ctx, identity_rows(ctx.batch), slice_of(ctx.inputs));
+  for (size_t i = 0; i < grads.size(); ++i) grads[i] = grads[i] * ctx.inputs[i];
+  return {grads, {}};
+}
+
+Result gradient_shap(const Context& ctx, const Options& o) {
+  if (!o.has("baselines")) fail("baselines: GradientShap needs a baseline distribution (a tensor of reference samples per input, or a number)");
+  auto dist = baseline_distribution(ctx, o.get("baselines"));
+  int64_t samples = o.integer("nSamples", 5, 1);
+  auto stdevs = per_input_numbers(o.get("stdevs"), ctx.inputs.size(), "stdevs", 0.0);
+  bool multiply = o.boolean("multiplyByInputs", true);
+  bool want_delta = o.boolean("returnConvergenceDelta", false);
+  o.reject_unknown("GradientShap");
+
+  // Each example is drawn `samples` times: noisy input, a random reference
+  // from the distribution, and a random point on the path between them.
+  int64_t n = ctx.batch, count = n * samples;
+  Rows rows{count, torch::arange(count, torch::kLong).div(samples, "floor")};
+  torch::Tensor examples = rows.examples.to(ctx.model->device());
+  std::vector<torch::Tensor> ends, starts;
+  for (size_t i = 0; i < ctx.inputs.size(); ++i) {
+    torch::Tensor x = ctx.inputs[i].index_select(0, examples);
+    if (stdevs[i] != 0) x = x + torch::randn_like(x) * stdevs[i];
+    ends.push_back(x);
+    torch::Tensor pick = torch::randint(dist[i].size(0), {count}, examples.options());
+    starts.push_back(dist[i].index_select(0, pick));
+  }
+  torch::Tensor alpha = torch::rand({count}, ctx.inputs[0].options());
+  auto build = [&](int64_t b, int64_t e) {
+    Chunk c;
+    torch::Tensor a = alpha.slice(0, b, e);
+    std::vector<torch::Tensor> diffs;
+    for (size_t i = 0; i < ends.size(); ++i) {
+      torch::Tensor s = starts[i].slice(0, b, e), d = ends[i].slice(0, b, e) - s;
+      c.inputs.push_back(s + per_row(a, d) * d);
+      diffs.push_back(d);
+    }
+    if (multiply)
+      c.finish = [diffs](std::vector<torch::Tensor>& grads) {
+        for (size_t i = 0; i < grads.size(); ++i) grads[i] = grads[i] * diffs[i];
+      };
+    return c;
+  };
+  if (!want_delta) {
+    auto sums = sum_gradients(ctx, rows, build);
+    for (auto& s : sums) s = s / static_cast<double>(samples);
+    return {sums, {}};
+  }
+  // The delta is per drawn sample, as in the reference, so keep every row.
+  auto per_sample = row_gradients(ctx, rows, build);
+  torch::Tensor delta = convergence_delta(ctx.with_rows(ends, rows.examples), per_sample, starts, ends);
+  std::vector<torch::Tensor> means;
+  for (auto& g : per_sample) {
+    std::vector<int64_t> shape = {n, samples};
+    shape.insert(shape.end(), g.sizes().begin() + 1, g.sizes().end());
+    means.push_back(g.view(shape).mean(1));
+  }
+  return {means, delta};
+}
+
+}  // namespace tx

@@ -1,0 +1,186 @@
+#include "model.h"
+
+#include <filesystem>
+#include <torch/cuda.h>
+
+#include "errors.h"
+
+namespace tx {
+
+c10::Device parse_device(const std::string& spec) {
+  c10::Device device(c10::kCPU);
+  try {
+    device = c10::Device(spec);
+  } catch (const c10::Error&) {
+    fail("device: expected 'cpu', 'cuda' or 'cuda:N', got '", spec, "'");
+  }
+  if (device.is_cuda()) {
+    if (!torch::cuda::is_available())
+      fail("device: '", spec, "' needs a CUDA build of LibTorch and a visible GPU; this build sees none ",
+           "(build against a CUDA LibTorch with LIBTORCH=/path/to/libtorch)");
+    int64_t count = static_cast<int64_t>(torch::cuda::device_count());
+    if (device.has_index() && device.index() >= count)
+      fail("device: '", spec, "' is out of range: ", count, " CUDA device(s) visible");
+  } else if (!device.is_cpu()) {
+    fail("device: only 'cpu' and 'cuda[:N]' are supported, got '", spec, "'");
+  }
+  return device;
+}
+
+Model::Model(torch::jit::Module module, c10::Device device, std::string path)
+    : module_(std::move(module)), device_(device), path_(std::move(path)) {}
+
+std::shared_ptr<Model> Model::load(const std::string& path, const std::string& device_spec) {
+  c10::Device device = parse_device(device_spec);
+  std::error_code ec;
+  if (path.empty()) fail("path: expected the path of a TorchScript file, got an empty string");
+  if (!std::filesystem::exists(path, ec)) fail("path: no such file '", path, "'");
+  if (std::filesystem::is_directory(path, ec)) fail("path: '", path, "' is a directory, not a TorchScript file");
+  torch::jit::Module module;
+  try {
+    module = torch::jit::load(path, device);
+  } catch (const c10::Error& e) {
+    fail("path: '", path, "' is not a TorchScript model (save one with torch.jit.script(model).save(path) ",
+         "or torch.jit.trace): ", e.what_without_backtrace());
+  }
+  if (!module.find_method("forward"))
+    fail("path: '", path, "' has no forward() method");
+  // Attribution explains inference behaviour: dropout off, batch norm on its running statistics.
+  module.eval();
+  return std::shared_ptr<Model>(new Model(std::move(module), device, path));
+}
+
+const std::vector<c10::Argument>& Model::arguments() const {
+  return module_.get_method("forward").function().getSchema().arguments();
+}
+
+std::string Model::signature() const {
+  std::ostringstream os;
+  const auto& args = arguments();
+  os << "forward(";
+  for (size_t i = 1; i < args.size(); ++i) os << (i > 1 ? ", " : "") << args[i].name() << ": " << args[i].type()->str();
+  os << ")";
+  return os.str();
+}
+
+std::vector<std::string> Model::layers() const {
+  std::vector<std::string> names;
+  for (const auto& m : module_.named_modules())
+    if (!m.name.empty()) names.push_back(m.name);
+  return names;
+}
+
+namespace {
+
+c10::IValue convert_as(const Value& v, const c10::TypePtr& type, const std::string& where, c10::Device device) {
+  using K = c10::TypeKind;
+  auto wrong = [&]() -> c10::IValue { fail(where, ": expected ", type->str(), ", got ", v.kind_name()); };
+  switch (type->kind()) {
+    case K::OptionalType:
+      if (v.is_none()) return c10::IValue();
+      return convert_as(v, type->castRaw<c10::OptionalType>()->getElementType(), where, device);
+    case K::TensorType:
+      if (!v.is_tensor()) return wrong();
+      return v.tensor.to(device);
+    case K::FloatType:
+      if (!v.is_number()) return wrong();
+      return v.number;
+    case K::IntType:
+      if (!v.is_integer()) return wrong();
+      return static_cast<int64_t>(v.number);
+    case K::NumberType:
+      if (!v.is_number()) return wrong();
+      return v.is_integer() ? c10::IValue(static_cast<int64_t>(v.number)) : c10::IValue(v.number);
+    case K::BoolType:
+      if (v.kind != Value::Kind::Bool) return wrong();
+      return v.boolean;
+    case K::StringType:
+      if (v.kind != Value::Kind::String) return wrong();
+      return v.string;
+    case K::ListType: {
+      if (!v.is_list()) return wrong();
+      auto elem = type->castRaw<c10::ListType>()->getElementType();
+      c10::impl::GenericList list(elem);
+      for (size_t i = 0; i < v.list->size(); ++i)
+        list.push_back(convert_as((*v.list)[i], elem, where + "[" + std::to_string(i) + "]", device));
+      return list;
+    }
+    default:
+      fail(where, ": forward() takes a ", type->str(), " here, which torchexplain cannot pass from JavaScript");
+  }
+}
+
+}  // namespace
+
+std::vector<c10::IValue> Model::convert_extra(const List& extra, size_t num_inputs) const {
+  const auto& args = arguments();  // args[0] is self
+  size_t declared = args.size() - 1;
+  size_t required = 0;
+  for (size_t i = 1; i < args.size(); ++i)
+    if (!args[i].default_value()) required = i;
+  if (num_inputs + extra.size() > declared || num_inputs + extra.size() < required)
+    fail("inputs: the model's ", signature(), " takes ", declared, " argument(s); got ", num_inputs,
+         " input tensor(s) and ", extra.size(), " additionalForwardArgs");
+  for (size_t i = 0; i < num_inputs; ++i) {
+    auto kind = args[i + 1].type()->kind();
+    bool tensor_like = kind == c10::TypeKind::TensorType ||
+                       (kind == c10::TypeKind::OptionalType &&
+                        args[i + 1].type()->castRaw<c10::OptionalType>()->getElementType()->kind() == c10::TypeKind::TensorType);
+    if (!tensor_like)
+      fail("inputs: argument '", args[i + 1].name(), "' of ", signature(), " is a ", args[i + 1].type()->str(),
+           ", not a Tensor: pass it in additionalForwardArgs");
+  }
+  std::vector<c10::IValue> out;
+  for (size_t j = 0; j < extra.size(); ++j) {
+    const auto& arg = args[num_inputs + j + 1];
+    out.push_back(convert_as(extra[j], arg.type(), "additionalForwardArgs[" + std::to_string(j) + "] ('" + arg.name() + "')", device_));
+  }
+  return out;
+}
+
+namespace {
+
+// The interpreter's message ends with the Python-level error; put that first
+// and keep the TorchScript traceback after it.
+[[noreturn]] void forward_failed(const std::string& message) {
+  std::string last;
+  size_t end = message.find_last_not_of(" \n");
+  if (end != std::string::npos) {
+    size_t start = message.rfind('\n', end);
+    last = message.substr(start == std::string::npos ? 0 : start + 1, end - (start == std::string::npos ? 0 : start + 1) + 1);
+  }
+  if (last.empty() || last == message) fail("model forward failed: ", message);
+  fail("model forward failed: ", last, "\n", message);
+}
+
+}  // namespace
+
+torch::Tensor Model::forward(const std::vector<torch::Tensor>& inputs, const std::vector<c10::IValue>& extra) const {
+  std::vector<c10::IValue> stack(inputs.begin(), inputs.end());
+  stack.insert(stack.end(), extra.begin(), extra.end());
+  c10::IValue out;
+  try {
+    out = module_.forward(std::move(stack));
+  } catch (const c10::Error& e) {
+    forward_failed(e.what_without_backtrace());
+  } catch (const std::exception& e) {
+    forward_failed(e.what());
+  }
+  if (!out.isTensor())
+    fail("model output: expected forward() to return a Tensor, got ", out.type()->str());
+  return out.toTensor();
+}
+
+std::shared_ptr<const Model> Model::replica(c10::Device device, size_t index) const {
+  if (device == device_ && index == 0) return shared_from_this();
+  std::lock_guard<std::mutex> lock(replicas_mutex_);
+  auto& slot = replicas_[device.str() + "#" + std::to_string(index)];
+  if (!slot) {
+    torch::jit::Module copy = module_.clone();
+    copy.to(device);
+    slot = std::shared_ptr<Model>(new Model(std::move(copy), device, path_));
+  }
+  return slot;
+}
+
+}  // namespace tx

@@ -1,0 +1,48 @@
+// A loaded TorchScript module and the one way every algorithm calls it.
+#pragma once
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "value.h"
+
+namespace tx {
+
+c10::Device parse_device(const std::string& spec);
+
+class Model : public std::enable_shared_from_this<Model> {
+ public:
+  static std::shared_ptr<Model> load(const std::string& path, const std::string& device);
+
+  // Forward pass; `extra` are additional forward arguments already converted
+  // by convert_extra(). Errors raised inside the model are reported as such.
+  torch::Tensor forward(const std::vector<torch::Tensor>& inputs,
+                        const std::vector<c10::IValue>& extra) const;
+
+  // JavaScript values -> IValues of the types forward() declares after the inputs.
+  std::vector<c10::IValue> convert_extra(const List& extra, size_t num_inputs) const;
+
+  std::vector<std::string> layers() const;
+  std::string signature() const;
+  c10::Device device() const { return device_; }
+  const std::string& path() const { return path_; }
+
+  // The model on `device` for worker `slot`: slot 0 on the model's own device
+  // is the model itself, anything else a cached clone, so that worker threads
+  // never share a module.
+  std::shared_ptr<const Model> replica(c10::Device device, size_t slot) const;
+
+ private:
+  Model(torch::jit::Module module, c10::Device device, std::string path);
+  const std::vector<c10::Argument>& arguments() const;
+
+  mutable torch::jit::Module module_;
+  c10::Device device_;
+  std::string path_;
+  mutable std::mutex replicas_mutex_;
+  mutable std::map<std::string, std::shared_ptr<Model>> replicas_;
+};
+
+}  // namespace tx

@@ -1,0 +1,94 @@
+// NoiseTunnel: any attribution method averaged over noisy copies of the
+// inputs (SmoothGrad, SmoothGrad-squared, VarGrad).
+#include "algorithms.h"
+#include "errors.h"
+
+namespace tx {
+
+namespace {
+
+// Baselines for the expanded batch: per-example baselines follow their
+// example; with drawBaselineFromDistrib every row draws a random reference.
+Value expand_baselines(const Value& v, const Context& ctx, const torch::Tensor& examples, bool draw) {
+  auto one = [&](const Value& b) -> Value {
+    if (!b.is_tensor()) return b;
+    const torch::Tensor& t = b.tensor;
+    if (draw) {
+      torch::Tensor pick = torch::randint(t.size(0), {examples.size(0)}, torch::kLong);
+      return Value::of(t.index_select(0, pick.to(t.device())));
+    }
+    if (t.dim() > 0 && t.size(0) == ctx.batch && ctx.batch > 1)
+      return Value::of(t.index_select(0, examples.to(t.device())));
+    return b;
+  };
+  if (!v.is_list()) return one(v);
+  List out;
+  for (const auto& b : *v.list) out.push_back(one(b));
+  return Value::of(out);
+}
+
+}  // namespace
+
+Result noise_tunnel(const Context& ctx, const Options& o) {
+  const Value& base_v = o.get("base");
+  if (base_v.kind != Value::Kind::String) fail("NoiseTunnel: expected the wrapped attribution method");
+  std::string base = base_v.string;
+  if (base == "NoiseTunnel" || base == "forward") fail("NoiseTunnel: cannot wrap '", base, "'");
+  std::string type = o.choice("ntType", "smoothgrad", {"smoothgrad", "smoothgrad_sq", "vargrad"});
+  int64_t samples = o.has("ntSamples") ? o.integer("ntSamples", 5, 1) : o.integer("nSamples", 5, 1);
+  int64_t per_batch = o.integer("ntSamplesBatchSize", samples, 1);
+  auto stdevs = per_input_numbers(o.get("stdevs"), ctx.inputs.size(), "stdevs", 1.0);
+  bool draw = o.boolean("drawBaselineFromDistrib", false);
+  bool want_delta = o.boolean("returnConvergenceDelta", false);
+  for (size_t i = 0; i < ctx.inputs.size(); ++i)
+    if (stdevs[i] != 0 && !at::isFloatingType(ctx.inputs[i].scalar_type()))
+      fail("inputs[", i, "]: NoiseTunnel adds noise, which needs floating-point inputs, got ",
+           dtype_str(ctx.inputs[i].scalar_type()));
+
+  std::vector<std::string> own = {"base", "ntType", "ntSamples", "nSamples", "ntSamplesBatchSize", "stdevs",
+                                  "drawBaselineFromDistrib"};
+  own.insert(own.end(), context_keys().begin(), context_keys().end());
+  Object base_options = o.without(own);
+  const Value baselines = o.get("baselines");
+
+  std::vector<torch::Tensor> sum, sum_sq;
+  std::vector<torch::Tensor> deltas;
+  for (int64_t done = 0; done < samples; done += per_batch) {
+    int64_t s = std::min(per_batch, samples - done);
+    torch::Tensor examples = torch::arange(ctx.batch * s, torch::kLong).div(s, "floor");
+    torch::Tensor ex_dev = examples.to(ctx.model->device());
+    std::vector<torch::Tensor> noisy;
+    for (size_t i = 0; i < ctx.inputs.size(); ++i) {
+      torch::Tensor x = ctx.inputs[i].index_select(0, ex_dev);
+      if (stdevs[i] != 0) x = x + torch::randn_like(x) * stdevs[i];
+      noisy.push_back(x);
+    }
+    Options part(base_options);
+    if (!baselines.is_none()) part.set("baselines", expand_baselines(baselines, ctx, examples, draw));
+    Result r = invoke(base, ctx.with_rows(noisy, examples), part);
+    for (size_t i = 0; i < r.attributions.size(); ++i) {
+      const torch::Tensor& a = r.attributions[i];
+      std::vector<int64_t> shape = {ctx.batch, s};
+      shape.insert(shape.end(), a.sizes().begin() + 1, a.sizes().end());
+      torch::Tensor v = a.reshape(shape);
+      torch::Tensor s1 = v.sum(1), s2 = v.pow(2).sum(1);
+      if (sum.size() <= i) {
+        sum.push_back(s1);
+        sum_sq.push_back(s2);
+      } else {
+        sum[i] += s1;
+        sum_sq[i] += s2;
+      }
+    }
+    if (r.delta.defined()) deltas.push_back(r.delta);
+  }
+  Result out;
+  for (size_t i = 0; i < sum.size(); ++i) {
+    torch::Tensor mean = sum[i] / static_cast<double>(samples), mean_sq = sum_sq[i] / static_cast<double>(samples);
+    out.attributions.push_back(type == "smoothgrad" ? mean : type == "smoothgrad_sq" ? mean_sq : mean_sq - mean * mean);
+  }
+  if (want_delta && !deltas.empty()) out.delta = torch::cat(deltas, 0);
+  return out;
+}
+
+}  // namespace tx

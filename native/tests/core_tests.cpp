@@ -1,0 +1,142 @@
+// C++ tests of the core, runnable with LibTorch alone (ctest), e.g. on a GPU
+// machine: core_tests <fixtures/golden> [device].
+#include <cmath>
+#include <functional>
+#include <iostream>
+
+#include "algorithms.h"
+#include "approximation.h"
+#include "errors.h"
+
+using namespace tx;
+
+namespace {
+
+int failures = 0, passed = 0;
+std::string fixtures;
+std::string device = "cpu";
+
+void check(bool ok, const std::string& what) {
+  if (ok) {
+    ++passed;
+  } else {
+    ++failures;
+    std::cerr << "FAILED: " << what << "\n";
+  }
+}
+
+bool close(const torch::Tensor& a, const torch::Tensor& b, double tol = 1e-4) {
+  auto x = a.to(torch::kCPU, torch::kDouble), y = b.to(torch::kCPU, torch::kDouble);
+  return x.sizes() == y.sizes() && (x - y).abs().max().item<double>() <= tol * std::max(1.0, y.abs().max().item<double>());
+}
+
+void expect_error(const std::function<void()>& f, const std::string& fragment, const std::string& what) {
+  try {
+    f();
+    check(false, what + " (no error)");
+  } catch (const std::exception& e) {
+    bool ok = std::string(e.what()).find(fragment) != std::string::npos;
+    if (!ok) std::cerr << "  message was: " << e.what() << "\n";
+    check(ok, what);
+  }
+}
+
+Request request(const std::string& model, std::vector<torch::Tensor> inputs, Object options) {
+  return {Model::load(fixtures + "/" + model, device), std::move(inputs), Options(std::move(options))};
+}
+
+void test_quadrature() {
+  std::vector<double> x, w;
+  for (int64_t n = 1; n <= 64; n = n * 2 + 1) {
+    gauss_legendre(n, x, w);
+    double sum = 0;
+    for (double v : w) sum += v;
+    check(std::abs(sum - 2.0) < 1e-12, "Gauss-Legendre weights sum to 2, n=" + std::to_string(n));
+    // Exact for polynomials of degree 2n-1: integral of x^(2n-2) over [-1, 1].
+    int64_t d = 2 * n - 2;
+    double q = 0;
+    for (int64_t i = 0; i < n; ++i) q += w[i] * std::pow(x[i], static_cast<double>(d));
+    check(std::abs(q - 2.0 / (d + 1)) < 1e-10, "Gauss-Legendre exact to degree 2n-1, n=" + std::to_string(n));
+    for (int64_t i = 1; i < n; ++i) check(x[i] > x[i - 1], "Gauss-Legendre nodes ascend");
+  }
+  gauss_legendre(3, x, w);
+  check(std::abs(x[2] - std::sqrt(0.6)) < 1e-14 && std::abs(w[1] - 8.0 / 9.0) < 1e-14, "Gauss-Legendre n=3 closed form");
+  auto left = quadrature("riemann_left", 4);
+  check(left.alphas[0] == 0.0 && std::abs(left.alphas[3] - 0.75) < 1e-7, "riemann_left alphas");
+  auto trap = quadrature("riemann_trapezoid", 5);
+  check(std::abs(trap.weights[0] - 0.1) < 1e-12 && std::abs(trap.weights[2] - 0.2) < 1e-12, "trapezoid weights");
+  expect_error([] { quadrature("riemann_left", 1); }, "at least 2 steps", "riemann needs 2 steps");
+  expect_error([] { quadrature("simpson", 4); }, "method: expected one of", "unknown method");
+}
+
+void test_integrated_gradients() {
+  // The reference library's README example (golden case ig_toy_readme).
+  auto x = torch::tensor({0.29611194133758545f, 0.516562283039093f, 0.2516707181930542f, 0.6885567903518677f,
+                          0.07397246360778809f, 0.866521954536438f}).view({2, 3});
+  Result r = run("IntegratedGradients", request("toy.pt", {x}, {{"target", Value::of(0.0)},
+                                                                 {"returnConvergenceDelta", Value::of(true)}}));
+  auto expected = torch::tensor({-0.5922, -1.5497, -1.0067, 0.0, -0.2219, -5.1991}).view({2, 3});
+  check(close(r.attributions[0], expected, 1e-4), "IG on the toy model matches the reference");
+  check(r.delta.abs().max().item<double>() < 1e-4, "IG convergence delta is small");
+
+  // Completeness on the MLP with many steps, and chunking / replicas change nothing.
+  torch::manual_seed(0);
+  auto m = torch::randn({4, 8});
+  // The MLP has ReLU kinks, so the quadrature error falls slowly: check that it does.
+  Object base = {{"target", Value::of(2.0)}, {"nSteps", Value::of(400.0)}, {"method", Value::of(std::string("riemann_trapezoid"))},
+                 {"returnConvergenceDelta", Value::of(true)}};
+  Result full = run("IntegratedGradients", request("mlp.pt", {m}, base));
+  Object few = base;
+  few["nSteps"] = Value::of(20.0);
+  Result coarse = run("IntegratedGradients", request("mlp.pt", {m}, few));
+  double fine_err = full.delta.abs().max().item<double>(), coarse_err = coarse.delta.abs().max().item<double>();
+  check(fine_err < 1e-2 && fine_err < coarse_err / 10, "IG completeness on the MLP: |delta| " + std::to_string(fine_err) +
+                                                           " with 400 steps, " + std::to_string(coarse_err) + " with 20");
+  Object chunked = base;
+  chunked["internalBatchSize"] = Value::of(7.0);
+  Result c = run("IntegratedGradients", request("mlp.pt", {m}, chunked));
+  check(close(c.attributions[0], full.attributions[0], 1e-5), "chunked IG equals unchunked IG");
+  Object two = chunked;
+  two["devices"] = Value::of(List{Value::of(std::string(device)), Value::of(std::string(device))});
+  Result d = run("IntegratedGradients", request("mlp.pt", {m}, two));
+  check(close(d.attributions[0], full.attributions[0], 1e-5), "IG over two replicas equals one");
+}
+
+void test_errors() {
+  auto x = torch::rand({2, 3});
+  expect_error([] { Model::load(fixtures + "/missing.pt", "cpu"); }, "no such file", "missing model file");
+  expect_error([] { Model::load(fixtures + "/README.md", "cpu"); }, "is not a TorchScript model", "non-TorchScript file");
+  expect_error([&] { run("Saliency", request("toy.pt", {x}, {{"target", Value::of(5.0)}})); },
+               "target: index 5 is out of range", "target out of range");
+  expect_error([&] { run("IntegratedGradients", request("toy.pt", {x}, {{"target", Value::of(0.0)}, {"nSteps", Value::of(0.0)}})); },
+               "nSteps: expected an integer >= 1", "nSteps < 1");
+  expect_error([&] { run("IntegratedGradients", request("toy.pt", {x}, {{"target", Value::of(0.0)}, {"baselines", Value::of(torch::zeros({2, 4}))}})); },
+               "baselines[0]: shape [2, 4] does not match input 0", "baseline shape mismatch");
+  expect_error([&] { run("Saliency", request("toy.pt", {torch::ones({2, 3}, torch::kLong)}, {{"target", Value::of(0.0)}})); },
+               "floating-point inputs", "integer inputs");
+  expect_error([&] { run("Saliency", request("toy.pt", {torch::rand({2, 5})}, {{"target", Value::of(0.0)}})); },
+               "model forward failed", "forward throws");
+  expect_error([&] { run("Saliency", request("toy.pt", {x}, {{"target", Value::of(0.0)}, {"nstep", Value::of(3.0)}})); },
+               "unknown option nstep", "unknown option");
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc < 2) {
+    std::cerr << "usage: core_tests <golden fixtures folder> [device]\n";
+    return 2;
+  }
+  fixtures = argv[1];
+  if (argc > 2) device = argv[2];
+  for (auto& [name, fn] : std::vector<std::pair<std::string, void (*)()>>{
+           {"quadrature", test_quadrature}, {"integrated gradients", test_integrated_gradients}, {"errors", test_errors}}) {
+    try {
+      fn();
+    } catch (const std::exception& e) {
+      check(false, name + " threw: " + e.what());
+    }
+  }
+  std::cout << "core_tests: " << passed << " passed, " << failures << " failed\n";
+  return failures ? 1 : 0;
+}
