@@ -1,0 +1,109 @@
+#!/usr/bin/env python3
+"""Makes the bundled TorchScript models in models/ (run with Debian's python3-torch
+and python3-sklearn: /usr/bin/python3 scripts/make_models.py).
+
+- digits_cnn.pt: a small CNN trained on sklearn's bundled 8x8 digits, used by the
+  demo; digits_samples.json holds a few held-out images and labels.
+- bench_convnet.pt (3x32x32 inputs) and bench_mlp.pt (64 features): untrained,
+  seeded models for the benchmarks, where only the cost of the passes matters.
+"""
+import json
+import os
+
+import torch
+import torch.nn as nn
+from sklearn.datasets import load_digits
+
+OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "models")
+
+
+class DigitsCNN(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv1 = nn.Conv2d(1, 8, 3, padding=1)
+        self.relu1 = nn.ReLU()
+        self.pool = nn.MaxPool2d(2)
+        self.conv2 = nn.Conv2d(8, 16, 3, padding=1)
+        self.relu2 = nn.ReLU()
+        self.gap = nn.AdaptiveAvgPool2d(1)
+        self.fc = nn.Linear(16, 10)
+
+    def forward(self, x):
+        x = self.pool(self.relu1(self.conv1(x)))
+        x = self.gap(self.relu2(self.conv2(x)))
+        return self.fc(x.flatten(1))
+
+
+class ConvNet(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv1 = nn.Conv2d(3, 16, 3, padding=1)
+        self.relu1 = nn.ReLU()
+        self.pool1 = nn.MaxPool2d(2)
+        self.conv2 = nn.Conv2d(16, 32, 3, padding=1)
+        self.relu2 = nn.ReLU()
+        self.pool2 = nn.MaxPool2d(2)
+        self.fc = nn.Linear(32 * 8 * 8, 10)
+
+    def forward(self, x):
+        x = self.pool1(self.relu1(self.conv1(x)))
+        x = self.pool2(self.relu2(self.conv2(x)))
+        return self.fc(x.flatten(1))
+
+
+class MLP(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc1 = nn.Linear(64, 128)
+        self.relu1 = nn.ReLU()
+        self.fc2 = nn.Linear(128, 128)
+        self.relu2 = nn.ReLU()
+        self.fc3 = nn.Linear(128, 10)
+
+    def forward(self, x):
+        return self.fc3(self.relu2(self.fc2(self.relu1(self.fc1(x)))))
+
+
+def train_digits():
+    digits = load_digits()
+    x = torch.tensor(digits.images, dtype=torch.float32).unsqueeze(1) / 16.0
+    y = torch.tensor(digits.target, dtype=torch.long)
+    g = torch.Generator().manual_seed(0)
+    order = torch.randperm(len(x), generator=g)
+    train, test = order[:1500], order[1500:]
+    model = DigitsCNN()
+    opt = torch.optim.Adam(model.parameters(), lr=0.01)
+    for epoch in range(40):
+        for batch in train.split(100):
+            opt.zero_grad()
+            loss = nn.functional.cross_entropy(model(x[batch]), y[batch])
+            loss.backward()
+            opt.step()
+    model.eval()
+    with torch.no_grad():
+        accuracy = (model(x[test]).argmax(1) == y[test]).float().mean().item()
+    print(f"digits_cnn: held-out accuracy {accuracy:.3f}")
+    samples = test[:6]
+    return model, {
+        "accuracy": round(accuracy, 4),
+        "labels": y[samples].tolist(),
+        "shape": [len(samples), 1, 8, 8],
+        "images": [round(v, 6) for v in x[samples].flatten().tolist()],
+    }
+
+
+def main():
+    os.makedirs(OUT, exist_ok=True)
+    torch.manual_seed(0)
+    model, samples = train_digits()
+    torch.jit.script(model).save(os.path.join(OUT, "digits_cnn.pt"))
+    with open(os.path.join(OUT, "digits_samples.json"), "w") as f:
+        json.dump(samples, f)
+    torch.manual_seed(1)
+    torch.jit.script(ConvNet().eval()).save(os.path.join(OUT, "bench_convnet.pt"))
+    torch.jit.script(MLP().eval()).save(os.path.join(OUT, "bench_mlp.pt"))
+    print("wrote", sorted(os.listdir(OUT)))
+
+
+if __name__ == "__main__":
+    main()
