@@ -27,6 +27,7 @@ interface Addon {
   loadModel(path: string, device: string): Promise<NativeModel>;
   run(algorithm: string, model: NativeModel, inputs: NativeTensor[], options: object): Promise<NativeResult>;
   manualSeed(seed: number): void;
+  benchFloor(model: NativeModel, inputs: NativeTensor[], target: number, chunk: number, rounds: number, backward: boolean): number;
   info(): { libtorch: string; cuda: boolean; cudaDevices: number; algorithms: string[] };
 }
 

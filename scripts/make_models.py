@@ -51,17 +51,15 @@ class ConvNet(nn.Module):
         return self.fc(x.flatten(1))
 
 
-class MLP(nn.Module):
+class TinyMLP(nn.Module):
     def __init__(self):
         super().__init__()
-        self.fc1 = nn.Linear(64, 128)
-        self.relu1 = nn.ReLU()
-        self.fc2 = nn.Linear(128, 128)
-        self.relu2 = nn.ReLU()
-        self.fc3 = nn.Linear(128, 10)
+        self.fc1 = nn.Linear(64, 32)
+        self.relu = nn.ReLU()
+        self.fc2 = nn.Linear(32, 10)
 
     def forward(self, x):
-        return self.fc3(self.relu2(self.fc2(self.relu1(self.fc1(x)))))
+        return self.fc2(self.relu(self.fc1(x)))
 
 
 def train_digits():
@@ -101,7 +99,7 @@ def main():
         json.dump(samples, f)
     torch.manual_seed(1)
     torch.jit.script(ConvNet().eval()).save(os.path.join(OUT, "bench_convnet.pt"))
-    torch.jit.script(MLP().eval()).save(os.path.join(OUT, "bench_mlp.pt"))
+    torch.jit.script(TinyMLP().eval()).save(os.path.join(OUT, "bench_mlp.pt"))
     print("wrote", sorted(os.listdir(OUT)))
 
 

@@ -8,6 +8,8 @@
 #include <cstring>
 
 #include "algorithms.h"
+#include "bench.h"
+#include "executor.h"
 #include "errors.h"
 
 namespace {
@@ -276,6 +278,41 @@ Napi::Value LoadModel(const Napi::CallbackInfo& info) {
       [](Napi::Env, std::shared_ptr<tx::Model>& m) -> Napi::Value { return ModelWrap::Wrap(m); });
 }
 
+// Completions of work queued on the core's compute thread come back to the
+// JavaScript thread through one thread-safe function, so that a call costs
+// two thread hand-offs (main -> compute -> main) and nothing else.
+struct Completion {
+  Napi::Promise::Deferred deferred;
+  tx::Result result;
+  std::string error;
+};
+Napi::ThreadSafeFunction completions;
+size_t in_flight = 0;  // touched on the JavaScript thread only
+
+Napi::Value ResultValue(Napi::Env env, tx::Result& r) {
+  Napi::Object out = Napi::Object::New(env);
+  Napi::Array attrs = Napi::Array::New(env, r.attributions.size());
+  for (size_t i = 0; i < r.attributions.size(); ++i) attrs.Set(static_cast<uint32_t>(i), TensorWrap::Wrap(env, r.attributions[i]));
+  out.Set("attributions", attrs);
+  if (r.delta.defined()) out.Set("delta", TensorWrap::Wrap(env, r.delta));
+  return out;
+}
+
+void Settle(Napi::Env env, Napi::Function, Completion* c) {
+  std::unique_ptr<Completion> done(c);
+  if (env == nullptr) return;  // the environment is shutting down
+  if (--in_flight == 0) completions.Unref(env);
+  if (!done->error.empty()) {
+    done->deferred.Reject(Napi::Error::New(env, done->error).Value());
+    return;
+  }
+  try {
+    done->deferred.Resolve(ResultValue(env, done->result));
+  } catch (const std::exception& e) {
+    done->deferred.Reject(Napi::Error::New(env, error_message(e)).Value());
+  }
+}
+
 // run(algorithm, model, inputs, options) -> Promise<{ attributions, delta? }>
 Napi::Value Run(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
@@ -301,16 +338,20 @@ Napi::Value Run(const Napi::CallbackInfo& info) {
   } catch (const std::exception& e) {
     return Rejected(env, error_message(e));
   }
-  return Start<tx::Result>(
-      env, [name, req] { return tx::run(name, req); },
-      [](Napi::Env env, tx::Result& r) -> Napi::Value {
-        Napi::Object out = Napi::Object::New(env);
-        Napi::Array attrs = Napi::Array::New(env, r.attributions.size());
-        for (size_t i = 0; i < r.attributions.size(); ++i) attrs.Set(static_cast<uint32_t>(i), TensorWrap::Wrap(env, r.attributions[i]));
-        out.Set("attributions", attrs);
-        if (r.delta.defined()) out.Set("delta", TensorWrap::Wrap(env, r.delta));
-        return out;
-      });
+  auto* c = new Completion{Napi::Promise::Deferred::New(env), {}, {}};
+  Napi::Promise promise = c->deferred.Promise();
+  if (in_flight++ == 0) completions.Ref(env);  // keep the process alive until it settles
+  tx::submit(0, [c, name, req = std::move(req)] {
+    try {
+      c->result = tx::run(name, req);
+    } catch (const std::exception& e) {
+      c->error = error_message(e);
+    } catch (...) {
+      c->error = "unknown native error";
+    }
+    if (completions.NonBlockingCall(c, Settle) != napi_ok) delete c;
+  });
+  return promise;
 }
 
 Napi::Value ManualSeed(const Napi::CallbackInfo& info) {
@@ -320,6 +361,31 @@ Napi::Value ManualSeed(const Napi::CallbackInfo& info) {
   }
   torch::manual_seed(static_cast<uint64_t>(info[0].As<Napi::Number>().Int64Value()));
   return info.Env().Undefined();
+}
+
+// benchFloor(model, inputs, target, chunk, rounds, backward) -> seconds per
+// round of the bare model's passes; synchronous, for the benchmarks only.
+Napi::Value BenchFloor(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  try {
+    if (!ModelWrap::Is(info[0]) || !info[1].IsArray()) tx::fail("benchFloor(model, inputs, target, chunk, rounds, backward)");
+    auto model = ModelWrap::Unwrap(info[0].As<Napi::Object>())->model();
+    std::vector<torch::Tensor> rows;
+    Napi::Array a = info[1].As<Napi::Array>();
+    for (uint32_t i = 0; i < a.Length(); ++i) {
+      if (!TensorWrap::Is(a.Get(i))) tx::fail("inputs[", i, "]: expected a Tensor");
+      rows.push_back(TensorWrap::Unwrap(a.Get(i).As<Napi::Object>())->tensor().to(model->device()));
+    }
+    int64_t target = info[2].As<Napi::Number>().Int64Value();
+    int64_t chunk = info[3].As<Napi::Number>().Int64Value();
+    int rounds = info[4].As<Napi::Number>().Int32Value();
+    bool backward = info[5].ToBoolean();
+    double s = backward ? tx::time_forward_backward(*model, rows, target, chunk, rounds) : tx::time_forward(*model, rows, chunk, rounds);
+    return Napi::Number::New(env, s);
+  } catch (const std::exception& e) {
+    Napi::Error::New(env, error_message(e)).ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
 }
 
 Napi::Value Info(const Napi::CallbackInfo& info) {
@@ -336,6 +402,9 @@ Napi::Value Info(const Napi::CallbackInfo& info) {
 }
 
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  completions = Napi::ThreadSafeFunction::New(env, Napi::Function::New(env, [](const Napi::CallbackInfo&) {}),
+                                              "torchexplain", 0, 1);
+  completions.Unref(env);  // only work in flight keeps the process alive (see Run)
   TensorWrap::Init(env, exports);
   ModelWrap::Init(env, exports);
   exports.Set("tensorFromBuffer", Napi::Function::New(env, TensorFromBuffer));
@@ -343,6 +412,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("run", Napi::Function::New(env, Run));
   exports.Set("manualSeed", Napi::Function::New(env, ManualSeed));
   exports.Set("info", Napi::Function::New(env, Info));
+  exports.Set("benchFloor", Napi::Function::New(env, BenchFloor));
   return exports;
 }
 

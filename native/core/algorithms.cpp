@@ -1,6 +1,7 @@
 #include "algorithms.h"
 
 #include "errors.h"
+#include "executor.h"
 
 namespace tx {
 
@@ -49,8 +50,10 @@ Result invoke(const std::string& name, const Context& ctx, const Options& option
 }
 
 Result run(const std::string& name, const Request& req) {
-  Context ctx = make_context(req);
-  return invoke(name, ctx, req.options);
+  return run_on<Result>(0, [&] {
+    Context ctx = make_context(req);
+    return invoke(name, ctx, req.options);
+  });
 }
 
 }  // namespace tx

@@ -1,6 +1,8 @@
 #include "approximation.h"
 
 #include <cmath>
+#include <map>
+#include <mutex>
 
 #include "errors.h"
 
@@ -51,8 +53,9 @@ void gauss_legendre(int64_t n, std::vector<double>& nodes, std::vector<double>& 
   if (n % 2 == 1) nodes[n / 2] = 0.0;
 }
 
-Quadrature quadrature(const std::string& method, int64_t n) {
-  if (n < 1) fail("nSteps: expected an integer >= 1, got ", n);
+namespace {
+
+Quadrature compute(const std::string& method, int64_t n) {
   Quadrature q;
   if (method == "gausslegendre") {
     std::vector<double> x, w;
@@ -83,6 +86,22 @@ Quadrature quadrature(const std::string& method, int64_t n) {
     q.weights.front() /= 2;
     q.weights.back() /= 2;
   }
+  return q;
+}
+
+}  // namespace
+
+Quadrature quadrature(const std::string& method, int64_t n) {
+  if (n < 1) fail("nSteps: expected an integer >= 1, got ", n);
+  // Rules are reused across calls (Gauss-Legendre's Newton iterations are not free).
+  static std::mutex mutex;
+  static std::map<std::pair<std::string, int64_t>, Quadrature> cache;
+  std::lock_guard<std::mutex> lock(mutex);
+  auto key = std::make_pair(method, n);
+  auto it = cache.find(key);
+  if (it != cache.end()) return it->second;
+  Quadrature q = compute(method, n);
+  if (cache.size() < 256) cache.emplace(key, q);
   return q;
 }
 

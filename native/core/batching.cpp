@@ -1,13 +1,26 @@
 #include "batching.h"
 
 #include <exception>
-#include <thread>
+#include <future>
+
+#include "executor.h"
 
 #include "errors.h"
 
 namespace tx {
 
+torch::Tensor Rows::examples(int64_t begin, int64_t end) const {
+  torch::Tensor r = torch::arange(begin, end, torch::kLong);
+  return example_major ? r.div(count / batch, "floor") : r.remainder(batch);
+}
+
 namespace {
+
+// Which example each row of [begin, end) explains, when anything needs to
+// know (per-example targets or forward arguments); undefined otherwise.
+torch::Tensor examples_if_needed(const Context& ctx, const Rows& rows, int64_t begin, int64_t end) {
+  return ctx.per_example() ? rows.examples(begin, end) : torch::Tensor();
+}
 
 // Boundaries of the chunks: internalBatchSize rows each, or an even split
 // over the workers when no size is given.
@@ -32,35 +45,36 @@ void for_each_chunk(const Context& ctx, const std::vector<std::pair<int64_t, int
     run(0);
     return;
   }
-  std::vector<std::exception_ptr> errors(workers);
-  std::vector<std::thread> threads;
+  // Worker w runs on compute thread w: extra workers get long-lived threads
+  // of their own, so that each device's thread state stays warm.
+  std::vector<std::future<void>> others;
   for (size_t w = 1; w < workers; ++w)
-    threads.emplace_back([&, w] {
-      try {
-        run(w);
-      } catch (...) {
-        errors[w] = std::current_exception();
-      }
-    });
+    others.push_back(submit(w, [&, w] { run(w); }));
+  std::exception_ptr first;
   try {
     run(0);
   } catch (...) {
-    errors[0] = std::current_exception();
+    first = std::current_exception();
   }
-  for (auto& t : threads) t.join();
-  for (auto& e : errors)
-    if (e) std::rethrow_exception(e);
+  for (auto& f : others) {
+    try {
+      f.get();
+    } catch (...) {
+      if (!first) first = std::current_exception();
+    }
+  }
+  if (first) std::rethrow_exception(first);
 }
 
 // Gradients of the target output for one chunk, moved back to the main device.
 std::vector<torch::Tensor> chunk_gradients(const Context& ctx, const Model& model, const Rows& rows,
                                            const Chunk& chunk, int64_t begin, int64_t end) {
   c10::Device dev = model.device();
-  torch::Tensor examples = rows.examples.slice(0, begin, end);
+  torch::Tensor examples = examples_if_needed(ctx, rows, begin, end);
   std::vector<torch::Tensor> leaves;
   leaves.reserve(chunk.inputs.size());
-  for (const auto& x : chunk.inputs) leaves.push_back(x.to(dev).detach().requires_grad_(true));
-  torch::Tensor out = model.forward(leaves, select_extra(ctx.extra, ctx.batch, examples));
+  for (const auto& x : chunk.inputs) leaves.push_back((x.device() == dev ? x : x.to(dev)).detach().requires_grad_(true));
+  torch::Tensor out = model.forward(leaves, examples.defined() ? select_extra(ctx.extra, ctx.batch, examples) : ctx.extra);
   torch::Tensor selected = ctx.target.select_scalars(out, examples);
   std::vector<torch::Tensor> grads;
   if (selected.requires_grad()) {
@@ -70,7 +84,7 @@ std::vector<torch::Tensor> chunk_gradients(const Context& ctx, const Model& mode
   }
   for (size_t i = 0; i < grads.size(); ++i) {
     if (!grads[i].defined()) grads[i] = torch::zeros_like(leaves[i]);
-    grads[i] = grads[i].to(ctx.model->device());
+    if (grads[i].device() != ctx.model->device()) grads[i] = grads[i].to(ctx.model->device());
   }
   return grads;
 }
@@ -87,9 +101,14 @@ std::vector<torch::Tensor> sum_gradients(const Context& ctx, const Rows& rows, c
     Chunk chunk = build(part.first, part.second);
     auto grads = chunk_gradients(ctx, model, rows, chunk, part.first, part.second);
     if (chunk.finish) chunk.finish(grads);
-    torch::Tensor idx = rows.examples.slice(0, part.first, part.second).to(ctx.model->device());
+    if (chunk.reduced) {
+      if (acc[w].empty()) acc[w] = std::move(grads);
+      else for (size_t i = 0; i < grads.size(); ++i) acc[w][i] += grads[i];
+      return;
+    }
+    torch::Tensor idx = rows.examples(part.first, part.second).to(ctx.model->device());
     if (acc[w].empty())
-      for (const auto& x : ctx.inputs) acc[w].push_back(torch::zeros(x.sizes(), grads[acc[w].size()].options()));
+      for (size_t i = 0; i < grads.size(); ++i) acc[w].push_back(torch::zeros(ctx.inputs[i].sizes(), grads[i].options()));
     for (size_t i = 0; i < grads.size(); ++i) acc[w][i].index_add_(0, idx, grads[i]);
   });
   std::vector<torch::Tensor> total = acc[0];
@@ -125,16 +144,14 @@ torch::Tensor forward_rows(const Context& ctx, const Rows& rows, const ChunkBuil
     torch::NoGradGuard no_grad;
     auto part = parts[k];
     Chunk chunk = build(part.first, part.second);
-    torch::Tensor examples = rows.examples.slice(0, part.first, part.second);
+    torch::Tensor examples = examples_if_needed(ctx, rows, part.first, part.second);
     std::vector<torch::Tensor> inputs;
     for (const auto& x : chunk.inputs) inputs.push_back(x.to(model.device()));
-    torch::Tensor out = model.forward(inputs, select_extra(ctx.extra, ctx.batch, examples));
+    torch::Tensor out = model.forward(inputs, examples.defined() ? select_extra(ctx.extra, ctx.batch, examples) : ctx.extra);
     pieces[k] = ctx.target.select(out, examples).to(ctx.model->device());
   });
   return parts.size() == 1 ? pieces[0] : torch::cat(pieces, 0);
 }
-
-Rows identity_rows(int64_t batch) { return {batch, torch::arange(batch, torch::kLong)}; }
 
 ChunkBuilder slice_of(const std::vector<torch::Tensor>& tensors) {
   return [tensors](int64_t begin, int64_t end) {
@@ -146,8 +163,8 @@ ChunkBuilder slice_of(const std::vector<torch::Tensor>& tensors) {
 
 torch::Tensor convergence_delta(const Context& ctx, const std::vector<torch::Tensor>& attributions,
                                 const std::vector<torch::Tensor>& start, const std::vector<torch::Tensor>& end) {
-  Rows rows = identity_rows(start[0].size(0));
-  if (rows.count != ctx.batch) rows.examples = torch::arange(rows.count, torch::kLong) % ctx.batch;
+  if (start[0].size(0) != ctx.batch) fail("convergence delta: ", start[0].size(0), " rows for ", ctx.batch, " examples");
+  Rows rows = identity_rows(ctx.batch);
   torch::Tensor f_start = forward_rows(ctx, rows, slice_of(start));
   torch::Tensor f_end = forward_rows(ctx, rows, slice_of(end));
   if (f_start.dim() > 1)

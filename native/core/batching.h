@@ -9,9 +9,20 @@
 
 namespace tx {
 
+// A virtual batch of `count` rows over `batch` original examples, laid out
+// step-major (row r explains example r % batch: path points, all examples at
+// one step together) or example-major (row r explains example r / repeats:
+// one example's samples together).
 struct Rows {
   int64_t count = 0;
-  torch::Tensor examples;  // [count] int64 on CPU: the original example behind each row
+  int64_t batch = 0;
+  bool example_major = false;
+
+  static Rows step_major(int64_t batch, int64_t steps) { return {batch * steps, batch, false}; }
+  static Rows per_example(int64_t batch, int64_t repeats) { return {batch * repeats, batch, true}; }
+  // The example behind each of rows [begin, end): int64 on CPU.
+  torch::Tensor examples(int64_t begin, int64_t end) const;
+  torch::Tensor examples() const { return examples(0, count); }
 };
 
 // The model inputs for rows [begin, end), plus an optional step that turns
@@ -19,6 +30,9 @@ struct Rows {
 struct Chunk {
   std::vector<torch::Tensor> inputs;
   std::function<void(std::vector<torch::Tensor>& grads)> finish;
+  // Set when `finish` already sums its rows per example, leaving tensors
+  // shaped like ctx.inputs (cheaper than a scatter when rows are regular).
+  bool reduced = false;
 };
 using ChunkBuilder = std::function<Chunk(int64_t begin, int64_t end)>;
 
@@ -34,7 +48,7 @@ std::vector<torch::Tensor> row_gradients(const Context& ctx, const Rows& rows, c
 torch::Tensor forward_rows(const Context& ctx, const Rows& rows, const ChunkBuilder& build);
 
 // The identity expansion: one row per example, the inputs as they are.
-Rows identity_rows(int64_t batch);
+inline Rows identity_rows(int64_t batch) { return Rows::step_major(batch, 1); }
 ChunkBuilder slice_of(const std::vector<torch::Tensor>& tensors);
 
 // Convergence delta: sum of attributions - (F(end) - F(start)), per row.

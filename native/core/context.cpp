@@ -71,6 +71,13 @@ Context Context::with_rows(std::vector<torch::Tensor> new_inputs, const torch::T
   return c;
 }
 
+bool Context::per_example() const {
+  if (target.per_example()) return true;
+  for (const auto& e : extra)
+    if (e.isTensor() && e.toTensor().dim() > 0 && e.toTensor().size(0) == batch) return true;
+  return false;
+}
+
 std::vector<c10::IValue> select_extra(const std::vector<c10::IValue>& extra, int64_t batch, const torch::Tensor& examples) {
   std::vector<c10::IValue> out;
   out.reserve(extra.size());

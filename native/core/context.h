@@ -33,6 +33,10 @@ struct Context {
   std::vector<c10::Device> devices; // one worker per entry; [0] is the model's device
   const Options* options = nullptr;
 
+  // Whether anything depends on which example a row explains (per-example
+  // targets or forward arguments with a batch dimension).
+  bool per_example() const;
+
   // The same call on other inputs, with target and per-example forward
   // arguments re-indexed so that new row r explains old example examples[r].
   Context with_rows(std::vector<torch::Tensor> new_inputs, const torch::Tensor& examples) const;

@@ -35,8 +35,8 @@ Result gradient_shap(const Context& ctx, const Options& o) {
   // Each example is drawn `samples` times: noisy input, a random reference
   // from the distribution, and a random point on the path between them.
   int64_t n = ctx.batch, count = n * samples;
-  Rows rows{count, torch::arange(count, torch::kLong).div(samples, "floor")};
-  torch::Tensor examples = rows.examples.to(ctx.model->device());
+  Rows rows = Rows::per_example(n, samples);
+  torch::Tensor examples = rows.examples().to(ctx.model->device());
   std::vector<torch::Tensor> ends, starts;
   for (size_t i = 0; i < ctx.inputs.size(); ++i) {
     torch::Tensor x = ctx.inputs[i].index_select(0, examples);
@@ -68,7 +68,7 @@ Result gradient_shap(const Context& ctx, const Options& o) {
   }
   // The delta is per drawn sample, as in the reference, so keep every row.
   auto per_sample = row_gradients(ctx, rows, build);
-  torch::Tensor delta = convergence_delta(ctx.with_rows(ends, rows.examples), per_sample, starts, ends);
+  torch::Tensor delta = convergence_delta(ctx.with_rows(ends, rows.examples()), per_sample, starts, ends);
   std::vector<torch::Tensor> means;
   for (auto& g : per_sample) {
     std::vector<int64_t> shape = {n, samples};

@@ -1,6 +1,7 @@
 // NoiseTunnel: any attribution method averaged over noisy copies of the
 // inputs (SmoothGrad, SmoothGrad-squared, VarGrad).
 #include "algorithms.h"
+#include "batching.h"
 #include "errors.h"
 
 namespace tx {
@@ -55,7 +56,7 @@ Result noise_tunnel(const Context& ctx, const Options& o) {
   std::vector<torch::Tensor> deltas;
   for (int64_t done = 0; done < samples; done += per_batch) {
     int64_t s = std::min(per_batch, samples - done);
-    torch::Tensor examples = torch::arange(ctx.batch * s, torch::kLong).div(s, "floor");
+    torch::Tensor examples = Rows::per_example(ctx.batch, s).examples();
     torch::Tensor ex_dev = examples.to(ctx.model->device());
     std::vector<torch::Tensor> noisy;
     for (size_t i = 0; i < ctx.inputs.size(); ++i) {

@@ -12,12 +12,14 @@ class Target {
   static Target parse(const Value& v, int64_t batch);
 
   bool is_none() const { return kind_ == Kind::None; }
+  bool per_example() const { return kind_ == Kind::PerExample; }
 
   // The target for a new batch whose row r explains old example examples[r].
   Target reindexed(const torch::Tensor& examples) const;
 
   // The selected value(s) for each row of `output`, where row r explains
-  // original example `examples[r]` (an undefined tensor means row r is example r).
+  // original example `examples[r]` (undefined: row r is example r, or the
+  // target is the same for every row).
   torch::Tensor select(const torch::Tensor& output, const torch::Tensor& examples) const;
 
   // One scalar per row, as gradients need.

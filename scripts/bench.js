@@ -1,0 +1,116 @@
+#!/usr/bin/env node
+// npm run bench: times attribution calls and, in the same process, their
+// floor: the same forward/backward passes of the bare model (native, no
+// torchexplain machinery). Prints a Markdown table (the README's figures).
+"use strict";
+const path = require("path");
+const tx = require("../dist");
+const { native } = require("../dist/native");
+
+const MODELS = path.join(__dirname, "..", "models");
+
+function filled(n, f) {
+  return Float32Array.from({ length: n }, (_, i) => f(i));
+}
+
+// Path points of a zero baseline to x, step-major as IntegratedGradients lays them out.
+function pathRows(x, shape, alphas) {
+  const per = x.length;
+  const out = new Float32Array(per * alphas.length);
+  alphas.forEach((a, k) => {
+    for (let i = 0; i < per; i++) out[k * per + i] = a * x[i];
+  });
+  return tx.tensor(out, [shape[0] * alphas.length, ...shape.slice(1)]);
+}
+
+async function timeCalls(fn, { minSeconds = 2, minCalls = 5, warmup = 3 } = {}) {
+  for (let i = 0; i < warmup; i++) await fn();
+  let calls = 0;
+  const start = process.hrtime.bigint();
+  let elapsed = 0;
+  while (calls < minCalls || elapsed < minSeconds) {
+    await fn();
+    calls++;
+    elapsed = Number(process.hrtime.bigint() - start) / 1e9;
+  }
+  return elapsed / calls;
+}
+
+function floorOf(model, rowsTensor, target, chunk, rounds, backward = true) {
+  return native.benchFloor(model.native, [rowsTensor.native], target, chunk, rounds, backward);
+}
+
+const fmt = (s) => (s >= 0.1 ? `${(s * 1e3).toFixed(0)} ms` : s >= 0.001 ? `${(s * 1e3).toFixed(2)} ms` : `${(s * 1e6).toFixed(0)} µs`);
+
+async function main() {
+  const info = tx.buildInfo();
+  console.log(`torchexplain benchmarks — LibTorch ${info.libtorch}, CPU, ${require("os").cpus().length} cores, node ${process.version}\n`);
+  const rows = [];
+  const report = (name, t, floor, note = "") => {
+    rows.push({ name, t, floor, note });
+    console.error(`  ${name}: ${fmt(t)} (floor ${fmt(floor)}, ${(t / floor).toFixed(3)}x)`);
+  };
+
+  const conv = await tx.loadModel(path.join(MODELS, "bench_convnet.pt"));
+  const mlp = await tx.loadModel(path.join(MODELS, "bench_mlp.pt"));
+  const convShape = [8, 3, 32, 32];
+  const convData = filled(8 * 3 * 32 * 32, (i) => Math.sin(i * 0.37));
+  const convX = tx.tensor(convData, convShape);
+  const steps = 50;
+  const gl = gaussLegendreAlphas(steps);
+
+  // IntegratedGradients on the conv net, whole and chunked.
+  const ig = new tx.IntegratedGradients(conv);
+  const convRows = pathRows(convData, convShape, gl);
+  for (const chunk of [0, 100]) {
+    const opts = { target: 3, nSteps: steps, ...(chunk ? { internalBatchSize: chunk } : {}) };
+    const t = await timeCalls(() => ig.attribute(convX, opts));
+    const floor = floorOf(conv, convRows, 3, chunk, 5);
+    report(`IntegratedGradients, conv net, batch 8 × 3×32×32, 50 steps${chunk ? `, internalBatchSize ${chunk}` : ""}`, t, floor);
+  }
+
+  // GradientShap and SmoothGrad on the conv net: 50 samples per example.
+  const gs = new tx.GradientShap(conv);
+  const baselines = tx.tensor(filled(4 * 3 * 32 * 32, (i) => Math.cos(i) * 0.1), [4, 3, 32, 32]);
+  const sampleRows = pathRows(convData, convShape, new Array(50).fill(0.5));
+  const gsT = await timeCalls(() => gs.attribute(convX, { target: 3, baselines, nSamples: 50 }));
+  report("GradientShap, conv net, batch 8, 50 samples", gsT, floorOf(conv, sampleRows, 3, 0, 5));
+  const nt = new tx.NoiseTunnel(new tx.Saliency(conv));
+  const ntT = await timeCalls(() => nt.attribute(convX, { target: 3, nSamples: 50, stdevs: 0.1 }));
+  report("NoiseTunnel(Saliency), conv net, batch 8, 50 samples", ntT, floorOf(conv, sampleRows, 3, 0, 5));
+
+  // The tiny MLP: per-call overhead dominates.
+  const mlpData = filled(64, (i) => Math.sin(i));
+  const mlpX = tx.tensor(mlpData, [1, 64]);
+  const igM = new tx.IntegratedGradients(mlp);
+  const tM = await timeCalls(() => igM.attribute(mlpX, { target: 1, nSteps: steps }), { minSeconds: 3, minCalls: 200, warmup: 50 });
+  report("IntegratedGradients, tiny MLP, batch 1 × 64, 50 steps", tM, floorOf(mlp, pathRows(mlpData, [1, 64], gl), 1, 0, 2000),
+    "Python Captum: about 4.6 ms on this machine");
+
+  console.log("| benchmark | time per call | floor (bare model passes) | ratio |");
+  console.log("| --- | ---: | ---: | ---: |");
+  for (const r of rows) console.log(`| ${r.name} | ${fmt(r.t)} | ${fmt(r.floor)} | ${(r.t / r.floor).toFixed(2)}× |${r.note ? ` ${r.note}` : ""}`);
+}
+
+// The same points the native Gauss-Legendre rule uses (Newton on P_n).
+function gaussLegendreAlphas(n) {
+  const out = [];
+  for (let i = 0; i < n; i++) {
+    let x = Math.cos((Math.PI * (i + 0.75)) / (n + 0.5));
+    for (let it = 0; it < 100; it++) {
+      let p0 = 1, p1 = x;
+      for (let k = 2; k <= n; k++) [p0, p1] = [p1, ((2 * k - 1) * x * p1 - (k - 1) * p0) / k];
+      const dp = (n * (x * p1 - p0)) / (x * x - 1);
+      const dx = p1 / dp;
+      x -= dx;
+      if (Math.abs(dx) < 1e-15) break;
+    }
+    out.push(0.5 * (1 + x));
+  }
+  return out.sort((a, b) => a - b);
+}
+
+main().catch((e) => {
+  console.error(e);
+  process.exit(1);
+});
