@@ -1,0 +1,19 @@
+// The README's quick start, run as a user would run it, prints the reference numbers.
+import { spawnSync } from "child_process";
+import * as fs from "fs";
+import * as path from "path";
+
+test("README quick start prints Captum's numbers for its README example", () => {
+  const root = path.join(__dirname, "..");
+  const readme = fs.readFileSync(path.join(root, "README.md"), "utf8");
+  const code = readme.split("## Quick start")[1].split("```js")[1].split("```")[0];
+  fs.mkdirSync(path.join(root, "build"), { recursive: true });
+  const file = path.join(root, "build", "readme-quickstart.js");
+  fs.writeFileSync(file, code);
+  const r = spawnSync(process.execPath, [file], { cwd: root, encoding: "utf8" });
+  expect(r.stderr).toBe("");
+  const lines = r.stdout.trim().split("\n");
+  expect(lines[0]).toBe("[ 2, 3 ]");
+  expect(lines[1]).toBe("[[-0.5922,-1.5497,-1.0067],[0,-0.2219,-5.1991]]");
+  expect(code).toContain(lines[1]);
+});
