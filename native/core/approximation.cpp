@@ -14,6 +14,23 @@ const std::vector<std::string>& quadrature_methods() {
   return methods;
 }
 
+namespace {
+
+// P_n(x) and its derivative, by the three-term recurrence.
+void legendre(int64_t n, double x, double& pn, double& dpn) {
+  double p0 = 1.0, p1 = x;
+  for (int64_t k = 2; k <= n; ++k) {
+    double p2 = ((2.0 * k - 1.0) * x * p1 - (k - 1.0) * p0) / k;
+    p0 = p1;
+    p1 = p2;
+  }
+  pn = n == 0 ? 1.0 : p1;
+  double pn1 = n <= 1 ? 1.0 : p0;  // P_{n-1}
+  dpn = n * (x * pn - pn1) / (x * x - 1.0);
+}
+
+}  // namespace
+
 void gauss_legendre(int64_t n, std::vector<double>& nodes, std::vector<double>& weights) {
   nodes.assign(n, 0.0);
   weights.assign(n, 0.0);
@@ -21,31 +38,15 @@ void gauss_legendre(int64_t n, std::vector<double>& nodes, std::vector<double>& 
   // Roots are symmetric: find the upper half by Newton's method on P_n from
   // the classical cosine initial guess, then mirror.
   for (int64_t i = 0; i < (n + 1) / 2; ++i) {
-    double x = std::cos(pi * (i + 0.75) / (n + 0.5));
-    double dp = 0;
+    double x = std::cos(pi * (i + 0.75) / (n + 0.5)), pn, dpn;
     for (int iter = 0; iter < 100; ++iter) {
-      double p0 = 1.0, p1 = x;  // P_0, P_1
-      for (int64_t k = 2; k <= n; ++k) {
-        double p2 = ((2.0 * k - 1.0) * x * p1 - (k - 1.0) * p0) / k;
-        p0 = p1;
-        p1 = p2;
-      }
-      double pn = n == 1 ? x : p1, pn1 = n == 1 ? 1.0 : p0;
-      dp = n * (x * pn - pn1) / (x * x - 1.0);
-      double dx = pn / dp;
+      legendre(n, x, pn, dpn);
+      double dx = pn / dpn;
       x -= dx;
       if (std::abs(dx) < 1e-16) break;
     }
-    // Recompute the derivative at the converged root for the weight.
-    double p0 = 1.0, p1 = x;
-    for (int64_t k = 2; k <= n; ++k) {
-      double p2 = ((2.0 * k - 1.0) * x * p1 - (k - 1.0) * p0) / k;
-      p0 = p1;
-      p1 = p2;
-    }
-    double pn = n == 1 ? x : p1, pn1 = n == 1 ? 1.0 : p0;
-    dp = n * (x * pn - pn1) / (x * x - 1.0);
-    double w = 2.0 / ((1.0 - x * x) * dp * dp);
+    legendre(n, x, pn, dpn);  // the derivative at the converged root gives the weight
+    double w = 2.0 / ((1.0 - x * x) * dpn * dpn);
     nodes[n - 1 - i] = x;
     nodes[i] = -x;
     weights[i] = weights[n - 1 - i] = w;
