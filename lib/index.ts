@@ -11,3 +11,7 @@ import { native } from "./native";
 export function buildInfo() {
   return native.info();
 }
+export {
+  FeatureAblation, FeatureAblationOptions, FeaturePermutation, FeaturePermutationOptions, Occlusion, OcclusionOptions,
+  ShapleyValues, ShapleyValuesOptions, ShapleyValueSampling, ShapleyValueSamplingOptions, PerturbationOptions, FeatureMaskOptions,
+} from "./algorithms/perturbation";

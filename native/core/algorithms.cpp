@@ -28,6 +28,11 @@ const std::vector<Entry>& registry() {
       {"IntegratedGradients", true, integrated_gradients},
       {"GradientShap", true, gradient_shap},
       {"NoiseTunnel", false, noise_tunnel},
+      {"FeatureAblation", false, feature_ablation},
+      {"FeaturePermutation", false, feature_permutation},
+      {"Occlusion", false, occlusion},
+      {"ShapleyValues", false, shapley_values},
+      {"ShapleyValueSampling", false, shapley_value_sampling},
   };
   return entries;
 }

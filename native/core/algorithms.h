@@ -24,5 +24,10 @@ Result input_x_gradient(const Context&, const Options&);      // gradient.cpp
 Result gradient_shap(const Context&, const Options&);         // gradient.cpp
 Result integrated_gradients(const Context&, const Options&);  // integrated_gradients.cpp
 Result noise_tunnel(const Context&, const Options&);          // noise_tunnel.cpp
+Result feature_ablation(const Context&, const Options&);      // perturbation.cpp
+Result feature_permutation(const Context&, const Options&);   // perturbation.cpp
+Result occlusion(const Context&, const Options&);             // perturbation.cpp
+Result shapley_values(const Context&, const Options&);        // perturbation.cpp
+Result shapley_value_sampling(const Context&, const Options&);  // perturbation.cpp
 
 }  // namespace tx

@@ -1,0 +1,90 @@
+// Perturbation family: attributions from forward passes on perturbed copies
+// of the inputs, built and evaluated natively.
+import { Attribution, AttributionResult, Inputs } from "../attribution";
+import type { Tensor } from "../tensor";
+import type { BaselineType, TargetOptions } from "../types";
+
+export interface PerturbationOptions extends TargetOptions {
+  /**
+   * Perturbed copies per forward pass (default 1), or "auto": as many as fit
+   * in `memoryBudget` bytes, which turns hundreds of forward calls on a small
+   * model into a few.
+   */
+  perturbationsPerEval?: number | "auto";
+  /** Bytes that "auto" may spend on perturbed inputs (default 256 MiB). */
+  memoryBudget?: number;
+}
+
+export interface FeatureMaskOptions {
+  /**
+   * Feature ids per input (integer tensors broadcastable to the inputs; a batch
+   * dimension of 1 shares the mask). Ids run from 0 and may span inputs.
+   * Default: every element is its own feature.
+   */
+  featureMask?: Tensor | Tensor[];
+}
+
+export interface FeatureAblationOptions extends PerturbationOptions, FeatureMaskOptions {
+  /** What an ablated feature is replaced with (default 0). */
+  baselines?: BaselineType;
+}
+
+/** Output change when each feature is replaced by its baseline. */
+export class FeatureAblation extends Attribution {
+  readonly algorithm = "FeatureAblation";
+  attribute<I extends Inputs, O extends FeatureAblationOptions = FeatureAblationOptions>(inputs: I, options?: O): Promise<AttributionResult<I, O>> {
+    return this.run(inputs, options);
+  }
+}
+
+export type FeaturePermutationOptions = PerturbationOptions & FeatureMaskOptions;
+
+/** Output change when each feature is shuffled across the batch (needs 2+ examples). */
+export class FeaturePermutation extends Attribution {
+  readonly algorithm = "FeaturePermutation";
+  attribute<I extends Inputs, O extends FeaturePermutationOptions = FeaturePermutationOptions>(inputs: I, options?: O): Promise<AttributionResult<I, O>> {
+    return this.run(inputs, options);
+  }
+}
+
+export interface OcclusionOptions extends PerturbationOptions {
+  /** Window shape per input, without the batch dimension (one array for a single input). */
+  slidingWindowShapes: number[] | number[][];
+  /** Step per dimension (a number for all), per input; default 1. */
+  strides?: number | number[] | (number | number[])[];
+  baselines?: BaselineType;
+}
+
+/** Output change when sliding windows are replaced by the baseline, averaged over the windows covering each element. */
+export class Occlusion extends Attribution {
+  readonly algorithm = "Occlusion";
+  attribute<I extends Inputs, O extends OcclusionOptions = OcclusionOptions>(inputs: I, options: O): Promise<AttributionResult<I, O>> {
+    return this.run(inputs, options);
+  }
+}
+
+export interface ShapleyValuesOptions extends PerturbationOptions, FeatureMaskOptions {
+  /** Value of an absent feature (default 0). */
+  baselines?: BaselineType;
+}
+
+/** Exact Shapley values over the features (every coalition evaluated once; at most 20 features). */
+export class ShapleyValues extends Attribution {
+  readonly algorithm = "ShapleyValues";
+  attribute<I extends Inputs, O extends ShapleyValuesOptions = ShapleyValuesOptions>(inputs: I, options?: O): Promise<AttributionResult<I, O>> {
+    return this.run(inputs, options);
+  }
+}
+
+export interface ShapleyValueSamplingOptions extends ShapleyValuesOptions {
+  /** Random feature orders sampled (default 25). */
+  nSamples?: number;
+}
+
+/** Shapley values estimated from random feature orders. */
+export class ShapleyValueSampling extends Attribution {
+  readonly algorithm = "ShapleyValueSampling";
+  attribute<I extends Inputs, O extends ShapleyValueSamplingOptions = ShapleyValueSamplingOptions>(inputs: I, options?: O): Promise<AttributionResult<I, O>> {
+    return this.run(inputs, options);
+  }
+}
