@@ -17,6 +17,29 @@ export type AttributionResult<I extends Inputs, O> = O extends { returnConvergen
   ? WithDelta<Attributions<I>>
   : Attributions<I>;
 
+export interface ProgressOptions {
+  /** Draw a progress bar on stderr when it is a terminal. */
+  showProgress?: boolean;
+  /** Called with (done, total) perturbations as work proceeds, at most every 100 ms and once at the end. */
+  onProgress?: (done: number, total: number) => void;
+}
+
+function progressCallback(name: string, show?: boolean, user?: (done: number, total: number) => void) {
+  const tty = show && process.stderr.isTTY;
+  if (!tty && !user) return undefined;
+  return (done: number, total: number) => {
+    if (tty) {
+      const width = 30, filled = total ? Math.round((width * done) / total) : width;
+      process.stderr.write(`\r${name} attribution: [${"#".repeat(filled)}${" ".repeat(width - filled)}] ${done}/${total}` + (done >= total ? "\n" : ""));
+    }
+    try {
+      user?.(done, total);
+    } catch {
+      // a failing progress callback must not break the attribution
+    }
+  };
+}
+
 export abstract class Attribution<Init extends object = object> {
   /** The native algorithm's name. */
   abstract readonly algorithm: string;
@@ -39,7 +62,9 @@ export abstract class Attribution<Init extends object = object> {
     const list = Array.isArray(inputs) ? inputs : [inputs];
     for (const [i, t] of list.entries())
       if (!(t instanceof Tensor)) throw new TypeError(`inputs[${i}]: expected a Tensor (make one with tensor())`);
-    const merged = { ...this.init, ...(options ?? {}), ...extra };
+    const { showProgress, onProgress, ...rest } = (options ?? {}) as ProgressOptions & Record<string, unknown>;
+    const progress = progressCallback(algorithm, showProgress, onProgress);
+    const merged = { ...this.init, ...rest, ...extra, ...(progress ? { onProgress: progress } : {}) };
     const r = await native.run(algorithm, this.model.native, list.map((t) => t.native), toNative(merged) as object);
     const tensors = r.attributions.map((t) => new Tensor(t));
     const attributions = (Array.isArray(inputs) ? tensors : tensors[0]) as Attributions<I>;

@@ -79,6 +79,13 @@ async function main() {
   const ntT = await timeCalls(() => nt.attribute(convX, { target: 3, nSamples: 50, stdevs: 0.1 }));
   report("NoiseTunnel(Saliency), conv net, batch 8, 50 samples", ntT, floorOf(conv, sampleRows, 3, 0, 5));
 
+  // Occlusion on the conv net: 49 windows of 3×8×8, all in one batched pass ("auto").
+  const occ = new tx.Occlusion(conv);
+  const occOpts = { target: 3, slidingWindowShapes: [3, 8, 8], strides: [3, 4, 4], perturbationsPerEval: "auto" };
+  const occT = await timeCalls(() => occ.attribute(convX, occOpts));
+  const occRows = tx.tensor(filled(50 * 8 * 3 * 32 * 32, (i) => Math.sin(i * 0.11)), [50 * 8, 3, 32, 32]);
+  report("Occlusion, conv net, batch 8, window 3×8×8, stride 3×4×4 (49 windows)", occT, floorOf(conv, occRows, 3, 0, 5, false));
+
   // The tiny MLP: per-call overhead dominates.
   const mlpData = filled(64, (i) => Math.sin(i));
   const mlpX = tx.tensor(mlpData, [1, 64]);
@@ -86,6 +93,13 @@ async function main() {
   const tM = await timeCalls(() => igM.attribute(mlpX, { target: 1, nSteps: steps }), { minSeconds: 3, minCalls: 200, warmup: 50 });
   report("IntegratedGradients, tiny MLP, batch 1 × 64, 50 steps", tM, floorOf(mlp, pathRows(mlpData, [1, 64], gl), 1, 0, 2000),
     "Python Captum: about 4.6 ms on this machine");
+
+  // FeatureAblation on the tiny MLP: 64 features, one batched pass ("auto") plus the unperturbed one.
+  const fa = new tx.FeatureAblation(mlp);
+  const faT = await timeCalls(() => fa.attribute(mlpX, { target: 1, perturbationsPerEval: "auto" }), { minSeconds: 3, minCalls: 200, warmup: 50 });
+  const faFloor = floorOf(mlp, tx.tensor(filled(64 * 64, Math.sin), [64, 64]), 1, 0, 2000, false) +
+    floorOf(mlp, mlpX, 1, 0, 2000, false);
+  report("FeatureAblation, tiny MLP, batch 1 × 64 features", faT, faFloor, "Python Captum: about 15 ms on this machine");
 
   console.log("| benchmark | time per call | floor (bare model passes) | ratio |");
   console.log("| --- | ---: | ---: | ---: |");

@@ -1,10 +1,10 @@
 // Perturbation family: attributions from forward passes on perturbed copies
 // of the inputs, built and evaluated natively.
-import { Attribution, AttributionResult, Inputs } from "../attribution";
+import { Attribution, AttributionResult, Inputs, ProgressOptions } from "../attribution";
 import type { Tensor } from "../tensor";
 import type { BaselineType, TargetOptions } from "../types";
 
-export interface PerturbationOptions extends TargetOptions {
+export interface PerturbationOptions extends TargetOptions, ProgressOptions {
   /**
    * Perturbed copies per forward pass (default 1), or "auto": as many as fit
    * in `memoryBudget` bytes, which turns hundreds of forward calls on a small

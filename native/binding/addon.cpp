@@ -330,6 +330,27 @@ Napi::Value Run(const Napi::CallbackInfo& info) {
       if (!TensorWrap::Is(v)) tx::fail("inputs[", i, "]: expected a Tensor (make one with tensor())");
       req.inputs.push_back(TensorWrap::Unwrap(v.As<Napi::Object>())->tensor());
     }
+    // onProgress(done, total) is called on the JavaScript thread, throttled by the core.
+    if (info[3].IsObject() && info[3].As<Napi::Object>().Get("onProgress").IsFunction()) {
+      Napi::Object o = info[3].As<Napi::Object>();
+      auto tsfn = std::shared_ptr<Napi::ThreadSafeFunction>(
+          new Napi::ThreadSafeFunction(Napi::ThreadSafeFunction::New(env, o.Get("onProgress").As<Napi::Function>(), "torchexplain progress", 0, 1)),
+          [](Napi::ThreadSafeFunction* f) {
+            f->Release();
+            delete f;
+          });
+      tsfn->Unref(env);  // the attribution's own completion keeps the process alive
+      req.progress = [tsfn](int64_t done, int64_t total) {
+        tsfn->NonBlockingCall([done, total](Napi::Env env, Napi::Function fn) {
+          try {
+            fn.Call({Napi::Number::New(env, static_cast<double>(done)), Napi::Number::New(env, static_cast<double>(total))});
+          } catch (const std::exception&) {
+            // A failing progress callback must not break the attribution.
+          }
+        });
+      };
+      o.Delete("onProgress");
+    }
     tx::Value opts = ToValue(info[3], "");
     if (!opts.is_none()) {
       if (opts.kind != tx::Value::Kind::Object) tx::fail("options: expected an object");

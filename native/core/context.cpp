@@ -22,6 +22,15 @@ std::vector<c10::Device> parse_devices(const Options& o, c10::Device model_devic
 
 }  // namespace
 
+void Progress::advance(int64_t n) {
+  done_ += n;
+  if (!fn_) return;
+  auto now = std::chrono::steady_clock::now();
+  if (done_ < total_ && std::chrono::duration<double>(now - last_).count() < interval_) return;
+  last_ = now;
+  fn_(done_, total_);
+}
+
 const std::vector<std::string>& context_keys() {
   static const std::vector<std::string> keys = {"target", "additionalForwardArgs", "internalBatchSize", "devices"};
   return keys;
@@ -59,6 +68,7 @@ Context make_context(const Request& req) {
   c.target = Target::parse(o.get("target"), c.batch);
   c.chunk_rows = o.integer("internalBatchSize", 0, 1);
   c.devices = parse_devices(o, c.model->device());
+  c.progress = std::make_shared<Progress>(req.progress);
   return c;
 }
 

@@ -2,6 +2,8 @@
 // request: inputs on the model's device, target, extra forward arguments,
 // baselines, chunking and worker devices.
 #pragma once
+#include <chrono>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -11,10 +13,27 @@
 
 namespace tx {
 
+// Progress of a long call, reported at most every `interval` seconds (and
+// once at the end), so that reporting never slows the computation.
+using ProgressFn = std::function<void(int64_t done, int64_t total)>;
+class Progress {
+ public:
+  explicit Progress(ProgressFn fn, double interval = 0.1) : fn_(std::move(fn)), interval_(interval) {}
+  void expect(int64_t more) { total_ += more; }
+  void advance(int64_t n);
+
+ private:
+  ProgressFn fn_;
+  double interval_;
+  int64_t done_ = 0, total_ = 0;
+  std::chrono::steady_clock::time_point last_{};
+};
+
 struct Request {
   std::shared_ptr<const Model> model;
   std::vector<torch::Tensor> inputs;
   Options options;  // constructor options merged with attribute() options
+  ProgressFn progress;  // optional
 };
 
 struct Result {
@@ -32,6 +51,7 @@ struct Context {
   int64_t chunk_rows = 0;           // rows per forward pass; 0 = all at once
   std::vector<c10::Device> devices; // one worker per entry; [0] is the model's device
   const Options* options = nullptr;
+  std::shared_ptr<Progress> progress;  // never null
 
   // Whether anything depends on which example a row explains (per-example
   // targets or forward arguments with a batch dimension).

@@ -100,16 +100,16 @@ torch::Tensor evaluate_inputs(const Context& ctx) {
 torch::Tensor evaluate_perturbations(const Context& ctx, int64_t count, int64_t per_eval, const PerturbationFn& perturb) {
   int64_t n = ctx.batch;
   std::vector<torch::Tensor> results;
+  ctx.progress->expect(count);
   for (int64_t p0 = 0; p0 < count; p0 += per_eval) {
     int64_t k = std::min(per_eval, count - p0);
-    std::vector<Perturbation> ps;
-    for (int64_t p = p0; p < p0 + k; ++p) ps.push_back(perturb(p));
+    Perturbation p = perturb(p0, k);
     std::vector<torch::Tensor> rows;
     for (size_t i = 0; i < ctx.inputs.size(); ++i) {
       const torch::Tensor& x = ctx.inputs[i];
-      std::vector<torch::Tensor> copies;
-      for (const auto& p : ps) copies.push_back(torch::where(p.replace[i], p.with[i].to(x.dtype()), x));
-      rows.push_back(k == 1 ? copies[0] : torch::cat(copies, 0));
+      std::vector<int64_t> shape(x.sizes().begin(), x.sizes().end());
+      shape[0] = k * n;
+      rows.push_back(torch::where(p.replace[i], p.with[i].to(x.dtype()), x.unsqueeze(0)).reshape(shape));
     }
     // Rows are perturbation-major: copy j holds every example once.
     Context batch = ctx;
@@ -121,6 +121,7 @@ torch::Tensor evaluate_perturbations(const Context& ctx, int64_t count, int64_t 
     } else {
       results.push_back(as_row(out, k * n).reshape({k, n}));
     }
+    ctx.progress->advance(k);
   }
   return torch::cat(results, 0);
 }
@@ -141,14 +142,25 @@ std::vector<torch::Tensor> scores_to_inputs(const Context& ctx, const Features& 
 
 namespace {
 
+// Features of perturbation j are taken from `with` where absent[j] is set
+// (absent: [k, F] bool on the model's device).
 Perturbation replace_features(const Context& ctx, const Features& f, const std::vector<torch::Tensor>& with,
-                              const torch::Tensor& absent /* [F] bool: features taken from `with` */) {
+                              const torch::Tensor& absent) {
   Perturbation p;
+  int64_t k = absent.size(0);
   for (size_t i = 0; i < ctx.inputs.size(); ++i) {
-    p.replace.push_back(absent.index({f.masks[i]}));
-    p.with.push_back(with[i]);
+    std::vector<int64_t> shape = {k};
+    shape.insert(shape.end(), f.masks[i].sizes().begin(), f.masks[i].sizes().end());
+    p.replace.push_back(absent.index_select(1, f.masks[i].flatten()).view(shape));
+    p.with.push_back(with[i].dim() == ctx.inputs[i].dim() ? with[i].unsqueeze(0) : with[i]);
   }
   return p;
+}
+
+// Perturbations [first, first + k) each ablate one feature: feature first + j in copy j.
+torch::Tensor one_feature_each(const Context& ctx, int64_t features, int64_t first, int64_t k) {
+  auto opts = torch::TensorOptions().dtype(torch::kLong).device(ctx.model->device());
+  return torch::arange(first, first + k, opts).unsqueeze(1) == torch::arange(features, opts).unsqueeze(0);
 }
 
 // The masks of input `input`'s sliding windows, in the reference's order.
@@ -163,9 +175,8 @@ Result feature_ablation(const Context& ctx, const Options& o) {
   int64_t per_eval = perturbations_per_eval_option(ctx, o, f.count);
   o.reject_unknown("FeatureAblation");
   torch::Tensor initial = evaluate_inputs(ctx);
-  auto dev = ctx.model->device();
-  torch::Tensor scores = initial - evaluate_perturbations(ctx, f.count, per_eval, [&](int64_t p) {
-    return replace_features(ctx, f, baselines, torch::arange(f.count, torch::TensorOptions().device(dev)) == p);
+  torch::Tensor scores = initial - evaluate_perturbations(ctx, f.count, per_eval, [&](int64_t first, int64_t k) {
+    return replace_features(ctx, f, baselines, one_feature_each(ctx, f.count, first, k));
   });
   return {scores_to_inputs(ctx, f, scores), {}};
 }
@@ -177,15 +188,24 @@ Result feature_permutation(const Context& ctx, const Options& o) {
   if (ctx.batch < 2) fail("inputs: FeaturePermutation shuffles features across the batch and needs at least 2 examples, got ", ctx.batch);
   torch::Tensor initial = evaluate_inputs(ctx);
   auto dev = ctx.model->device();
-  torch::Tensor scores = initial - evaluate_perturbations(ctx, f.count, per_eval, [&](int64_t p) {
-    // A permutation of the examples that moves at least one of them.
-    torch::Tensor perm;
-    do {
-      perm = torch::randperm(ctx.batch, torch::kLong);
-    } while (perm.equal(torch::arange(ctx.batch, torch::kLong)));
+  torch::Tensor scores = initial - evaluate_perturbations(ctx, f.count, per_eval, [&](int64_t first, int64_t k) {
+    // Copy j shuffles feature first + j by a permutation of the examples that moves at least one.
+    std::vector<torch::Tensor> perms;
+    for (int64_t j = 0; j < k; ++j) {
+      torch::Tensor perm;
+      do {
+        perm = torch::randperm(ctx.batch, torch::kLong);
+      } while (perm.equal(torch::arange(ctx.batch, torch::kLong)));
+      perms.push_back(perm);
+    }
+    torch::Tensor order = torch::stack(perms).to(dev).flatten();  // [k * N]
     std::vector<torch::Tensor> shuffled;
-    for (const auto& x : ctx.inputs) shuffled.push_back(x.index_select(0, perm.to(dev)));
-    return replace_features(ctx, f, shuffled, torch::arange(f.count, torch::TensorOptions().device(dev)) == p);
+    for (const auto& x : ctx.inputs) {
+      std::vector<int64_t> shape = {k};
+      shape.insert(shape.end(), x.sizes().begin(), x.sizes().end());
+      shuffled.push_back(x.index_select(0, order).view(shape));
+    }
+    return replace_features(ctx, f, shuffled, one_feature_each(ctx, f.count, first, k));
   });
   return {scores_to_inputs(ctx, f, scores), {}};
 }
@@ -242,16 +262,18 @@ Result occlusion(const Context& ctx, const Options& o) {
   Result r;
   for (size_t i = 0; i < n; ++i) {
     const auto& ms = masks[i];
-    torch::Tensor scores = initial - evaluate_perturbations(ctx, static_cast<int64_t>(ms.size()), per_eval, [&](int64_t p) {
+    torch::Tensor all = torch::stack(ms);  // [W, 1, ...]
+    torch::Tensor none = torch::zeros({1, 1}, torch::TensorOptions().dtype(torch::kBool).device(ctx.model->device()));
+    torch::Tensor scores = initial - evaluate_perturbations(ctx, all.size(0), per_eval, [&](int64_t first, int64_t k) {
       Perturbation pt;
       for (size_t j = 0; j < n; ++j) {
-        pt.replace.push_back(j == i ? ms[p] : torch::zeros({1}, torch::TensorOptions().dtype(torch::kBool).device(ctx.model->device())));
-        pt.with.push_back(baselines[j]);
+        pt.replace.push_back(j == i ? all.slice(0, first, first + k) : none.view(std::vector<int64_t>(ctx.inputs[j].dim() + 1, 1)));
+        pt.with.push_back(baselines[j].unsqueeze(0));
       }
       return pt;
     });
     // Each element: the mean score of the windows that covered it.
-    torch::Tensor cover = torch::stack(ms).flatten(1).to(scores.dtype());  // [W, E]
+    torch::Tensor cover = all.flatten(1).to(scores.dtype());  // [W, E]
     torch::Tensor sums = torch::mm(scores.t(), cover);                     // [cols, E]
     std::vector<int64_t> shape(ctx.inputs[i].sizes().begin(), ctx.inputs[i].sizes().end());
     shape[0] = scores.size(1);
@@ -304,8 +326,8 @@ std::vector<double> shapley_weights(int64_t features) {
 // Coalition -> perturbation: features outside the coalition take the baseline.
 PerturbationFn coalitions(const Context& ctx, const Features& f, const std::vector<torch::Tensor>& baselines,
                           const torch::Tensor& present /* [P, F] bool, on CPU */) {
-  auto dev = ctx.model->device();
-  return [&, present, dev](int64_t p) { return replace_features(ctx, f, baselines, present[p].logical_not().to(dev)); };
+  torch::Tensor absent = present.logical_not().to(ctx.model->device());
+  return [&, absent](int64_t first, int64_t k) { return replace_features(ctx, f, baselines, absent.slice(0, first, first + k)); };
 }
 
 }  // namespace

@@ -19,13 +19,15 @@ struct Features {
 // checked; without it every element of every input is its own feature.
 Features feature_mask_option(const Context& ctx, const Value& v);
 
-// One perturbation of the inputs: for each input, where to replace values
-// (bool, broadcastable to the input) and what with (broadcastable too).
+// A batch of k perturbations of the inputs: for each input, where to replace
+// values ([k, 1 or N, ...] bool) and what with (broadcastable to [k, N, ...]).
 struct Perturbation {
   std::vector<torch::Tensor> replace;
   std::vector<torch::Tensor> with;
 };
-using PerturbationFn = std::function<Perturbation(int64_t p)>;
+// Builds perturbations [first, first + k) in one go (vectorised: a batch
+// costs a few tensor operations, whatever k).
+using PerturbationFn = std::function<Perturbation(int64_t first, int64_t k)>;
 
 // The perturbationsPerEval option: a count, or "auto" for as many as fit in
 // memoryBudget bytes of perturbed inputs (default 256 MiB).
