@@ -14,4 +14,5 @@ export function buildInfo() {
 export {
   FeatureAblation, FeatureAblationOptions, FeaturePermutation, FeaturePermutationOptions, Occlusion, OcclusionOptions,
   ShapleyValues, ShapleyValuesOptions, ShapleyValueSampling, ShapleyValueSamplingOptions, PerturbationOptions, FeatureMaskOptions,
+  Lime, LimeOptions, KernelShap, KernelShapOptions,
 } from "./algorithms/perturbation";

@@ -6,6 +6,7 @@ and python3-sklearn: /usr/bin/python3 scripts/make_models.py).
   demo; digits_samples.json holds a few held-out images and labels.
 - bench_convnet.pt (3x32x32 inputs) and bench_mlp.pt (64 features): untrained,
   seeded models for the benchmarks, where only the cost of the passes matters.
+- linear.pt: a seeded linear layer (6 -> 3), whose attributions the tests know exactly.
 """
 import json
 import os
@@ -62,6 +63,17 @@ class TinyMLP(nn.Module):
         return self.fc2(self.relu(self.fc1(x)))
 
 
+class Linear(nn.Module):
+    """y = W x + b: attributions of a linear model are known in closed form (tests)."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(6, 3)
+
+    def forward(self, x):
+        return self.fc(x)
+
+
 def train_digits():
     digits = load_digits()
     x = torch.tensor(digits.images, dtype=torch.float32).unsqueeze(1) / 16.0
@@ -100,6 +112,7 @@ def main():
     torch.manual_seed(1)
     torch.jit.script(ConvNet().eval()).save(os.path.join(OUT, "bench_convnet.pt"))
     torch.jit.script(TinyMLP().eval()).save(os.path.join(OUT, "bench_mlp.pt"))
+    torch.jit.script(Linear().eval()).save(os.path.join(OUT, "linear.pt"))
     print("wrote", sorted(os.listdir(OUT)))
 
 

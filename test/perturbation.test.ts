@@ -1,7 +1,7 @@
 // Properties of the perturbation family, and its error messages.
 import * as path from "path";
 import {
-  FeatureAblation, FeaturePermutation, loadModel, manualSeed, Model, Occlusion, ShapleyValues, ShapleyValueSampling, Tensor, tensor,
+  FeatureAblation, FeaturePermutation, KernelShap, Lime, loadModel, manualSeed, Model, Occlusion, ShapleyValues, ShapleyValueSampling, Tensor, tensor,
 } from "../lib";
 import { GOLDEN, MODELS, maxAbsDiff, values } from "./helpers";
 
@@ -159,5 +159,52 @@ describe("progress", () => {
     });
     const again = await new FeatureAblation(digits).attribute(x, { target: 0, onProgress: () => { throw new Error("boom"); }, showProgress: true });
     expect(maxAbsDiff(again, attr)).toBe(0);
+  });
+});
+
+describe("Lime and KernelShap", () => {
+  test("KernelShap with thousands of samples approaches exact Shapley values", async () => {
+    const x = image();
+    manualSeed(5);
+    const exact = await new ShapleyValues(digits).attribute(x, { target: 3, featureMask: blocks(), perturbationsPerEval: "auto" });
+    const ks = new KernelShap(digits);
+    const few = await ks.attribute(x, { target: 3, featureMask: blocks(), nSamples: 30, perturbationsPerEval: "auto" });
+    const many = await ks.attribute(x, { target: 3, featureMask: blocks(), nSamples: 4000, perturbationsPerEval: "auto" });
+    const scale = Math.max(...values(exact).map(Math.abs));
+    expect(maxAbsDiff(many, exact)).toBeLessThan(0.1 * scale);
+    expect(maxAbsDiff(many, exact)).toBeLessThan(maxAbsDiff(few, exact));
+  });
+
+  test("Lime's least-squares surrogate is exact on a linear model", async () => {
+    const linear = await loadModel(path.join(MODELS, "linear.pt"));
+    const x = tensor([[0.5, -1.2, 0.3, 0.8, 2.0, -0.4], [1.0, 0.1, -0.7, 0.2, 0.0, 0.9]]);
+    const featureMask = tensor([[0, 0, 1, 2, 2, 3]], undefined, "int64");
+    const lime = await new Lime(linear).attribute(x, { target: 2, interpretableModel: "linear", featureMask, nSamples: 40, baselines: 0.1 });
+    // For a linear model a feature's contribution is what ablating it removes.
+    const ablation = await new FeatureAblation(linear).attribute(x, { target: 2, featureMask, baselines: 0.1 });
+    expect(maxAbsDiff(lime, ablation)).toBeLessThan(1e-4);
+  });
+
+  test("Lime's lasso gives exactly zero to a feature the model ignores; shapes follow returnInputShape", async () => {
+    // Features 1 and 5 equal their baseline (0): no coalition changes the output through them.
+    const x = tensor([[0.5, 0.0, -0.3, 0.8, 0.1, 0.0, 0.4, -0.6]]);
+    manualSeed(2);
+    const attr = values(await new Lime(mlp).attribute(x, { target: 1, nSamples: 300, perturbationsPerEval: "auto" }));
+    expect(attr[1]).toBe(0);
+    expect(attr[5]).toBe(0);
+    expect(Math.max(...attr.map(Math.abs))).toBeGreaterThan(1e-3);
+    const ridge = await new Lime(mlp).attribute(x, { target: 1, nSamples: 50, interpretableModel: "ridge", distanceMode: "euclidean" });
+    expect(ridge.shape).toEqual([1, 8]);
+    const flat = await new Lime(toy).attribute(tensor([[0.3, 0.2, 0.9], [0.1, 0.5, 0.2]]), {
+      target: 1, nSamples: 100, returnInputShape: false, featureMask: tensor([[0, 1, 1]], undefined, "int64"),
+    });
+    expect(flat.shape).toEqual([2, 2]);
+  });
+
+  test("bad options", async () => {
+    const x = tensor([[0.3, 0.2, 0.9]]);
+    await expect(new Lime(toy).attribute(x, { target: 1, nSamples: 0 })).rejects.toThrow("nSamples: expected an integer >= 1, got 0");
+    await expect(new Lime(toy).attribute(x, { target: 1, interpretableModel: "tree" as never })).rejects.toThrow(/interpretableModel: expected one of lasso, ridge, linear/);
+    await expect(new Lime(toy).attribute(x, { target: 1, kernelWidth: 0 })).rejects.toThrow("kernelWidth: expected a positive number, got 0");
   });
 });

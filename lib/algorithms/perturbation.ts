@@ -88,3 +88,38 @@ export class ShapleyValueSampling extends Attribution {
     return this.run(inputs, options);
   }
 }
+
+export interface LimeOptions extends ShapleyValuesOptions {
+  /** Random coalitions evaluated (default 50). */
+  nSamples?: number;
+  /** The surrogate: "lasso" (default, alpha 0.01), "ridge" (alpha 1) or "linear" least squares. */
+  interpretableModel?: "lasso" | "ridge" | "linear";
+  alpha?: number;
+  /** Similarity kernel exp(-d^2 / (2 width^2)) on this distance between input and perturbed input (default cosine). */
+  distanceMode?: "cosine" | "euclidean";
+  kernelWidth?: number;
+  /** Coefficients spread onto the inputs' shape (default true), or one row of F coefficients per example. */
+  returnInputShape?: boolean;
+}
+
+/** Coefficients of a weighted linear surrogate fitted to random coalitions of features. */
+export class Lime extends Attribution {
+  readonly algorithm = "Lime";
+  attribute<I extends Inputs, O extends LimeOptions = LimeOptions>(inputs: I, options?: O): Promise<AttributionResult<I, O>> {
+    return this.run(inputs, options);
+  }
+}
+
+export interface KernelShapOptions extends ShapleyValuesOptions {
+  /** Coalitions evaluated (default 25), the first two all and none. */
+  nSamples?: number;
+  returnInputShape?: boolean;
+}
+
+/** Shapley values from a linear regression on coalitions drawn by the Shapley kernel. */
+export class KernelShap extends Attribution {
+  readonly algorithm = "KernelShap";
+  attribute<I extends Inputs, O extends KernelShapOptions = KernelShapOptions>(inputs: I, options?: O): Promise<AttributionResult<I, O>> {
+    return this.run(inputs, options);
+  }
+}

@@ -33,6 +33,8 @@ const std::vector<Entry>& registry() {
       {"Occlusion", false, occlusion},
       {"ShapleyValues", false, shapley_values},
       {"ShapleyValueSampling", false, shapley_value_sampling},
+      {"Lime", false, lime},
+      {"KernelShap", false, kernel_shap},
   };
   return entries;
 }

@@ -29,5 +29,7 @@ Result feature_permutation(const Context&, const Options&);   // perturbation.cp
 Result occlusion(const Context&, const Options&);             // perturbation.cpp
 Result shapley_values(const Context&, const Options&);        // perturbation.cpp
 Result shapley_value_sampling(const Context&, const Options&);  // perturbation.cpp
+Result lime(const Context&, const Options&);                  // lime.cpp
+Result kernel_shap(const Context&, const Options&);           // lime.cpp
 
 }  // namespace tx
