@@ -208,3 +208,44 @@ describe("Lime and KernelShap", () => {
     await expect(new Lime(toy).attribute(x, { target: 1, kernelWidth: 0 })).rejects.toThrow("kernelWidth: expected a positive number, got 0");
   });
 });
+
+describe("Lime with JavaScript callbacks", () => {
+  test("perturbFunc and similarityFunc replace the defaults", async () => {
+    const linear = await loadModel(path.join(MODELS, "linear.pt"));
+    const x = tensor([[0.5, -1.2, 0.3, 0.8, 2.0, -0.4]]);
+    const featureMask = tensor([[0, 0, 1, 2, 2, 3]], undefined, "int64");
+    let sampled = 0, weighed = 0;
+    // Every coalition with exactly one feature missing, then all present: a designed experiment.
+    const designs = [[0, 1, 1, 1], [1, 0, 1, 1], [1, 1, 0, 1], [1, 1, 1, 0], [1, 1, 1, 1], [0, 0, 0, 0]];
+    const lime = await new Lime(linear).attribute(x, {
+      target: 0, featureMask, nSamples: 6, interpretableModel: "linear",
+      perturbFunc: (inputs) => {
+        expect(inputs[0].shape).toEqual([1, 6]);
+        return designs[sampled++];
+      },
+      similarityFunc: (original, perturbed, z) => {
+        expect(original[0].shape).toEqual([1, 6]);
+        expect(perturbed[0].shape).toEqual([1, 6]);
+        expect(z.shape).toEqual([1, 4]);
+        weighed++;
+        return 1;
+      },
+    });
+    expect([sampled, weighed]).toEqual([6, 6]);
+    const ablation = await new FeatureAblation(linear).attribute(x, { target: 0, featureMask });
+    expect(maxAbsDiff(lime, ablation)).toBeLessThan(1e-4);
+  });
+
+  test("a callback that throws or returns the wrong thing is a rejected Promise", async () => {
+    const x = tensor([[0.3, 0.2, 0.9]]);
+    await expect(new Lime(toy).attribute(x, { target: 1, perturbFunc: () => { throw new Error("no samples today"); } })).rejects.toThrow(
+      /perturbFunc threw: .*no samples today/,
+    );
+    await expect(new Lime(toy).attribute(x, { target: 1, perturbFunc: () => [1, 0] })).rejects.toThrow(
+      /perturbFunc: expected a tensor of 3 zeros and ones/,
+    );
+    await expect(new Lime(toy).attribute(x, { target: 1, similarityFunc: () => "near" as never })).rejects.toThrow(
+      "similarityFunc: expected a number, got string",
+    );
+  });
+});

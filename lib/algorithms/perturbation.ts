@@ -1,7 +1,9 @@
 // Perturbation family: attributions from forward passes on perturbed copies
 // of the inputs, built and evaluated natively.
 import { Attribution, AttributionResult, Inputs, ProgressOptions } from "../attribution";
-import type { Tensor } from "../tensor";
+import { Tensor, Tensor as TensorClass, tensor } from "../tensor";
+import type { NativeTensor } from "../native";
+import { toNative } from "../options";
 import type { BaselineType, TargetOptions } from "../types";
 
 export interface PerturbationOptions extends TargetOptions, ProgressOptions {
@@ -100,14 +102,41 @@ export interface LimeOptions extends ShapleyValuesOptions {
   kernelWidth?: number;
   /** Coefficients spread onto the inputs' shape (default true), or one row of F coefficients per example. */
   returnInputShape?: boolean;
+  /**
+   * Replaces the sampling: called once per sample with the example's inputs,
+   * returns F zeros and ones (1: the feature keeps its value). Synchronous.
+   */
+  perturbFunc?: (originalInputs: Tensor[]) => Tensor | number[];
+  /**
+   * Replaces the similarity kernel: called once per sample with the example's
+   * inputs, the perturbed inputs and the [1, F] coalition; returns the
+   * sample's weight. Synchronous.
+   */
+  similarityFunc?: (originalInputs: Tensor[], perturbedInputs: Tensor[], interpretableSample: Tensor) => number;
 }
 
 /** Coefficients of a weighted linear surrogate fitted to random coalitions of features. */
 export class Lime extends Attribution {
   readonly algorithm = "Lime";
   attribute<I extends Inputs, O extends LimeOptions = LimeOptions>(inputs: I, options?: O): Promise<AttributionResult<I, O>> {
-    return this.run(inputs, options);
+    const { perturbFunc, similarityFunc } = options ?? {};
+    // Callbacks see Tensors, and hand tensors (or plain numbers) back to the native core.
+    const wrapped = {
+      ...options,
+      ...(perturbFunc ? { perturbFunc: (xs: NativeTensor[]) => toNative(asTensor(perturbFunc(xs.map((t) => new TensorClass(t))))) } : {}),
+      ...(similarityFunc
+        ? {
+            similarityFunc: (xs: NativeTensor[], ps: NativeTensor[], z: NativeTensor) =>
+              similarityFunc(xs.map((t) => new TensorClass(t)), ps.map((t) => new TensorClass(t)), new TensorClass(z)),
+          }
+        : {}),
+    };
+    return this.run(inputs, wrapped as unknown as O);
   }
+}
+
+function asTensor(v: Tensor | number[]): Tensor {
+  return Array.isArray(v) ? tensor(v, [v.length], "int64") : v;
 }
 
 export interface KernelShapOptions extends ShapleyValuesOptions {

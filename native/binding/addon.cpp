@@ -6,6 +6,7 @@
 #include <torch/version.h>
 
 #include <cstring>
+#include <future>
 
 #include "algorithms.h"
 #include "bench.h"
@@ -152,6 +153,8 @@ Napi::Value TensorFromBuffer(const Napi::CallbackInfo& info) {
 
 // ---- Values ---------------------------------------------------------------
 
+std::shared_ptr<tx::Callable> Callback(Napi::Function fn, const std::string& where);
+
 tx::Value ToValue(const Napi::Value& v, const std::string& where) {
   if (v.IsUndefined() || v.IsNull()) return tx::Value::none();
   if (v.IsBoolean()) return tx::Value::of(v.As<Napi::Boolean>().Value());
@@ -164,7 +167,7 @@ tx::Value ToValue(const Napi::Value& v, const std::string& where) {
     for (uint32_t i = 0; i < a.Length(); ++i) list.push_back(ToValue(a.Get(i), where + "[" + std::to_string(i) + "]"));
     return tx::Value::of(std::move(list));
   }
-  if (v.IsFunction()) tx::fail(where, ": functions are not accepted here");
+  if (v.IsFunction()) return tx::Value::of(Callback(v.As<Napi::Function>(), where));
   if (v.IsObject()) {
     Napi::Object o = v.As<Napi::Object>();
     Napi::Array keys = o.GetPropertyNames();
@@ -176,6 +179,61 @@ tx::Value ToValue(const Napi::Value& v, const std::string& where) {
     return tx::Value::of(std::move(obj));
   }
   tx::fail(where, ": unsupported value");
+}
+
+Napi::Value FromValue(Napi::Env env, const tx::Value& v) {
+  switch (v.kind) {
+    case tx::Value::Kind::Bool: return Napi::Boolean::New(env, v.boolean);
+    case tx::Value::Kind::Number: return Napi::Number::New(env, v.number);
+    case tx::Value::Kind::String: return Napi::String::New(env, v.string);
+    case tx::Value::Kind::Tensor: return TensorWrap::Wrap(env, v.tensor);
+    case tx::Value::Kind::List: {
+      Napi::Array a = Napi::Array::New(env, v.list->size());
+      for (size_t i = 0; i < v.list->size(); ++i) a.Set(static_cast<uint32_t>(i), FromValue(env, (*v.list)[i]));
+      return a;
+    }
+    default: return env.Null();
+  }
+}
+
+// A JavaScript function the core can call from its threads: each call is
+// queued to the JavaScript thread, which runs it and hands the (synchronous)
+// result back. Errors it throws become the core's errors, named by `where`.
+std::shared_ptr<tx::Callable> Callback(Napi::Function fn, const std::string& where) {
+  auto tsfn = std::shared_ptr<Napi::ThreadSafeFunction>(
+      new Napi::ThreadSafeFunction(Napi::ThreadSafeFunction::New(fn.Env(), fn, "torchexplain callback", 0, 1)),
+      [](Napi::ThreadSafeFunction* f) {
+        f->Release();
+        delete f;
+      });
+  tsfn->Unref(fn.Env());
+  return std::make_shared<tx::Callable>([tsfn, where](const tx::List& args) -> tx::Value {
+    std::promise<tx::Value> answer;
+    auto status = tsfn->BlockingCall([&](Napi::Env env, Napi::Function js) {
+      try {
+        std::vector<napi_value> argv;
+        for (const auto& a : args) argv.push_back(FromValue(env, a));
+        Napi::Value r = js.Call(argv);
+        if (r.IsPromise()) tx::fail(where, ": must return its result synchronously, not a Promise");
+        answer.set_value(ToValue(r, where + " result"));
+      } catch (const tx::ArgumentError&) {
+        answer.set_exception(std::current_exception());
+      } catch (const std::exception& e) {
+        // A JavaScript error must be read here, on its own thread: hand on its text only.
+        answer.set_exception(std::make_exception_ptr(std::runtime_error(e.what())));
+      } catch (...) {
+        answer.set_exception(std::make_exception_ptr(std::runtime_error("unknown error")));
+      }
+    });
+    if (status != napi_ok) tx::fail(where, ": the JavaScript environment is shutting down");
+    try {
+      return answer.get_future().get();
+    } catch (const tx::ArgumentError&) {
+      throw;
+    } catch (const std::exception& e) {
+      tx::fail(where, " threw: ", e.what());
+    }
+  });
 }
 
 // ---- Model ----------------------------------------------------------------

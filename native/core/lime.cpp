@@ -97,6 +97,13 @@ Perturbation absent_per_example(const Context& ctx, const Features& f, const std
   return p;
 }
 
+// The inputs of example g (all examples for g < 0), as a list for callbacks.
+Value example_inputs(const Context& ctx, int64_t g) {
+  List out;
+  for (const auto& x : ctx.inputs) out.push_back(Value::of(g < 0 ? x : x.narrow(0, g, 1)));
+  return Value::of(out);
+}
+
 Result surrogate(const Context& ctx, const Options& o, const std::string& name, bool kernel_shap) {
   auto baselines = format_baselines(ctx, o.get("baselines"));
   Features f = feature_mask_option(ctx, o.get("featureMask"));
@@ -114,6 +121,12 @@ Result surrogate(const Context& ctx, const Options& o, const std::string& name, 
     width = o.number("kernelWidth", 1.0);
     if (width <= 0) fail("kernelWidth: expected a positive number, got ", width);
   }
+  // Caller-supplied replacements for the sampling and the similarity (Lime only).
+  const Value& perturb_fn = kernel_shap ? Value() : o.get("perturbFunc");
+  const Value& similarity_fn = kernel_shap ? Value() : o.get("similarityFunc");
+  for (const auto* fn : {&perturb_fn, &similarity_fn})
+    if (!fn->is_none() && fn->kind != Value::Kind::Function)
+      fail(fn == &perturb_fn ? "perturbFunc" : "similarityFunc", ": expected a function, got ", fn->kind_name());
   int64_t per_eval = perturbations_per_eval_option(ctx, o, samples);
   o.reject_unknown(name);
 
@@ -138,6 +151,16 @@ Result surrogate(const Context& ctx, const Options& o, const std::string& name, 
         int64_t k = fc > 1 ? sizes[(s - 2) * groups + g].item<int64_t>() : 1;
         z[s][g].index_fill_(0, torch::randperm(fc, torch::kLong).slice(0, 0, k), true);
       }
+  } else if (!perturb_fn.is_none()) {
+    z = torch::empty({samples, groups, fc}, torch::kBool);
+    for (int64_t g = 0; g < groups; ++g)
+      for (int64_t s = 0; s < samples; ++s) {
+        Value r = (*perturb_fn.function)({example_inputs(ctx, aggregate ? -1 : g)});
+        if (!r.is_tensor() || r.tensor.numel() != fc)
+          fail("perturbFunc: expected a tensor of ", fc, " zeros and ones (one per feature), got ",
+               r.is_tensor() ? "shape " + shape_str(r.tensor.sizes()) : r.kind_name());
+        z[s][g].copy_(r.tensor.flatten().to(torch::kCPU) != 0);
+      }
   } else {
     z = torch::rand({samples, groups, fc}) < 0.5;
   }
@@ -155,6 +178,24 @@ Result surrogate(const Context& ctx, const Options& o, const std::string& name, 
     weights = torch::ones({samples, groups}, zd.options());
     torch::Tensor kept = z.sum(2).to(dev);
     weights.masked_fill_((kept == 0).logical_or(kept == fc), 1e6);
+  } else if (!similarity_fn.is_none()) {
+    weights = torch::empty({samples, groups}, torch::kDouble);
+    for (int64_t g = 0; g < groups; ++g) {
+      Value original = example_inputs(ctx, aggregate ? -1 : g);
+      for (int64_t s = 0; s < samples; ++s) {
+        torch::Tensor row = z[s].slice(0, aggregate ? 0 : g, (aggregate ? 0 : g) + 1);  // [1, F]
+        Perturbation p = absent_per_example(ctx, f, baselines, row.logical_not().to(dev).unsqueeze(0).expand({1, ctx.batch, fc}));
+        List perturbed;
+        for (size_t i = 0; i < ctx.inputs.size(); ++i) {
+          torch::Tensor x = torch::where(p.replace[i], p.with[i].to(ctx.inputs[i].dtype()), ctx.inputs[i].unsqueeze(0)).squeeze(0);
+          perturbed.push_back(Value::of(aggregate ? x : x.narrow(0, g, 1)));
+        }
+        Value w = (*similarity_fn.function)({original, Value::of(perturbed), Value::of(row.to(torch::kLong))});
+        if (!w.is_number()) fail("similarityFunc: expected a number, got ", w.kind_name());
+        weights[s][g] = w.number;
+      }
+    }
+    weights = weights.to(dev);
   } else {
     FeatureSums s = feature_sums(ctx, f, baselines);
     auto pick = [&](const torch::Tensor& t) { return aggregate ? t.sum(0, true) : t; };  // [groups, F]

@@ -19,6 +19,7 @@ const char* Value::kind_name() const {
     case Kind::Tensor: return "Tensor";
     case Kind::List: return "array";
     case Kind::Object: return "object";
+    case Kind::Function: return "function";
   }
   return "?";
 }

@@ -2,6 +2,7 @@
 // `attribute()` and the extra forward arguments, already converted from
 // JavaScript so that the core never touches Node.
 #pragma once
+#include <functional>
 #include <map>
 #include <memory>
 #include <set>
@@ -15,9 +16,12 @@ namespace tx {
 struct Value;
 using List = std::vector<Value>;
 using Object = std::map<std::string, Value>;
+// A caller-supplied function (a JavaScript callback behind the binding). It
+// may be called from any core thread; it blocks until the caller answers.
+using Callable = std::function<Value(const List& args)>;
 
 struct Value {
-  enum class Kind { None, Bool, Number, String, Tensor, List, Object };
+  enum class Kind { None, Bool, Number, String, Tensor, List, Object, Function };
   Kind kind = Kind::None;
   bool boolean = false;
   double number = 0;
@@ -25,6 +29,7 @@ struct Value {
   torch::Tensor tensor;
   std::shared_ptr<List> list;
   std::shared_ptr<Object> object;
+  std::shared_ptr<Callable> function;
 
   static Value none() { return {}; }
   static Value of(bool b) { Value v; v.kind = Kind::Bool; v.boolean = b; return v; }
@@ -33,6 +38,7 @@ struct Value {
   static Value of(torch::Tensor t) { Value v; v.kind = Kind::Tensor; v.tensor = std::move(t); return v; }
   static Value of(List l) { Value v; v.kind = Kind::List; v.list = std::make_shared<List>(std::move(l)); return v; }
   static Value of(Object o) { Value v; v.kind = Kind::Object; v.object = std::make_shared<Object>(std::move(o)); return v; }
+  static Value of(std::shared_ptr<Callable> f) { Value v; v.kind = Kind::Function; v.function = std::move(f); return v; }
 
   bool is_none() const { return kind == Kind::None; }
   bool is_number() const { return kind == Kind::Number; }
