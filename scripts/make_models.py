@@ -6,7 +6,8 @@ and python3-sklearn: /usr/bin/python3 scripts/make_models.py).
   demo; digits_samples.json holds a few held-out images and labels.
 - bench_convnet.pt (3x32x32 inputs) and bench_mlp.pt (64 features): untrained,
   seeded models for the benchmarks, where only the cost of the passes matters.
-- linear.pt: a seeded linear layer (6 -> 3), whose attributions the tests know exactly.
+- linear.pt: a seeded linear layer (6 -> 3), whose attributions the tests know exactly;
+  linear_sum.pt: the same layer returning one value per batch (aggregate mode).
 """
 import json
 import os
@@ -74,6 +75,13 @@ class Linear(nn.Module):
         return self.fc(x)
 
 
+class LinearSum(Linear):
+    """One value per batch (Captum's aggregate mode): the sum of the first output."""
+
+    def forward(self, x):
+        return self.fc(x)[:, 0].sum()
+
+
 def train_digits():
     digits = load_digits()
     x = torch.tensor(digits.images, dtype=torch.float32).unsqueeze(1) / 16.0
@@ -112,7 +120,12 @@ def main():
     torch.manual_seed(1)
     torch.jit.script(ConvNet().eval()).save(os.path.join(OUT, "bench_convnet.pt"))
     torch.jit.script(TinyMLP().eval()).save(os.path.join(OUT, "bench_mlp.pt"))
-    torch.jit.script(Linear().eval()).save(os.path.join(OUT, "linear.pt"))
+    torch.manual_seed(2)
+    linear = Linear().eval()
+    torch.jit.script(linear).save(os.path.join(OUT, "linear.pt"))
+    aggregate = LinearSum().eval()
+    aggregate.load_state_dict(linear.state_dict())
+    torch.jit.script(aggregate).save(os.path.join(OUT, "linear_sum.pt"))
     print("wrote", sorted(os.listdir(OUT)))
 
 

@@ -249,3 +249,20 @@ describe("Lime with JavaScript callbacks", () => {
     );
   });
 });
+
+describe("aggregate mode: a model that returns one value per batch", () => {
+  test("FeatureAblation and Shapley values attribute the batch's value, with a batch dimension of 1", async () => {
+    const linear = await loadModel(path.join(MODELS, "linear.pt"));
+    const summed = await loadModel(path.join(MODELS, "linear_sum.pt"));
+    const x = tensor([[0.5, -1.2, 0.3, 0.8, 2.0, -0.4], [1.0, 0.1, -0.7, 0.2, 0.0, 0.9], [0.3, 0.3, 0.3, -0.3, -0.3, -0.3]]);
+    const perExample = values(await new FeatureAblation(linear).attribute(x, { target: 0 }));
+    const expected = Array.from({ length: 6 }, (_, e) => perExample[e] + perExample[6 + e] + perExample[12 + e]);
+    for (const attr of [await new FeatureAblation(summed).attribute(x), await new ShapleyValues(summed).attribute(x)]) {
+      expect(attr.shape).toEqual([1, 6]);
+      values(attr).forEach((v, e) => expect(v).toBeCloseTo(expected[e], 5));
+    }
+    await expect(new FeatureAblation(summed).attribute(x, { perturbationsPerEval: 2 })).rejects.toThrow(
+      "perturbationsPerEval: must be 1 when the model returns one value per batch",
+    );
+  });
+});
