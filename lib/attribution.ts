@@ -75,3 +75,15 @@ export abstract class Attribution<Init extends object = object> {
 
   abstract attribute(inputs: Inputs, options?: object): Promise<unknown>;
 }
+
+/**
+ * An algorithm whose attribute() takes its inputs and one options object of
+ * type O (required when O has required fields) and hands both to the native core.
+ */
+export abstract class OptionsAttribution<O extends object, Init extends object = object> extends Attribution<Init> {
+  /** @internal Type-only: lets wrappers (NoiseTunnel) name this algorithm's options. */
+  declare readonly optionsType?: O;
+  attribute<I extends Inputs, P extends O = O>(inputs: I, ...options: {} extends O ? [P?] : [P]): Promise<AttributionResult<I, P>> {
+    return this.run(inputs, options[0]);
+  }
+}

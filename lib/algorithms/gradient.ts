@@ -1,5 +1,5 @@
 // Gradient family: Saliency, InputXGradient, GradientShap.
-import { Attribution, AttributionResult, Inputs } from "../attribution";
+import { OptionsAttribution } from "../attribution";
 import type { BaselineType, BatchOptions, DeltaOptions, TargetOptions } from "../types";
 
 export interface SaliencyOptions extends TargetOptions, BatchOptions {
@@ -8,21 +8,15 @@ export interface SaliencyOptions extends TargetOptions, BatchOptions {
 }
 
 /** Gradient of the target output with respect to each input. */
-export class Saliency extends Attribution {
+export class Saliency extends OptionsAttribution<SaliencyOptions> {
   readonly algorithm = "Saliency";
-  attribute<I extends Inputs, O extends SaliencyOptions = SaliencyOptions>(inputs: I, options?: O): Promise<AttributionResult<I, O>> {
-    return this.run(inputs, options);
-  }
 }
 
 export type InputXGradientOptions = TargetOptions & BatchOptions;
 
 /** Input times the gradient of the target output. */
-export class InputXGradient extends Attribution {
+export class InputXGradient extends OptionsAttribution<InputXGradientOptions> {
   readonly algorithm = "InputXGradient";
-  attribute<I extends Inputs, O extends InputXGradientOptions = InputXGradientOptions>(inputs: I, options?: O): Promise<AttributionResult<I, O>> {
-    return this.run(inputs, options);
-  }
 }
 
 export interface MultiplyByInputs {
@@ -40,9 +34,6 @@ export interface GradientShapOptions extends TargetOptions, BatchOptions, DeltaO
 }
 
 /** Expected gradients between random baselines and (noisy) inputs: SHAP values' approximation. */
-export class GradientShap extends Attribution<MultiplyByInputs> {
+export class GradientShap extends OptionsAttribution<GradientShapOptions, MultiplyByInputs> {
   readonly algorithm = "GradientShap";
-  attribute<I extends Inputs, O extends GradientShapOptions = GradientShapOptions>(inputs: I, options: O): Promise<AttributionResult<I, O>> {
-    return this.run(inputs, options);
-  }
 }

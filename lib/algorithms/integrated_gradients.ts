@@ -1,4 +1,4 @@
-import { Attribution, AttributionResult, Inputs } from "../attribution";
+import { OptionsAttribution } from "../attribution";
 import type { ApproximationMethod, BaselineType, BatchOptions, DeltaOptions, TargetOptions } from "../types";
 import type { MultiplyByInputs } from "./gradient";
 
@@ -12,9 +12,6 @@ export interface IntegratedGradientsOptions extends TargetOptions, BatchOptions,
 }
 
 /** Path integral of gradients from baselines to inputs. */
-export class IntegratedGradients extends Attribution<MultiplyByInputs> {
+export class IntegratedGradients extends OptionsAttribution<IntegratedGradientsOptions, MultiplyByInputs> {
   readonly algorithm = "IntegratedGradients";
-  attribute<I extends Inputs, O extends IntegratedGradientsOptions = IntegratedGradientsOptions>(inputs: I, options?: O): Promise<AttributionResult<I, O>> {
-    return this.run(inputs, options);
-  }
 }

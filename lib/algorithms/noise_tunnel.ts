@@ -14,7 +14,8 @@ export interface NoiseTunnelOptions {
   drawBaselineFromDistrib?: boolean;
 }
 
-type OptionsOf<A> = A extends { attribute(inputs: Inputs, options?: infer O): Promise<unknown> } ? NonNullable<O> : object;
+// The wrapped method's own options, so that they type-check under NoiseTunnel too.
+type OptionsOf<A> = A extends { optionsType?: infer O } ? NonNullable<O> : object;
 
 /** Averages any attribution method over noisy copies of the inputs (SmoothGrad, VarGrad). */
 export class NoiseTunnel<A extends Attribution = Attribution> extends Attribution {

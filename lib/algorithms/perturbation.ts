@@ -1,7 +1,7 @@
 // Perturbation family: attributions from forward passes on perturbed copies
 // of the inputs, built and evaluated natively.
-import { Attribution, AttributionResult, Inputs, ProgressOptions } from "../attribution";
-import { Tensor, Tensor as TensorClass, tensor } from "../tensor";
+import { Attribution, AttributionResult, Inputs, OptionsAttribution, ProgressOptions } from "../attribution";
+import { Tensor, tensor } from "../tensor";
 import type { NativeTensor } from "../native";
 import { toNative } from "../options";
 import type { BaselineType, TargetOptions } from "../types";
@@ -32,21 +32,15 @@ export interface FeatureAblationOptions extends PerturbationOptions, FeatureMask
 }
 
 /** Output change when each feature is replaced by its baseline. */
-export class FeatureAblation extends Attribution {
+export class FeatureAblation extends OptionsAttribution<FeatureAblationOptions> {
   readonly algorithm = "FeatureAblation";
-  attribute<I extends Inputs, O extends FeatureAblationOptions = FeatureAblationOptions>(inputs: I, options?: O): Promise<AttributionResult<I, O>> {
-    return this.run(inputs, options);
-  }
 }
 
 export type FeaturePermutationOptions = PerturbationOptions & FeatureMaskOptions;
 
 /** Output change when each feature is shuffled across the batch (needs 2+ examples). */
-export class FeaturePermutation extends Attribution {
+export class FeaturePermutation extends OptionsAttribution<FeaturePermutationOptions> {
   readonly algorithm = "FeaturePermutation";
-  attribute<I extends Inputs, O extends FeaturePermutationOptions = FeaturePermutationOptions>(inputs: I, options?: O): Promise<AttributionResult<I, O>> {
-    return this.run(inputs, options);
-  }
 }
 
 export interface OcclusionOptions extends PerturbationOptions {
@@ -58,11 +52,8 @@ export interface OcclusionOptions extends PerturbationOptions {
 }
 
 /** Output change when sliding windows are replaced by the baseline, averaged over the windows covering each element. */
-export class Occlusion extends Attribution {
+export class Occlusion extends OptionsAttribution<OcclusionOptions> {
   readonly algorithm = "Occlusion";
-  attribute<I extends Inputs, O extends OcclusionOptions = OcclusionOptions>(inputs: I, options: O): Promise<AttributionResult<I, O>> {
-    return this.run(inputs, options);
-  }
 }
 
 export interface ShapleyValuesOptions extends PerturbationOptions, FeatureMaskOptions {
@@ -71,11 +62,8 @@ export interface ShapleyValuesOptions extends PerturbationOptions, FeatureMaskOp
 }
 
 /** Exact Shapley values over the features (every coalition evaluated once; at most 20 features). */
-export class ShapleyValues extends Attribution {
+export class ShapleyValues extends OptionsAttribution<ShapleyValuesOptions> {
   readonly algorithm = "ShapleyValues";
-  attribute<I extends Inputs, O extends ShapleyValuesOptions = ShapleyValuesOptions>(inputs: I, options?: O): Promise<AttributionResult<I, O>> {
-    return this.run(inputs, options);
-  }
 }
 
 export interface ShapleyValueSamplingOptions extends ShapleyValuesOptions {
@@ -84,11 +72,8 @@ export interface ShapleyValueSamplingOptions extends ShapleyValuesOptions {
 }
 
 /** Shapley values estimated from random feature orders. */
-export class ShapleyValueSampling extends Attribution {
+export class ShapleyValueSampling extends OptionsAttribution<ShapleyValueSamplingOptions> {
   readonly algorithm = "ShapleyValueSampling";
-  attribute<I extends Inputs, O extends ShapleyValueSamplingOptions = ShapleyValueSamplingOptions>(inputs: I, options?: O): Promise<AttributionResult<I, O>> {
-    return this.run(inputs, options);
-  }
 }
 
 export interface LimeOptions extends ShapleyValuesOptions {
@@ -123,11 +108,11 @@ export class Lime extends Attribution {
     // Callbacks see Tensors, and hand tensors (or plain numbers) back to the native core.
     const wrapped = {
       ...options,
-      ...(perturbFunc ? { perturbFunc: (xs: NativeTensor[]) => toNative(asTensor(perturbFunc(xs.map((t) => new TensorClass(t))))) } : {}),
+      ...(perturbFunc ? { perturbFunc: (xs: NativeTensor[]) => toNative(asTensor(perturbFunc(xs.map((t) => new Tensor(t))))) } : {}),
       ...(similarityFunc
         ? {
             similarityFunc: (xs: NativeTensor[], ps: NativeTensor[], z: NativeTensor) =>
-              similarityFunc(xs.map((t) => new TensorClass(t)), ps.map((t) => new TensorClass(t)), new TensorClass(z)),
+              similarityFunc(xs.map((t) => new Tensor(t)), ps.map((t) => new Tensor(t)), new Tensor(z)),
           }
         : {}),
     };
@@ -146,9 +131,6 @@ export interface KernelShapOptions extends ShapleyValuesOptions {
 }
 
 /** Shapley values from a linear regression on coalitions drawn by the Shapley kernel. */
-export class KernelShap extends Attribution {
+export class KernelShap extends OptionsAttribution<KernelShapOptions> {
   readonly algorithm = "KernelShap";
-  attribute<I extends Inputs, O extends KernelShapOptions = KernelShapOptions>(inputs: I, options?: O): Promise<AttributionResult<I, O>> {
-    return this.run(inputs, options);
-  }
 }
