@@ -16,3 +16,7 @@ export {
   ShapleyValues, ShapleyValuesOptions, ShapleyValueSampling, ShapleyValueSamplingOptions, PerturbationOptions, FeatureMaskOptions,
   Lime, LimeOptions, KernelShap, KernelShapOptions,
 } from "./algorithms/perturbation";
+export {
+  DeepLift, DeepLiftOptions, DeepLiftShap, DeepLiftShapOptions, GuidedBackprop, GuidedBackpropOptions, Deconvolution,
+  LRP, LRPInit, LRPOptions, LRPRule, LRPRuleName, LRPRuleSpec,
+} from "./algorithms/rules";

@@ -35,6 +35,11 @@ const std::vector<Entry>& registry() {
       {"ShapleyValueSampling", false, shapley_value_sampling},
       {"Lime", false, lime},
       {"KernelShap", false, kernel_shap},
+      {"DeepLift", true, deep_lift},
+      {"DeepLiftShap", true, deep_lift_shap},
+      {"GuidedBackprop", true, guided_backprop},
+      {"Deconvolution", true, deconvolution},
+      {"LRP", true, lrp},
   };
   return entries;
 }

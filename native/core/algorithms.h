@@ -31,5 +31,10 @@ Result shapley_values(const Context&, const Options&);        // perturbation.cp
 Result shapley_value_sampling(const Context&, const Options&);  // perturbation.cpp
 Result lime(const Context&, const Options&);                  // lime.cpp
 Result kernel_shap(const Context&, const Options&);           // lime.cpp
+Result deep_lift(const Context&, const Options&);             // rules.cpp
+Result deep_lift_shap(const Context&, const Options&);        // rules.cpp
+Result guided_backprop(const Context&, const Options&);       // rules.cpp
+Result deconvolution(const Context&, const Options&);         // rules.cpp
+Result lrp(const Context&, const Options&);                   // rules.cpp
 
 }  // namespace tx

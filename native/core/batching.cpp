@@ -24,9 +24,11 @@ torch::Tensor examples_if_needed(const Context& ctx, const Rows& rows, int64_t b
 
 // Boundaries of the chunks: internalBatchSize rows each, or an even split
 // over the workers when no size is given.
-std::vector<std::pair<int64_t, int64_t>> chunks(const Context& ctx, int64_t count) {
+std::vector<std::pair<int64_t, int64_t>> chunks(const Context& ctx, const Rows& rows) {
+  int64_t count = rows.count, g = rows.granule;
   int64_t size = ctx.chunk_rows > 0 ? ctx.chunk_rows
                                     : std::max<int64_t>(1, (count + ctx.devices.size() - 1) / ctx.devices.size());
+  size = std::max<int64_t>(g, (size + g - 1) / g * g);
   std::vector<std::pair<int64_t, int64_t>> out;
   for (int64_t b = 0; b < count; b += size) out.emplace_back(b, std::min(count, b + size));
   return out;
@@ -66,9 +68,11 @@ void for_each_chunk(const Context& ctx, const std::vector<std::pair<int64_t, int
   if (first) std::rethrow_exception(first);
 }
 
-// Gradients of the target output for one chunk, moved back to the main device.
+// Gradients of the target output for one chunk, moved back to the main
+// device; the target-selected outputs go to `selected_out` when given.
 std::vector<torch::Tensor> chunk_gradients(const Context& ctx, const Model& model, const Rows& rows,
-                                           const Chunk& chunk, int64_t begin, int64_t end) {
+                                           const Chunk& chunk, int64_t begin, int64_t end,
+                                           torch::Tensor* selected_out = nullptr) {
   c10::Device dev = model.device();
   torch::Tensor examples = examples_if_needed(ctx, rows, begin, end);
   std::vector<torch::Tensor> leaves;
@@ -76,6 +80,7 @@ std::vector<torch::Tensor> chunk_gradients(const Context& ctx, const Model& mode
   for (const auto& x : chunk.inputs) leaves.push_back((x.device() == dev ? x : x.to(dev)).detach().requires_grad_(true));
   torch::Tensor out = model.forward(leaves, examples.defined() ? select_extra(ctx.extra, ctx.batch, examples) : ctx.extra);
   torch::Tensor selected = ctx.target.select_scalars(out, examples);
+  if (selected_out) *selected_out = selected.detach().to(ctx.model->device());
   std::vector<torch::Tensor> grads;
   if (selected.requires_grad()) {
     grads = torch::autograd::grad({selected.sum()}, leaves, {}, false, false, /*allow_unused=*/true);
@@ -92,7 +97,7 @@ std::vector<torch::Tensor> chunk_gradients(const Context& ctx, const Model& mode
 }  // namespace
 
 std::vector<torch::Tensor> sum_gradients(const Context& ctx, const Rows& rows, const ChunkBuilder& build) {
-  auto parts = chunks(ctx, rows.count);
+  auto parts = chunks(ctx, rows);
   size_t workers = std::min(ctx.devices.size(), parts.size());
   // One accumulator per worker, summed at the end: no locking on the hot path.
   std::vector<std::vector<torch::Tensor>> acc(workers);
@@ -118,15 +123,19 @@ std::vector<torch::Tensor> sum_gradients(const Context& ctx, const Rows& rows, c
   return total;
 }
 
-std::vector<torch::Tensor> row_gradients(const Context& ctx, const Rows& rows, const ChunkBuilder& build) {
-  auto parts = chunks(ctx, rows.count);
+std::vector<torch::Tensor> row_gradients(const Context& ctx, const Rows& rows, const ChunkBuilder& build,
+                                         torch::Tensor* outputs) {
+  auto parts = chunks(ctx, rows);
   std::vector<std::vector<torch::Tensor>> pieces(parts.size());
+  std::vector<torch::Tensor> selected(parts.size());
   for_each_chunk(ctx, parts, [&](size_t, const Model& model, size_t k) {
     Chunk chunk = build(parts[k].first, parts[k].second);
-    auto grads = chunk_gradients(ctx, model, rows, chunk, parts[k].first, parts[k].second);
+    auto grads = chunk_gradients(ctx, model, rows, chunk, parts[k].first, parts[k].second,
+                                 outputs ? &selected[k] : nullptr);
     if (chunk.finish) chunk.finish(grads);
     pieces[k] = std::move(grads);
   });
+  if (outputs) *outputs = parts.size() == 1 ? selected[0] : torch::cat(selected, 0);
   if (parts.size() == 1) return pieces[0];
   std::vector<torch::Tensor> out;
   for (size_t i = 0; i < pieces[0].size(); ++i) {
@@ -138,7 +147,7 @@ std::vector<torch::Tensor> row_gradients(const Context& ctx, const Rows& rows, c
 }
 
 torch::Tensor forward_rows(const Context& ctx, const Rows& rows, const ChunkBuilder& build) {
-  auto parts = chunks(ctx, rows.count);
+  auto parts = chunks(ctx, rows);
   std::vector<torch::Tensor> pieces(parts.size());
   for_each_chunk(ctx, parts, [&](size_t, const Model& model, size_t k) {
     torch::NoGradGuard no_grad;

@@ -17,6 +17,7 @@ struct Rows {
   int64_t count = 0;
   int64_t batch = 0;
   bool example_major = false;
+  int64_t granule = 1;  // chunks hold whole groups of this many rows (input/reference pairs)
 
   static Rows step_major(int64_t batch, int64_t steps) { return {batch * steps, batch, false}; }
   static Rows per_example(int64_t batch, int64_t repeats) { return {batch * repeats, batch, true}; }
@@ -41,8 +42,10 @@ using ChunkBuilder = std::function<Chunk(int64_t begin, int64_t end)>;
 std::vector<torch::Tensor> sum_gradients(const Context& ctx, const Rows& rows, const ChunkBuilder& build);
 
 // Gradient of the target output for every row, finished: result[i] has
-// rows.count rows.
-std::vector<torch::Tensor> row_gradients(const Context& ctx, const Rows& rows, const ChunkBuilder& build);
+// rows.count rows. `outputs`, when given, receives the target-selected
+// output of every row from the same passes.
+std::vector<torch::Tensor> row_gradients(const Context& ctx, const Rows& rows, const ChunkBuilder& build,
+                                         torch::Tensor* outputs = nullptr);
 
 // Target-selected model output for every row (no gradients): [rows, ...].
 torch::Tensor forward_rows(const Context& ctx, const Rows& rows, const ChunkBuilder& build);

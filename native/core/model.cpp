@@ -193,4 +193,19 @@ std::shared_ptr<const Model> Model::replica(c10::Device device, size_t index) co
   return slot;
 }
 
+std::shared_ptr<const Model> Model::derived(const std::string& key,
+                                            const std::function<void(torch::jit::Module&)>& rewrite) const {
+  std::unique_lock<std::mutex> lock(replicas_mutex_, std::defer_lock);
+  if (!key.empty()) {
+    lock.lock();
+    auto it = derived_.find(key);
+    if (it != derived_.end()) return it->second;
+  }
+  torch::jit::Module copy = module_.clone(/*inplace=*/true);
+  rewrite(copy);
+  auto model = std::shared_ptr<Model>(new Model(std::move(copy), device_, path_));
+  if (!key.empty()) derived_[key] = model;
+  return model;
+}
+
 }  // namespace tx

@@ -1,5 +1,6 @@
 // A loaded TorchScript module and the one way every algorithm calls it.
 #pragma once
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -34,6 +35,12 @@ class Model : public std::enable_shared_from_this<Model> {
   // never share a module.
   std::shared_ptr<const Model> replica(c10::Device device, size_t slot) const;
 
+  // A copy of the model (sharing its tensors) whose forward graph `rewrite`
+  // has changed before it ever ran: made once per `key` and kept. An empty
+  // key makes a fresh copy that is not kept.
+  std::shared_ptr<const Model> derived(const std::string& key,
+                                       const std::function<void(torch::jit::Module&)>& rewrite) const;
+
  private:
   Model(torch::jit::Module module, c10::Device device, std::string path);
   const std::vector<c10::Argument>& arguments() const;
@@ -43,6 +50,7 @@ class Model : public std::enable_shared_from_this<Model> {
   std::string path_;
   mutable std::mutex replicas_mutex_;
   mutable std::map<std::string, std::shared_ptr<Model>> replicas_;
+  mutable std::map<std::string, std::shared_ptr<Model>> derived_;
 };
 
 }  // namespace tx

@@ -1,0 +1,290 @@
+#include "graph_rewrite.h"
+
+#include <map>
+#include <torch/csrc/jit/passes/inliner.h>
+
+#include "errors.h"
+#include "rule_ops.h"
+
+namespace tx {
+
+using torch::jit::Block;
+using torch::jit::Node;
+using torch::jit::Value;
+
+OpFamily op_family(const std::string& op) {
+  static const std::map<std::string, OpFamily> table = [] {
+    std::map<std::string, OpFamily> t;
+    for (const char* s : {"reshape", "view", "flatten", "unflatten", "transpose", "t", "permute", "contiguous", "squeeze",
+                          "unsqueeze", "select", "slice", "narrow", "cat", "concat", "stack", "chunk", "split",
+                          "split_with_sizes", "unbind", "clone", "dropout", "feature_dropout", "alpha_dropout",
+                          "feature_alpha_dropout", "to", "type_as", "expand", "expand_as", "repeat", "tile",
+                          "upsample_nearest1d", "upsample_nearest2d", "upsample_nearest3d", "upsample_linear1d",
+                          "upsample_bilinear2d", "upsample_bicubic2d", "upsample_trilinear3d", "pad", "constant_pad_nd",
+                          "flip", "roll", "index_select", "pixel_shuffle", "pixel_unshuffle", "__getitem__", "append",
+                          "list", "view_as", "reshape_as", "movedim", "swapaxes", "broadcast_to", "detach", "identity"})
+      t[s] = OpFamily::Structural;
+    for (const char* s : {"linear", "addmm", "matmul", "mm", "bmm", "conv1d", "conv2d", "conv3d", "_convolution",
+                          "convolution", "conv_transpose1d", "conv_transpose2d", "conv_transpose3d", "batch_norm",
+                          "avg_pool1d", "avg_pool2d", "avg_pool3d", "adaptive_avg_pool1d", "adaptive_avg_pool2d",
+                          "adaptive_avg_pool3d", "add", "sub", "rsub", "mul", "div", "neg", "mean", "sum"})
+      t[s] = OpFamily::Linear;
+    for (const char* s : {"max_pool1d", "max_pool2d", "max_pool3d"}) t[s] = OpFamily::MaxPool;
+    t["softmax"] = OpFamily::Softmax;
+    for (const char* s : {"relu", "relu6", "leaky_relu", "elu", "selu", "celu", "sigmoid", "tanh", "softplus", "gelu",
+                          "silu", "hardtanh", "hardsigmoid", "hardswish", "mish"})
+      t[s] = OpFamily::Activation;
+    return t;
+  }();
+  auto it = table.find(op);
+  return it == table.end() ? OpFamily::Other : it->second;
+}
+
+namespace {
+
+// Ops whose outputs carry no gradient from their tensor inputs.
+bool non_differentiable(const std::string& op) {
+  static const std::unordered_set<std::string> ops = {
+      "size", "dim", "numel", "zeros_like", "ones_like", "empty_like", "full_like", "rand_like", "randn_like",
+      "randint_like", "argmax", "argmin", "eq", "ne", "lt", "le", "gt", "ge", "sign", "detach", "isnan", "isinf",
+      "isfinite", "logical_and", "logical_or", "logical_not", "__and__", "__or__", "len", "item", "Int", "Float",
+      "Bool", "is_floating_point", "__is__", "__isnot__", "format"};
+  return ops.count(op) > 0;
+}
+
+bool has_tensor(const c10::TypePtr& t) {
+  if (t->kind() == c10::TypeKind::TensorType) return true;
+  for (const auto& c : t->containedTypes())
+    if (has_tensor(c)) return true;
+  return false;
+}
+
+std::string op_name(const Node* n) {
+  return n->kind().is_aten() ? n->kind().toUnqualString() : n->kind().toQualString();
+}
+
+}  // namespace
+
+std::string OpSite::where() const {
+  std::ostringstream os;
+  os << (node->kind().is_aten() ? "aten::" : "") << op;
+  if (module.empty()) os << " in forward() itself";
+  else os << " in '" << module << "' (" << module_type << ")";
+  const auto& range = node->sourceRange();
+  if (range.source()) {
+    std::string code = range.text().str();
+    if (code.size() > 80) code = code.substr(0, 77) + "...";
+    for (auto& c : code)
+      if (c == '\n') c = ' ';
+    if (!code.empty()) os << ", model code: " << code;
+  }
+  return os.str();
+}
+
+GraphRewrite::GraphRewrite(torch::jit::Module& module, size_t num_inputs, bool fold)
+    : module_(module) {
+  ops::ensure_registered();
+  for (const auto& m : module.named_modules())
+    if (!m.name.empty()) layer_names_.push_back(m.name);
+  graph_ = module.get_method("forward").graph();
+  torch::jit::Inline(*graph_);
+  functionalise(graph_->block());
+  if (fold) fold_batch_norm(graph_->block());
+  // graph inputs: self, then the forward arguments; the first num_inputs are attributed.
+  for (size_t i = 1; i <= num_inputs && i < graph_->inputs().size(); ++i) dependent_.insert(graph_->inputs()[i]);
+  analyse(graph_->block());
+}
+
+// In-place ops the rules know become their functional forms, so that rules
+// can read an op's input after it ran. Later readers of the mutated tensor
+// read the functional result instead.
+void GraphRewrite::functionalise(Block* b) {
+  for (auto it = b->nodes().begin(); it != b->nodes().end();) {
+    Node* n = *it;
+    ++it;
+    for (Block* sub : n->blocks()) functionalise(sub);
+    std::string op = op_name(n);
+    if (!n->kind().is_aten() || op.size() < 2 || op.back() != '_' || op.compare(0, 2, "__") == 0) continue;
+    std::string base = op.substr(0, op.size() - 1);
+    if (op_family(base) == OpFamily::Other || n->outputs().size() != 1) continue;
+    Node* f = graph_->create(c10::Symbol::aten(base), n->inputs(), 1);
+    f->output()->setType(n->output()->type());
+    f->setSourceRange(n->sourceRange());
+    if (n->callstack()) f->setCallStack(*n->callstack());
+    f->insertBefore(n);
+    n->output()->replaceAllUsesWith(f->output());
+    n->input(0)->replaceAllUsesAfterNodeWith(f, f->output());
+    n->destroy();
+  }
+}
+
+void GraphRewrite::analyse(Block* b) {
+  for (Node* n : b->nodes()) {
+    bool any = false;
+    for (Value* v : n->inputs()) any = any || depends(v);
+    if (n->kind() == c10::prim::Loop) {
+      // Loop-carried values: inputs 2.. map to block inputs 1.. and outputs 0..
+      Block* body = n->blocks()[0];
+      for (int pass = 0; pass < 2; ++pass) {
+        for (size_t i = 2; i < n->inputs().size(); ++i)
+          if (depends(n->input(i)) || depends(body->outputs()[i - 1])) dependent_.insert(body->inputs()[i - 1]);
+        analyse(body);
+      }
+      for (size_t i = 0; i < n->outputs().size(); ++i)
+        if (depends(n->input(i + 2)) || depends(body->outputs()[i + 1])) dependent_.insert(n->output(i));
+      continue;
+    }
+    if (n->kind() == c10::prim::If) {
+      for (Block* sub : n->blocks()) analyse(sub);
+      for (size_t i = 0; i < n->outputs().size(); ++i)
+        for (Block* sub : n->blocks())
+          if (depends(sub->outputs()[i])) dependent_.insert(n->output(i));
+      continue;
+    }
+    for (Block* sub : n->blocks()) analyse(sub);
+    if (!any || non_differentiable(op_name(n))) continue;
+    for (Value* v : n->outputs())
+      if (has_tensor(v->type())) dependent_.insert(v);
+  }
+}
+
+OpSite GraphRewrite::site(Node* n) const {
+  OpSite s;
+  s.node = n;
+  s.op = op_name(n);
+  s.family = n->kind().is_prim() ? OpFamily::Structural : op_family(s.op);
+  if (auto cs = n->callstack()) {
+    for (const auto& entry : (*cs)->vec()) {
+      const auto& info = std::get<2>(entry);
+      if (!info) continue;
+      s.module += (s.module.empty() ? "" : ".") + info->instance_name();
+      auto name = info->class_type() ? info->class_type()->name() : c10::nullopt;
+      s.module_type = name ? name->name() : "";
+    }
+  }
+  return s;
+}
+
+std::vector<size_t> GraphRewrite::dependent_inputs(Node* n) const {
+  std::vector<size_t> out;
+  for (size_t i = 0; i < n->inputs().size(); ++i)
+    if (depends(n->input(i)) && n->input(i)->type()->kind() == c10::TypeKind::TensorType) out.push_back(i);
+  return out;
+}
+
+void GraphRewrite::collect(Block* b, std::vector<OpSite>& out) const {
+  for (Node* n : b->nodes()) {
+    for (Block* sub : n->blocks()) collect(sub, out);
+    if (!n->blocks().empty() || n->kind().is_prim()) continue;
+    bool output = false;
+    for (Value* v : n->outputs()) output = output || depends(v);
+    if (output && !dependent_inputs(n).empty()) out.push_back(site(n));
+  }
+}
+
+std::vector<OpSite> GraphRewrite::path() const {
+  std::vector<OpSite> out;
+  collect(graph_->block(), out);
+  return out;
+}
+
+Node* GraphRewrite::insert(const char* op, const std::vector<Value*>& inputs, Value* like, Node* anchor, size_t outputs) {
+  Node* n = graph_->create(c10::Symbol::fromQualString(op), inputs, outputs);
+  for (Value* v : n->outputs()) {
+    v->setType(like->type());
+    dependent_.insert(v);
+  }
+  n->setSourceRange(anchor->sourceRange());
+  if (anchor->callstack()) n->setCallStack(*anchor->callstack());
+  return n;
+}
+
+Value* GraphRewrite::insert_after(Node* after, const char* op, const std::vector<Value*>& inputs, Value* like,
+                                  size_t outputs) {
+  return insert(op, inputs, like, after, outputs)->insertAfter(after)->outputs()[0];
+}
+
+Value* GraphRewrite::insert_before(Node* before, const char* op, const std::vector<Value*>& inputs, Value* like) {
+  return insert(op, inputs, like, before)->insertBefore(before)->output();
+}
+
+Node* GraphRewrite::copy_after(Node* n, Node* after) {
+  Node* c = graph_->createClone(n, [](Value* v) { return v; });
+  c->insertAfter(after);
+  for (size_t i = 0; i < c->outputs().size(); ++i)
+    if (depends(n->output(i))) dependent_.insert(c->output(i));
+  return c;
+}
+
+Value* GraphRewrite::constant(const c10::IValue& v, Node* before) {
+  torch::jit::WithInsertPoint guard(before);
+  return graph_->insertConstant(v);
+}
+
+Value* GraphRewrite::buffer(const std::string& stem, const torch::Tensor& t, Node* before) {
+  std::string name = "_torchexplain_" + stem + "_" + std::to_string(buffers_++);
+  c10::Device device(c10::kCPU);
+  for (const auto& p : module_.parameters()) {
+    device = p.device();
+    break;
+  }
+  module_.register_buffer(name, t.detach().to(device));
+  torch::jit::WithInsertPoint guard(before);
+  return graph_->insertNode(graph_->createGetAttr(graph_->inputs()[0], name))->output();
+}
+
+c10::optional<c10::IValue> GraphRewrite::resolve(Value* v) const {
+  Node* n = v->node();
+  if (n->kind() == c10::prim::Constant) return torch::jit::toIValue(v);
+  if (n->kind() != c10::prim::GetAttr) return c10::nullopt;
+  c10::optional<c10::IValue> parent =
+      n->input() == graph_->inputs()[0] ? c10::optional<c10::IValue>(module_._ivalue()) : resolve(n->input());
+  if (!parent || !parent->isObject()) return c10::nullopt;
+  const auto& obj = parent->toObject();
+  const std::string& name = n->s(c10::attr::name);
+  if (!obj->type()->hasAttribute(name)) return c10::nullopt;
+  return obj->getAttr(name);
+}
+
+// Batch norm in inference is an affine map per channel: fold it into the
+// convolution or linear layer that feeds it (LRP then sees one layer, as
+// Zennit's canonizers do).
+void GraphRewrite::fold_batch_norm(Block* b) {
+  for (auto it = b->nodes().begin(); it != b->nodes().end();) {
+    Node* n = *it;
+    ++it;
+    for (Block* sub : n->blocks()) fold_batch_norm(sub);
+    if (n->kind() != c10::Symbol::aten("batch_norm")) continue;
+    Node* p = n->input(0)->node();
+    std::string op = op_name(p);
+    bool layer = op == "conv1d" || op == "conv2d" || op == "conv3d" || op == "linear";
+    if (op == "_convolution") {
+      auto transposed = resolve(p->input(6));
+      layer = transposed && transposed->isBool() && !transposed->toBool();
+    }
+    if (!layer || p->output()->uses().size() != 1) continue;
+    auto w = resolve(p->input(1)), bias = resolve(p->input(2)), gamma = resolve(n->input(1)), beta = resolve(n->input(2)),
+         mean = resolve(n->input(3)), var = resolve(n->input(4)), training = resolve(n->input(5)), eps = resolve(n->input(7));
+    if (!w || !w->isTensor() || !bias || !gamma || !beta || !mean || !mean->isTensor() || !var || !var->isTensor() ||
+        !eps || !training || !training->isBool() || training->toBool())
+      continue;
+    torch::NoGradGuard no_grad;
+    torch::Tensor scale = var->toTensor().add(eps->toDouble()).rsqrt();
+    if (gamma->isTensor()) scale = scale * gamma->toTensor();
+    std::vector<int64_t> shape(w->toTensor().dim(), 1);
+    shape[0] = -1;
+    torch::Tensor folded_w = w->toTensor() * scale.view(shape);
+    torch::Tensor folded_b = ((bias->isTensor() ? bias->toTensor() : torch::zeros_like(scale)) - mean->toTensor()) * scale;
+    if (beta->isTensor()) folded_b = folded_b + beta->toTensor();
+    p->replaceInput(1, buffer("folded_weight", folded_w, p));
+    p->replaceInput(2, buffer("folded_bias", folded_b, p));
+    n->output()->replaceAllUsesWith(p->output());
+    n->destroy();
+  }
+}
+
+void GraphRewrite::reroute_after(Value* v, Node* node, Value* replacement) {
+  v->replaceAllUsesAfterNodeWith(node, replacement);
+}
+
+}  // namespace tx

@@ -1,0 +1,314 @@
+#include "rule_ops.h"
+
+#include <torch/library.h>
+#include <torch/csrc/autograd/custom_function.h>
+
+#include "torch_headers.h"
+
+namespace tx::ops {
+
+namespace {
+
+using torch::Tensor;
+using torch::autograd::AutogradContext;
+using torch::autograd::variable_list;
+
+// DeepLift treats input and reference as equal below this difference and
+// falls back to the op's own gradient there (as the reference implementation).
+constexpr double kRescaleEps = 1e-10;
+
+// Pairs view: [pairs, 2, ...] of a tensor whose rows alternate input, reference.
+Tensor pairs(const Tensor& t) {
+  TORCH_CHECK(t.dim() >= 1 && t.size(0) % 2 == 0,
+              "torchexplain rule: expected input/reference row pairs along dimension 0, got shape ", t.sizes(),
+              " (a rule sits on an op whose tensors lost the batch dimension)");
+  std::vector<int64_t> shape = {t.size(0) / 2, 2};
+  shape.insert(shape.end(), t.sizes().begin() + 1, t.sizes().end());
+  return t.reshape(shape);
+}
+
+// Pairs back to rows.
+Tensor rows(const Tensor& p) {
+  std::vector<int64_t> shape = {p.size(0) * 2};
+  shape.insert(shape.end(), p.sizes().begin() + 2, p.sizes().end());
+  return p.reshape(shape);
+}
+
+// Input minus reference, on both rows of each pair.
+Tensor pair_delta(const Tensor& t) {
+  Tensor p = pairs(t);
+  Tensor d = (p.select(1, 0) - p.select(1, 1)).unsqueeze(1);
+  return rows(d.expand_as(p));
+}
+
+Tensor interleave(const Tensor& first, const Tensor& second) { return rows(torch::stack({first, second}, 1)); }
+
+// ---- DeepLift -------------------------------------------------------------------
+//
+// DeepLift ops have two outputs, both the op's value: the first carries the
+// rule's (modified) gradient, the second the op's plain gradient. The
+// reference records the gradient arriving at a nonlinearity's output before
+// a following nonlinearity's rule replaced it, and uses that in the rescale
+// multiplier; a following rule op hands its plain gradient back through the
+// second output so that the results agree with the reference exactly.
+
+struct Grads {
+  Tensor flowing;   // gradient that flowed in through the first output
+  Tensor recorded;  // what the reference calls grad_output
+};
+
+Grads incoming(const variable_list& grads, const Tensor& like) {
+  Grads g;
+  g.flowing = grads[0].defined() ? grads[0] : torch::zeros_like(like);
+  g.recorded = grads[1].defined() ? grads[1] : g.flowing;
+  return g;
+}
+
+// Elementwise activations: grad * Δy/Δx, the op's own gradient where Δx ~ 0
+// (routed through the original op node, which reads x). `yt` is a copy of the
+// op reading the previous rule op's second output, when there is one.
+struct RescaleAct : torch::autograd::Function<RescaleAct> {
+  static variable_list forward(AutogradContext* ctx, Tensor x, Tensor y, c10::optional<Tensor> yt) {
+    ctx->set_materialize_grads(false);
+    ctx->saved_data["adjacent"] = yt.has_value();
+    ctx->save_for_backward({x, y});
+    return {y, y};
+  }
+  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+    auto saved = ctx->get_saved_variables();
+    Grads g = incoming(grads, saved[1]);
+    Tensor dx = pair_delta(saved[0]), dy = pair_delta(saved[1]);
+    Tensor small = dx.abs() < kRescaleEps;
+    Tensor gx = torch::where(small, torch::zeros_like(g.flowing), g.recorded * dy / dx);
+    Tensor gyt = ctx->saved_data["adjacent"].toBool() ? g.flowing : Tensor();
+    return {gx, g.flowing * small, gyt};
+  }
+};
+
+// Softmax: rescale, then normalised so that the multipliers of the whole
+// tensor sum to zero, as the reference does.
+struct RescaleSoftmax : torch::autograd::Function<RescaleSoftmax> {
+  static variable_list forward(AutogradContext* ctx, Tensor x, Tensor y, c10::optional<Tensor> xt, int64_t dim) {
+    ctx->set_materialize_grads(false);
+    ctx->saved_data["dim"] = dim;
+    ctx->saved_data["adjacent"] = xt.has_value();
+    ctx->save_for_backward({x, y});
+    return {y, y};
+  }
+  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+    auto saved = ctx->get_saved_variables();
+    const Tensor &x = saved[0], &y = saved[1];
+    Grads g = incoming(grads, y);
+    int64_t dim = ctx->saved_data["dim"].toInt();
+    Tensor own = y * (g.flowing - (g.flowing * y).sum(dim, true));
+    Tensor dx = pair_delta(x), dy = pair_delta(y);
+    Tensor unnorm = torch::where(dx.abs() < kRescaleEps, own, g.recorded * dy / dx);
+    Tensor gx = unnorm - unnorm.sum() / static_cast<double>(unnorm.numel());
+    return {gx, Tensor(), ctx->saved_data["adjacent"].toBool() ? own : Tensor(), Tensor()};
+  }
+};
+
+// ---- guided backprop, deconvolution, LRP through activations ---------------------
+
+struct Act : torch::autograd::Function<Act> {
+  static Tensor forward(AutogradContext* ctx, Tensor, Tensor y, int64_t mode) {
+    ctx->saved_data["mode"] = mode;
+    return y;
+  }
+  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+    const Tensor& g = grads[0];
+    switch (ctx->saved_data["mode"].toInt()) {
+      case kGuided:  // relu(g), then ReLU's own gradient (the original node)
+        return {Tensor(), torch::relu(g), Tensor()};
+      case kDeconv:
+        return {torch::relu(g), Tensor(), Tensor()};
+      default:
+        return {g, Tensor(), Tensor()};
+    }
+  }
+};
+
+// ---- max pooling ------------------------------------------------------------
+
+struct Pool {
+  std::vector<int64_t> kernel, stride, padding, dilation;
+  bool ceil = false;
+  bool one_d = false;  // 1-d pooling, run as 2-d pooling over a unit height
+};
+
+// Pooling arguments as the schema allows them: one value for all dimensions,
+// or none (stride: the kernel; padding 0; dilation 1).
+std::vector<int64_t> per_dim(std::vector<int64_t> v, size_t dims, const std::vector<int64_t>& if_empty) {
+  if (v.empty()) return if_empty;
+  if (v.size() == 1 && dims > 1) v.assign(dims, v[0]);
+  return v;
+}
+
+Pool make_pool(std::vector<int64_t> k, std::vector<int64_t> s, std::vector<int64_t> p, std::vector<int64_t> d, bool ceil) {
+  TORCH_CHECK(!k.empty() && k.size() <= 3, "torchexplain rule: max pooling with ", k.size(), " kernel dimensions");
+  size_t n = k.size();
+  Pool pool;
+  pool.kernel = k;
+  pool.stride = per_dim(s, n, k);
+  pool.padding = per_dim(p, n, std::vector<int64_t>(n, 0));
+  pool.dilation = per_dim(d, n, std::vector<int64_t>(n, 1));
+  pool.ceil = ceil;
+  if (n == 1) {
+    pool.one_d = true;
+    pool.kernel.insert(pool.kernel.begin(), 1);
+    pool.stride.insert(pool.stride.begin(), 1);
+    pool.padding.insert(pool.padding.begin(), 0);
+    pool.dilation.insert(pool.dilation.begin(), 1);
+  }
+  return pool;
+}
+
+Tensor pool_indices(const Tensor& x, const Pool& p) {
+  if (p.kernel.size() == 3)
+    return std::get<1>(at::max_pool3d_with_indices(x, p.kernel, p.stride, p.padding, p.dilation, p.ceil));
+  Tensor in = p.one_d ? x.unsqueeze(-2) : x;
+  return std::get<1>(at::max_pool2d_with_indices(in, p.kernel, p.stride, p.padding, p.dilation, p.ceil));
+}
+
+// The gradient of max pooling: g scattered (and summed) onto the winners.
+Tensor pool_backward(const Tensor& g, const Tensor& x, const Pool& p, const Tensor& idx) {
+  if (p.kernel.size() == 3)
+    return at::max_pool3d_with_indices_backward(g, x, p.kernel, p.stride, p.padding, p.dilation, p.ceil, idx);
+  if (p.one_d)
+    return at::max_pool2d_with_indices_backward(g.unsqueeze(-2), x.unsqueeze(-2), p.kernel, p.stride, p.padding,
+                                                p.dilation, p.ceil, idx)
+        .squeeze(-2);
+  return at::max_pool2d_with_indices_backward(g, x, p.kernel, p.stride, p.padding, p.dilation, p.ceil, idx);
+}
+
+// DeepLift through max pooling: the output difference is split at the
+// elementwise max of input and reference outputs and sent to the winners of
+// each side; multipliers are that over the input difference.
+// DeepLift through max pooling: the output difference is split at the
+// elementwise max of input and reference outputs and sent to the winners of
+// each side; multipliers are that over the input difference.
+struct RescaleMaxPool : torch::autograd::Function<RescaleMaxPool> {
+  static variable_list forward(AutogradContext* ctx, Tensor x, Tensor y, c10::optional<Tensor> xt, std::vector<int64_t> k,
+                               std::vector<int64_t> s, std::vector<int64_t> p, std::vector<int64_t> d, bool ceil) {
+    ctx->set_materialize_grads(false);
+    ctx->saved_data["k"] = k;
+    ctx->saved_data["s"] = s;
+    ctx->saved_data["p"] = p;
+    ctx->saved_data["d"] = d;
+    ctx->saved_data["ceil"] = ceil;
+    ctx->saved_data["adjacent"] = xt.has_value();
+    ctx->save_for_backward({x, y});
+    return {y, y};
+  }
+  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+    auto& sd = ctx->saved_data;
+    Pool pool = make_pool(sd["k"].toIntVector(), sd["s"].toIntVector(), sd["p"].toIntVector(), sd["d"].toIntVector(),
+                          sd["ceil"].toBool());
+    auto saved = ctx->get_saved_variables();
+    const Tensor &x = saved[0], &y = saved[1];
+    Grads g = incoming(grads, y);
+    Tensor yp = pairs(y);
+    Tensor out = yp.select(1, 0), ref = yp.select(1, 1);
+    Tensor top = torch::max(out, ref);
+    Tensor delta_out = interleave(top - ref, out - top);
+    Tensor idx = pool_indices(x, pool);
+    Tensor spread = pairs(pool_backward(g.recorded * delta_out, x, pool, idx));
+    Tensor both = (spread.select(1, 0) + spread.select(1, 1)).unsqueeze(1);
+    Tensor dx = pair_delta(x);
+    Tensor own = pool_backward(g.flowing, x, pool, idx);
+    Tensor gx = torch::where(dx.abs() < kRescaleEps, own, rows(both.expand_as(spread)) / dx);
+    return {gx, Tensor(), sd["adjacent"].toBool() ? own : Tensor(), Tensor(), Tensor(), Tensor(), Tensor(), Tensor()};
+  }
+};
+
+// ---- LRP --------------------------------------------------------------------
+
+// LRP's input side: forward passes `c` (the activation, or a part or bound of
+// it); backward multiplies the incoming gradient by `c` and hands it to x.
+struct LrpIn : torch::autograd::Function<LrpIn> {
+  static Tensor forward(AutogradContext* ctx, Tensor x, Tensor c) {
+    if (!c.sizes().equals(x.sizes())) c = c.expand_as(x).contiguous();  // a bound given per feature
+    ctx->save_for_backward({c});
+    return c;
+  }
+  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+    return {grads[0] * ctx->get_saved_variables()[0], Tensor()};
+  }
+};
+
+// LRP's output side: forward passes the layer's true output z; backward
+// divides relevance by the (rule-modified) output z', stabilised by eps.
+struct LrpOut : torch::autograd::Function<LrpOut> {
+  static Tensor forward(AutogradContext* ctx, Tensor zp, Tensor z, double eps) {
+    ctx->saved_data["eps"] = eps;
+    ctx->save_for_backward({zp});
+    return z;
+  }
+  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+    Tensor zp = ctx->get_saved_variables()[0];
+    double eps = ctx->saved_data["eps"].toDouble();
+    Tensor sign = torch::where(zp >= 0, torch::ones_like(zp), -torch::ones_like(zp));
+    return {grads[0] / (zp + sign * eps), Tensor(), Tensor()};
+  }
+};
+
+// The weights and activation parts LRP rules use (see PartMode).
+Tensor part(const Tensor& t, int64_t mode, double value) {
+  switch (mode) {
+    case kGammaPart: return t + value * t.clamp_min(0);
+    case kPositivePart: return t.clamp_min(0);
+    case kNegativePart: return t.clamp_max(0);
+    default: return torch::full_like(t, value);
+  }
+}
+
+std::tuple<Tensor, Tensor> two(const variable_list& v) { return {v[0], v[1]}; }
+
+}  // namespace
+
+void ensure_registered() {}
+
+TORCH_LIBRARY(torchexplain, m) {
+  m.def("act(Tensor x, Tensor y, int mode) -> Tensor");
+  m.def("rescale(Tensor x, Tensor y, Tensor? yt) -> (Tensor, Tensor)");
+  m.def("rescale_softmax(Tensor x, Tensor y, Tensor? xt, int dim) -> (Tensor, Tensor)");
+  m.def("rescale_maxpool(Tensor x, Tensor y, Tensor? xt, int[] kernel, int[] stride, int[] padding, int[] dilation, bool ceil_mode) -> (Tensor, Tensor)");
+  m.def("lrp_in(Tensor x, Tensor c) -> Tensor");
+  m.def("lrp_out(Tensor zp, Tensor z, float eps) -> Tensor");
+  m.def("part(Tensor t, int mode, float value) -> Tensor");
+}
+
+TORCH_LIBRARY_IMPL(torchexplain, Autograd, m) {
+  m.impl("act", [](const Tensor& x, const Tensor& y, int64_t mode) { return Act::apply(x, y, mode); });
+  m.impl("rescale", [](const Tensor& x, const Tensor& y, const c10::optional<Tensor>& yt) {
+    return two(RescaleAct::apply(x, y, yt));
+  });
+  m.impl("rescale_softmax", [](const Tensor& x, const Tensor& y, const c10::optional<Tensor>& xt, int64_t dim) {
+    return two(RescaleSoftmax::apply(x, y, xt, dim));
+  });
+  m.impl("rescale_maxpool", [](const Tensor& x, const Tensor& y, const c10::optional<Tensor>& xt, c10::IntArrayRef k,
+                               c10::IntArrayRef s, c10::IntArrayRef p, c10::IntArrayRef d, bool ceil) {
+    return two(RescaleMaxPool::apply(x, y, xt, k.vec(), s.vec(), p.vec(), d.vec(), ceil));
+  });
+  m.impl("lrp_in", [](const Tensor& x, const Tensor& c) { return LrpIn::apply(x, c); });
+  m.impl("lrp_out", [](const Tensor& zp, const Tensor& z, double eps) { return LrpOut::apply(zp, z, eps); });
+}
+
+// Without gradients (or on tensors that need none) the ops pass their value on.
+TORCH_LIBRARY_IMPL(torchexplain, CompositeExplicitAutograd, m) {
+  m.impl("act", [](const Tensor&, const Tensor& y, int64_t) { return y; });
+  m.impl("rescale", [](const Tensor&, const Tensor& y, const c10::optional<Tensor>&) { return std::make_tuple(y, y); });
+  m.impl("rescale_softmax", [](const Tensor&, const Tensor& y, const c10::optional<Tensor>&, int64_t) {
+    return std::make_tuple(y, y);
+  });
+  m.impl("rescale_maxpool", [](const Tensor&, const Tensor& y, const c10::optional<Tensor>&, c10::IntArrayRef,
+                               c10::IntArrayRef, c10::IntArrayRef, c10::IntArrayRef, bool) { return std::make_tuple(y, y); });
+  m.impl("lrp_in", [](const Tensor&, const Tensor& c) { return c; });
+  m.impl("lrp_out", [](const Tensor&, const Tensor& z, double) { return z; });
+}
+
+TORCH_LIBRARY_IMPL(torchexplain, CompositeImplicitAutograd, m) {
+  m.impl("part", part);
+}
+
+}  // namespace tx::ops
