@@ -17,6 +17,6 @@ export {
   Lime, LimeOptions, KernelShap, KernelShapOptions,
 } from "./algorithms/perturbation";
 export {
-  DeepLift, DeepLiftOptions, DeepLiftShap, DeepLiftShapOptions, GuidedBackprop, GuidedBackpropOptions, Deconvolution,
+  DeepLift, DeepLiftInit, DeepLiftOptions, DeepLiftShap, DeepLiftShapOptions, GuidedBackprop, GuidedBackpropOptions, Deconvolution,
   LRP, LRPInit, LRPOptions, LRPRule, LRPRuleName, LRPRuleSpec,
 } from "./algorithms/rules";

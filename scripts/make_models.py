@@ -8,7 +8,16 @@ and python3-sklearn: /usr/bin/python3 scripts/make_models.py).
   seeded models for the benchmarks, where only the cost of the passes matters.
 - linear.pt: a seeded linear layer (6 -> 3), whose attributions the tests know exactly;
   linear_sum.pt: the same layer returning one value per batch (aggregate mode).
+
+Test models go to test/fixtures/models (`make_models.py tests` writes only those):
+- resnet_scripted.pt / resnet_traced.pt: one small residual network (conv, batch
+  norm, relu, two blocks of one class, max pooling, linear), scripted and traced.
+- relu_shared.pt / relu_twice.pt: one MLP calling a single ReLU module twice, and
+  the same weights with two ReLU modules.
+- exp_model.pt (calls torch.exp) and product_model.pt (multiplies two
+  input-dependent tensors): ops no propagation rule covers.
 """
+import sys
 import json
 import os
 
@@ -82,6 +91,97 @@ class LinearSum(Linear):
         return self.fc(x)[:, 0].sum()
 
 
+class Block(nn.Module):
+    """A residual block; the network holds two instances of this class."""
+
+    def __init__(self, channels):
+        super().__init__()
+        self.conv = nn.Conv2d(channels, channels, 3, padding=1)
+        self.relu = nn.ReLU()
+
+    def forward(self, x):
+        return x + self.relu(self.conv(x))
+
+
+class ResNet(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(1, 4, 3, padding=1)
+        self.bn = nn.BatchNorm2d(4)
+        self.relu = nn.ReLU()
+        self.block1 = Block(4)
+        self.block2 = Block(4)
+        self.pool = nn.MaxPool2d(2)
+        self.fc = nn.Linear(4 * 4 * 4, 3)
+
+    def forward(self, x):
+        x = self.relu(self.bn(self.conv(x)))
+        x = self.pool(self.block2(self.block1(x)))
+        return self.fc(torch.flatten(x, 1))
+
+
+class SharedRelu(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc1 = nn.Linear(6, 8)
+        self.fc2 = nn.Linear(8, 8)
+        self.fc3 = nn.Linear(8, 3)
+        self.relu = nn.ReLU()
+
+    def forward(self, x):
+        return self.fc3(self.relu(self.fc2(self.relu(self.fc1(x)))))
+
+
+class TwoRelu(SharedRelu):
+    def __init__(self):
+        super().__init__()
+        self.relu2 = nn.ReLU()
+
+    def forward(self, x):
+        return self.fc3(self.relu2(self.fc2(self.relu(self.fc1(x)))))
+
+
+class ExpModel(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(6, 3)
+
+    def forward(self, x):
+        return self.fc(torch.exp(x))
+
+
+class ProductModel(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(6, 3)
+
+    def forward(self, x):
+        return self.fc(x * x)
+
+
+def test_models():
+    out = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "test", "fixtures", "models")
+    os.makedirs(out, exist_ok=True)
+    torch.manual_seed(3)
+    net = ResNet()
+    with torch.no_grad():  # non-trivial batch norm statistics
+        net.bn.running_mean.uniform_(-0.5, 0.5)
+        net.bn.running_var.uniform_(0.5, 2.0)
+        net.bn.weight.uniform_(0.5, 1.5)
+        net.bn.bias.uniform_(-0.2, 0.2)
+    net.eval()
+    torch.jit.script(net).save(os.path.join(out, "resnet_scripted.pt"))
+    torch.jit.trace(net, torch.randn(2, 1, 8, 8)).save(os.path.join(out, "resnet_traced.pt"))
+    shared = SharedRelu().eval()
+    torch.jit.script(shared).save(os.path.join(out, "relu_shared.pt"))
+    twice = TwoRelu().eval()
+    twice.load_state_dict(shared.state_dict())
+    torch.jit.script(twice).save(os.path.join(out, "relu_twice.pt"))
+    torch.jit.script(ExpModel().eval()).save(os.path.join(out, "exp_model.pt"))
+    torch.jit.script(ProductModel().eval()).save(os.path.join(out, "product_model.pt"))
+    print("wrote", sorted(os.listdir(out)))
+
+
 def train_digits():
     digits = load_digits()
     x = torch.tensor(digits.images, dtype=torch.float32).unsqueeze(1) / 16.0
@@ -111,6 +211,11 @@ def train_digits():
 
 
 def main():
+    which = sys.argv[1] if len(sys.argv) > 1 else "all"
+    if which in ("tests", "all"):
+        test_models()
+    if which == "tests":
+        return
     os.makedirs(OUT, exist_ok=True)
     torch.manual_seed(0)
     model, samples = train_digits()

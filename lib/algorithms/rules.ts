@@ -11,13 +11,24 @@ export interface DeepLiftOptions extends TargetOptions, DeltaOptions {
   baselines?: BaselineType;
 }
 
+export interface DeepLiftInit extends MultiplyByInputs {
+  /**
+   * true (default): Captum 0.7's results. Where a nonlinearity feeds another
+   * directly (ReLU then max pooling), Captum's hooks give the first one the
+   * plain gradient of the second in its multiplier, so attributions do not
+   * sum exactly to F(input) − F(baseline) there. false: multipliers chain
+   * through (the DeepLift paper's rule), and summation to delta holds.
+   */
+  captumCompatible?: boolean;
+}
+
 /**
  * DeepLift with the Rescale rule: multipliers Δoutput/Δinput through every
  * nonlinearity (relu, elu, sigmoid, tanh, softplus, ..., max pooling, softmax),
  * plain gradients through linear ops. Completeness: attributions sum to
  * F(input) − F(baseline).
  */
-export class DeepLift extends OptionsAttribution<DeepLiftOptions, MultiplyByInputs> {
+export class DeepLift extends OptionsAttribution<DeepLiftOptions, DeepLiftInit> {
   readonly algorithm = "DeepLift";
 }
 
@@ -27,7 +38,7 @@ export interface DeepLiftShapOptions extends TargetOptions, DeltaOptions {
 }
 
 /** DeepLift averaged over a distribution of references (SHAP values' approximation). */
-export class DeepLiftShap extends OptionsAttribution<DeepLiftShapOptions, MultiplyByInputs> {
+export class DeepLiftShap extends OptionsAttribution<DeepLiftShapOptions, DeepLiftInit> {
   readonly algorithm = "DeepLiftShap";
 }
 

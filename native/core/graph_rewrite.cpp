@@ -262,7 +262,11 @@ void GraphRewrite::fold_batch_norm(Block* b) {
       auto transposed = resolve(p->input(6));
       layer = transposed && transposed->isBool() && !transposed->toBool();
     }
-    if (!layer || p->output()->uses().size() != 1) continue;
+    // Nothing else may read the layer's output, shape queries aside.
+    bool sole = true;
+    for (const auto& use : p->output()->uses())
+      sole = sole && (use.user == n || !has_tensor(use.user->output()->type()));
+    if (!layer || !sole) continue;
     auto w = resolve(p->input(1)), bias = resolve(p->input(2)), gamma = resolve(n->input(1)), beta = resolve(n->input(2)),
          mean = resolve(n->input(3)), var = resolve(n->input(4)), training = resolve(n->input(5)), eps = resolve(n->input(7));
     if (!w || !w->isTensor() || !bias || !gamma || !beta || !mean || !mean->isTensor() || !var || !var->isTensor() ||

@@ -73,7 +73,9 @@ bool sole_reader(JitValue* v, Node* n) {
 // DeepLift rule ops output (modified, plain) pairs (see rule_ops.cpp). A rule
 // op whose input comes straight from another one's first output (and nothing
 // else reads it) sends its plain gradient back through the other's second output.
-void rewrite_deeplift(GraphRewrite& g) {
+// With `captum_compatible` false, multipliers chain through adjacent
+// nonlinearities as the DeepLift paper has them (summation to delta holds).
+void rewrite_deeplift(GraphRewrite& g, bool captum_compatible) {
   std::unordered_map<JitValue*, JitValue*> plain_of;  // first output -> second output of rule ops
   for (const OpSite& s : g.path()) {
     Node* n = s.node;
@@ -85,7 +87,7 @@ void rewrite_deeplift(GraphRewrite& g) {
     if (g.dependent_inputs(n) != std::vector<size_t>{0}) unsupported("DeepLift", s, "a nonlinearity of a non-input");
     JitValue* x = n->input(0);
     auto it = plain_of.find(x);
-    JitValue* plain = it != plain_of.end() && sole_reader(x, n) ? it->second : nullptr;
+    JitValue* plain = captum_compatible && it != plain_of.end() && sole_reader(x, n) ? it->second : nullptr;
     JitValue* none = g.constant(c10::IValue(), n);
     Node* op = nullptr;
     if (s.family == OpFamily::Activation) {
@@ -140,9 +142,19 @@ Context with_rules(const Context& ctx, const std::string& key, const std::functi
   return out;
 }
 
+struct DeepLiftOptions {
+  bool multiply, want_delta, captum_compatible;
+  explicit DeepLiftOptions(const Options& o)
+      : multiply(o.boolean("multiplyByInputs", true)),
+        want_delta(o.boolean("returnConvergenceDelta", false)),
+        captum_compatible(o.boolean("captumCompatible", true)) {}
+};
+
 Result deep_lift_pairs(const Context& ctx, const std::vector<Tensor>& ends, const std::vector<Tensor>& starts,
-                       int64_t per_example, bool multiply, bool want_delta) {
-  Context rctx = with_rules(ctx, "DeepLift", rewrite_deeplift);
+                       int64_t per_example, const DeepLiftOptions& opt) {
+  bool compat = opt.captum_compatible, multiply = opt.multiply, want_delta = opt.want_delta;
+  Context rctx = with_rules(ctx, compat ? "DeepLift" : "DeepLift/exact",
+                            [compat](GraphRewrite& g) { rewrite_deeplift(g, compat); });
   auto attr = pair_gradients(rctx, ends, starts, per_example);
   if (multiply)
     for (size_t i = 0; i < attr.size(); ++i) attr[i] = attr[i] * (ends[i] - starts[i]);
@@ -425,18 +437,16 @@ void rewrite_lrp(GraphRewrite& g, const LrpConfig& c) {
 
 Result deep_lift(const Context& ctx, const Options& o) {
   auto baselines = format_baselines(ctx, o.get("baselines"));
-  bool multiply = o.boolean("multiplyByInputs", true);
-  bool want_delta = o.boolean("returnConvergenceDelta", false);
+  DeepLiftOptions opt(o);
   o.reject_unknown("DeepLift");
-  return deep_lift_pairs(ctx, ctx.inputs, baselines, 1, multiply, want_delta);
+  return deep_lift_pairs(ctx, ctx.inputs, baselines, 1, opt);
 }
 
 Result deep_lift_shap(const Context& ctx, const Options& o) {
   if (!o.has("baselines"))
     fail("baselines: DeepLiftShap needs a baseline distribution (a tensor of reference samples per input)");
   auto dist = baseline_distribution(ctx, o.get("baselines"));
-  bool multiply = o.boolean("multiplyByInputs", true);
-  bool want_delta = o.boolean("returnConvergenceDelta", false);
+  DeepLiftOptions opt(o);
   o.reject_unknown("DeepLiftShap");
   // Every example against every reference: pairs example-major.
   int64_t refs = dist[0].size(0);
@@ -449,7 +459,7 @@ Result deep_lift_shap(const Context& ctx, const Options& o) {
     reps[0] = ctx.batch;
     starts.push_back(dist[i].repeat(reps));
   }
-  return deep_lift_pairs(ctx, ends, starts, refs, multiply, want_delta);
+  return deep_lift_pairs(ctx, ends, starts, refs, opt);
 }
 
 Result guided_backprop(const Context& ctx, const Options& o) {
