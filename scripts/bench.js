@@ -86,6 +86,23 @@ async function main() {
   const occRows = tx.tensor(filled(50 * 8 * 3 * 32 * 32, (i) => Math.sin(i * 0.11)), [50 * 8, 3, 32, 32]);
   report("Occlusion, conv net, batch 8, window 3×8×8, stride 3×4×4 (49 windows)", occT, floorOf(conv, occRows, 3, 0, 5, false));
 
+  // Rule-based backprop on the conv net, against the plain gradient (Saliency)
+  // of the same rows: DeepLift runs input and baseline rows together (16 rows).
+  const sal = new tx.Saliency(conv);
+  const pairs = tx.tensor(filled(16 * 3 * 32 * 32, (i) => Math.sin(i * 0.37)), [16, 3, 32, 32]);
+  const salPairs = await timeCalls(() => sal.attribute(pairs, { target: 3 }));
+  const dl = new tx.DeepLift(conv);
+  const dlT = await timeCalls(() => dl.attribute(convX, { target: 3, baselines: 0 }));
+  report("DeepLift, conv net, batch 8 (16 rows with the baselines)", dlT, floorOf(conv, pairs, 3, 0, 5),
+    `Saliency on the same 16 rows: ${fmt(salPairs)} (DeepLift ${(dlT / salPairs).toFixed(2)}×)`);
+  const salT = await timeCalls(() => sal.attribute(convX, { target: 3 }));
+  for (const [label, init] of [["epsilon", {}], ["epsilonPlus", { preset: "epsilonPlus" }]]) {
+    const lrp = new tx.LRP(conv, init);
+    const lrpT = await timeCalls(() => lrp.attribute(convX, { target: 3 }));
+    report(`LRP (${label}), conv net, batch 8`, lrpT, floorOf(conv, convX, 3, 0, 5),
+      `Saliency on the same batch: ${fmt(salT)} (LRP ${(lrpT / salT).toFixed(2)}×)`);
+  }
+
   // The tiny MLP: per-call overhead dominates.
   const mlpData = filled(64, (i) => Math.sin(i));
   const mlpX = tx.tensor(mlpData, [1, 64]);

@@ -208,6 +208,18 @@ Value* GraphRewrite::insert_before(Node* before, const char* op, const std::vect
   return insert(op, inputs, like, before)->insertBefore(before)->output();
 }
 
+Node* GraphRewrite::with_indices(Node* n) {
+  Node* p = graph_->create(c10::Symbol::aten(op_name(n) + "_with_indices"), n->inputs(), 2);
+  p->output(0)->setType(n->output()->type());
+  p->output(1)->setType(n->output()->type());
+  p->setSourceRange(n->sourceRange());
+  if (n->callstack()) p->setCallStack(*n->callstack());
+  p->insertAfter(n);
+  dependent_.insert(p->output(0));
+  n->output()->replaceAllUsesWith(p->output(0));
+  return p;
+}
+
 Node* GraphRewrite::copy_after(Node* n, Node* after) {
   Node* c = graph_->createClone(n, [](Value* v) { return v; });
   c->insertAfter(after);

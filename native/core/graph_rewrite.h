@@ -60,6 +60,9 @@ class GraphRewrite {
                                   size_t outputs = 1);
   torch::jit::Value* insert_before(torch::jit::Node* before, const char* op,
                                    const std::vector<torch::jit::Value*>& inputs, torch::jit::Value* like);
+  // Replaces a max_pool{1,2,3}d node by its _with_indices form (outputs:
+  // values, indices) and returns it; `n` is left without readers.
+  torch::jit::Node* with_indices(torch::jit::Node* n);
   // A copy of `n` placed after `after` (the same inputs until replaced).
   torch::jit::Node* copy_after(torch::jit::Node* n, torch::jit::Node* after);
   torch::jit::Value* constant(const c10::IValue& v, torch::jit::Node* before);

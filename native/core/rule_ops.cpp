@@ -34,14 +34,18 @@ Tensor rows(const Tensor& p) {
   return p.reshape(shape);
 }
 
-// Input minus reference, on both rows of each pair.
+// Input minus reference per pair: [pairs, 1, ...], broadcasting over a pairs view.
 Tensor pair_delta(const Tensor& t) {
   Tensor p = pairs(t);
-  Tensor d = (p.select(1, 0) - p.select(1, 1)).unsqueeze(1);
-  return rows(d.expand_as(p));
+  return (p.select(1, 0) - p.select(1, 1)).unsqueeze(1);
 }
 
-Tensor interleave(const Tensor& first, const Tensor& second) { return rows(torch::stack({first, second}, 1)); }
+// DeepLift's multiplier Δy/Δx per pair, and where Δx is too small for it.
+std::pair<Tensor, Tensor> rescale_multiplier(const Tensor& x, const Tensor& y) {
+  Tensor dx = pair_delta(x);
+  Tensor small = dx.abs() < kRescaleEps;
+  return {torch::where(small, torch::zeros_like(dx), pair_delta(y) / dx), small};
+}
 
 // ---- DeepLift -------------------------------------------------------------------
 //
@@ -77,11 +81,12 @@ struct RescaleAct : torch::autograd::Function<RescaleAct> {
   static variable_list backward(AutogradContext* ctx, variable_list grads) {
     auto saved = ctx->get_saved_variables();
     Grads g = incoming(grads, saved[1]);
-    Tensor dx = pair_delta(saved[0]), dy = pair_delta(saved[1]);
-    Tensor small = dx.abs() < kRescaleEps;
-    Tensor gx = torch::where(small, torch::zeros_like(g.flowing), g.recorded * dy / dx);
+    auto [multiplier, small] = rescale_multiplier(saved[0], saved[1]);
+    Tensor gx = rows(pairs(g.recorded) * multiplier);
+    // Where Δx ~ 0, the op's own gradient: send that part through the original node.
+    Tensor gy = small.any().item<bool>() ? rows(pairs(g.flowing) * small) : Tensor();
     Tensor gyt = ctx->saved_data["adjacent"].toBool() ? g.flowing : Tensor();
-    return {gx, g.flowing * small, gyt};
+    return {gx, gy, gyt};
   }
 };
 
@@ -101,8 +106,8 @@ struct RescaleSoftmax : torch::autograd::Function<RescaleSoftmax> {
     Grads g = incoming(grads, y);
     int64_t dim = ctx->saved_data["dim"].toInt();
     Tensor own = y * (g.flowing - (g.flowing * y).sum(dim, true));
-    Tensor dx = pair_delta(x), dy = pair_delta(y);
-    Tensor unnorm = torch::where(dx.abs() < kRescaleEps, own, g.recorded * dy / dx);
+    auto [multiplier, small] = rescale_multiplier(x, y);
+    Tensor unnorm = rows(torch::where(small, pairs(own), pairs(g.recorded) * multiplier));
     Tensor gx = unnorm - unnorm.sum() / static_cast<double>(unnorm.numel());
     return {gx, Tensor(), ctx->saved_data["adjacent"].toBool() ? own : Tensor(), Tensor()};
   }
@@ -163,20 +168,14 @@ Pool make_pool(std::vector<int64_t> k, std::vector<int64_t> s, std::vector<int64
   return pool;
 }
 
-Tensor pool_indices(const Tensor& x, const Pool& p) {
-  if (p.kernel.size() == 3)
-    return std::get<1>(at::max_pool3d_with_indices(x, p.kernel, p.stride, p.padding, p.dilation, p.ceil));
-  Tensor in = p.one_d ? x.unsqueeze(-2) : x;
-  return std::get<1>(at::max_pool2d_with_indices(in, p.kernel, p.stride, p.padding, p.dilation, p.ceil));
-}
-
-// The gradient of max pooling: g scattered (and summed) onto the winners.
+// The gradient of max pooling: g scattered (and summed) onto the winners
+// recorded in `idx` (from the graph's max_pool*_with_indices).
 Tensor pool_backward(const Tensor& g, const Tensor& x, const Pool& p, const Tensor& idx) {
   if (p.kernel.size() == 3)
     return at::max_pool3d_with_indices_backward(g, x, p.kernel, p.stride, p.padding, p.dilation, p.ceil, idx);
   if (p.one_d)
     return at::max_pool2d_with_indices_backward(g.unsqueeze(-2), x.unsqueeze(-2), p.kernel, p.stride, p.padding,
-                                                p.dilation, p.ceil, idx)
+                                                p.dilation, p.ceil, idx.unsqueeze(-2))
         .squeeze(-2);
   return at::max_pool2d_with_indices_backward(g, x, p.kernel, p.stride, p.padding, p.dilation, p.ceil, idx);
 }
@@ -188,8 +187,9 @@ Tensor pool_backward(const Tensor& g, const Tensor& x, const Pool& p, const Tens
 // elementwise max of input and reference outputs and sent to the winners of
 // each side; multipliers are that over the input difference.
 struct RescaleMaxPool : torch::autograd::Function<RescaleMaxPool> {
-  static variable_list forward(AutogradContext* ctx, Tensor x, Tensor y, c10::optional<Tensor> xt, std::vector<int64_t> k,
-                               std::vector<int64_t> s, std::vector<int64_t> p, std::vector<int64_t> d, bool ceil) {
+  static variable_list forward(AutogradContext* ctx, Tensor x, Tensor y, Tensor indices, c10::optional<Tensor> xt,
+                               std::vector<int64_t> k, std::vector<int64_t> s, std::vector<int64_t> p,
+                               std::vector<int64_t> d, bool ceil) {
     ctx->set_materialize_grads(false);
     ctx->saved_data["k"] = k;
     ctx->saved_data["s"] = s;
@@ -197,7 +197,7 @@ struct RescaleMaxPool : torch::autograd::Function<RescaleMaxPool> {
     ctx->saved_data["d"] = d;
     ctx->saved_data["ceil"] = ceil;
     ctx->saved_data["adjacent"] = xt.has_value();
-    ctx->save_for_backward({x, y});
+    ctx->save_for_backward({x, y, indices});
     return {y, y};
   }
   static variable_list backward(AutogradContext* ctx, variable_list grads) {
@@ -205,19 +205,20 @@ struct RescaleMaxPool : torch::autograd::Function<RescaleMaxPool> {
     Pool pool = make_pool(sd["k"].toIntVector(), sd["s"].toIntVector(), sd["p"].toIntVector(), sd["d"].toIntVector(),
                           sd["ceil"].toBool());
     auto saved = ctx->get_saved_variables();
-    const Tensor &x = saved[0], &y = saved[1];
+    const Tensor &x = saved[0], &y = saved[1], &idx = saved[2];
     Grads g = incoming(grads, y);
     Tensor yp = pairs(y);
     Tensor out = yp.select(1, 0), ref = yp.select(1, 1);
     Tensor top = torch::max(out, ref);
-    Tensor delta_out = interleave(top - ref, out - top);
-    Tensor idx = pool_indices(x, pool);
-    Tensor spread = pairs(pool_backward(g.recorded * delta_out, x, pool, idx));
-    Tensor both = (spread.select(1, 0) + spread.select(1, 1)).unsqueeze(1);
+    Tensor delta_out = rows(torch::stack({top - ref, out - top}, 1));
+    Tensor spread = pairs(pool_backward(pairs(g.recorded).mul(pairs(delta_out)).view_as(y), x, pool, idx));
+    Tensor both = spread.sum(1, true);
     Tensor dx = pair_delta(x);
-    Tensor own = pool_backward(g.flowing, x, pool, idx);
-    Tensor gx = torch::where(dx.abs() < kRescaleEps, own, rows(both.expand_as(spread)) / dx);
-    return {gx, Tensor(), sd["adjacent"].toBool() ? own : Tensor(), Tensor(), Tensor(), Tensor(), Tensor(), Tensor()};
+    Tensor small = dx.abs() < kRescaleEps;
+    bool adjacent = sd["adjacent"].toBool();
+    Tensor own = adjacent || small.any().item<bool>() ? pool_backward(g.flowing, x, pool, idx) : Tensor();
+    Tensor gx = own.defined() ? rows(torch::where(small, pairs(own), both / dx)) : rows((both / dx).expand_as(spread));
+    return {gx, Tensor(), Tensor(), adjacent ? own : Tensor(), Tensor(), Tensor(), Tensor(), Tensor(), Tensor()};
   }
 };
 
@@ -247,8 +248,8 @@ struct LrpOut : torch::autograd::Function<LrpOut> {
   static variable_list backward(AutogradContext* ctx, variable_list grads) {
     Tensor zp = ctx->get_saved_variables()[0];
     double eps = ctx->saved_data["eps"].toDouble();
-    Tensor sign = torch::where(zp >= 0, torch::ones_like(zp), -torch::ones_like(zp));
-    return {grads[0] / (zp + sign * eps), Tensor(), Tensor()};
+    Tensor sign = torch::where(zp >= 0, 1.0, -1.0).to(zp.scalar_type());  // sign, with sign(0) = +1
+    return {grads[0] / torch::add(zp, sign, eps), Tensor(), Tensor()};
   }
 };
 
@@ -272,7 +273,7 @@ TORCH_LIBRARY(torchexplain, m) {
   m.def("act(Tensor x, Tensor y, int mode) -> Tensor");
   m.def("rescale(Tensor x, Tensor y, Tensor? yt) -> (Tensor, Tensor)");
   m.def("rescale_softmax(Tensor x, Tensor y, Tensor? xt, int dim) -> (Tensor, Tensor)");
-  m.def("rescale_maxpool(Tensor x, Tensor y, Tensor? xt, int[] kernel, int[] stride, int[] padding, int[] dilation, bool ceil_mode) -> (Tensor, Tensor)");
+  m.def("rescale_maxpool(Tensor x, Tensor y, Tensor indices, Tensor? xt, int[] kernel, int[] stride, int[] padding, int[] dilation, bool ceil_mode) -> (Tensor, Tensor)");
   m.def("lrp_in(Tensor x, Tensor c) -> Tensor");
   m.def("lrp_out(Tensor zp, Tensor z, float eps) -> Tensor");
   m.def("part(Tensor t, int mode, float value) -> Tensor");
@@ -286,9 +287,9 @@ TORCH_LIBRARY_IMPL(torchexplain, Autograd, m) {
   m.impl("rescale_softmax", [](const Tensor& x, const Tensor& y, const c10::optional<Tensor>& xt, int64_t dim) {
     return two(RescaleSoftmax::apply(x, y, xt, dim));
   });
-  m.impl("rescale_maxpool", [](const Tensor& x, const Tensor& y, const c10::optional<Tensor>& xt, c10::IntArrayRef k,
-                               c10::IntArrayRef s, c10::IntArrayRef p, c10::IntArrayRef d, bool ceil) {
-    return two(RescaleMaxPool::apply(x, y, xt, k.vec(), s.vec(), p.vec(), d.vec(), ceil));
+  m.impl("rescale_maxpool", [](const Tensor& x, const Tensor& y, const Tensor& indices, const c10::optional<Tensor>& xt,
+                               c10::IntArrayRef k, c10::IntArrayRef s, c10::IntArrayRef p, c10::IntArrayRef d, bool ceil) {
+    return two(RescaleMaxPool::apply(x, y, indices, xt, k.vec(), s.vec(), p.vec(), d.vec(), ceil));
   });
   m.impl("lrp_in", [](const Tensor& x, const Tensor& c) { return LrpIn::apply(x, c); });
   m.impl("lrp_out", [](const Tensor& zp, const Tensor& z, double eps) { return LrpOut::apply(zp, z, eps); });
@@ -301,7 +302,7 @@ TORCH_LIBRARY_IMPL(torchexplain, CompositeExplicitAutograd, m) {
   m.impl("rescale_softmax", [](const Tensor&, const Tensor& y, const c10::optional<Tensor>&, int64_t) {
     return std::make_tuple(y, y);
   });
-  m.impl("rescale_maxpool", [](const Tensor&, const Tensor& y, const c10::optional<Tensor>&, c10::IntArrayRef,
+  m.impl("rescale_maxpool", [](const Tensor&, const Tensor& y, const Tensor&, const c10::optional<Tensor>&, c10::IntArrayRef,
                                c10::IntArrayRef, c10::IntArrayRef, c10::IntArrayRef, bool) { return std::make_tuple(y, y); });
   m.impl("lrp_in", [](const Tensor&, const Tensor& c) { return c; });
   m.impl("lrp_out", [](const Tensor&, const Tensor& z, double) { return z; });

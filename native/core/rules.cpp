@@ -33,7 +33,7 @@ bool linear_in_inputs(const GraphRewrite& g, const OpSite& s) {
 
 // y = f(x) becomes op(x, y, extra...) for every later reader of y; returns the op node.
 Node* wrap(GraphRewrite& g, Node* n, const char* op, std::vector<JitValue*> extra, size_t outputs = 1) {
-  JitValue* y = n->output();
+  JitValue* y = n->outputs()[0];
   std::vector<JitValue*> inputs = {n->input(0), y};
   inputs.insert(inputs.end(), extra.begin(), extra.end());
   JitValue* out = g.insert_after(n, op, inputs, y, outputs);
@@ -101,8 +101,11 @@ void rewrite_deeplift(GraphRewrite& g, bool captum_compatible) {
       op = wrap(g, n, "torchexplain::rescale", {yt}, 2);
     } else if (s.family == OpFamily::MaxPool) {
       if (n->inputs().size() != 6) unsupported("DeepLift", s, "unexpected max pooling signature");
-      op = wrap(g, n, "torchexplain::rescale_maxpool",
-                {plain ? plain : none, n->input(1), n->input(2), n->input(3), n->input(4), n->input(5)}, 2);
+      // The pooling itself, with the winners' indices the rule needs.
+      Node* pool = g.with_indices(n);
+      op = wrap(g, pool, "torchexplain::rescale_maxpool",
+                {pool->output(1), plain ? plain : none, n->input(1), n->input(2), n->input(3), n->input(4), n->input(5)}, 2);
+      n->destroy();
     } else {
       op = wrap(g, n, "torchexplain::rescale_softmax", {plain ? plain : none, n->input(1)}, 2);
     }
