@@ -20,3 +20,14 @@ export {
   DeepLift, DeepLiftInit, DeepLiftOptions, DeepLiftShap, DeepLiftShapOptions, GuidedBackprop, GuidedBackpropOptions, Deconvolution,
   LRP, LRPInit, LRPOptions, LRPRule, LRPRuleName, LRPRuleSpec,
 } from "./algorithms/rules";
+export {
+  LayerMethod, LayerOptions, LayerActivation, LayerActivationOptions, LayerGradientXActivation, LayerGradientXActivationOptions,
+  LayerGradCam, LayerGradCamOptions, GuidedGradCam, GuidedGradCamOptions, LayerConductance, InternalInfluence, LayerPathOptions,
+  LayerIntegratedGradients, LayerIntegratedGradientsOptions, LayerFeatureAblation, LayerFeatureAblationOptions, LayerDeepLift,
+  LayerDeepLiftShap, LayerGradientShap, LayerLRP, InterpolateMode, interpolate,
+} from "./algorithms/layer";
+export {
+  NeuronSelector, NeuronOptions, NeuronGradient, NeuronIntegratedGradients, NeuronConductance, NeuronConductanceOptions,
+  NeuronDeepLift, NeuronDeepLiftOptions, NeuronDeepLiftShap, NeuronGradientShap, NeuronGuidedBackprop, NeuronDeconvolution,
+  NeuronFeatureAblation,
+} from "./algorithms/neuron";

@@ -28,6 +28,7 @@ interface Addon {
   run(algorithm: string, model: NativeModel, inputs: NativeTensor[], options: object): Promise<NativeResult>;
   manualSeed(seed: number): void;
   benchFloor(model: NativeModel, inputs: NativeTensor[], target: number, chunk: number, rounds: number, backward: boolean): number;
+  interpolate(t: NativeTensor, size: number[], mode: string): NativeTensor;
   info(): { libtorch: string; cuda: boolean; cudaDevices: number; algorithms: string[] };
 }
 

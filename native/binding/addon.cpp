@@ -467,6 +467,30 @@ Napi::Value BenchFloor(const Napi::CallbackInfo& info) {
   }
 }
 
+// interpolate(tensor, size, mode): layer attributions resized (synchronous: small tensors).
+Napi::Value Interpolate(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  try {
+    if (!TensorWrap::Is(info[0])) tx::fail("layerAttribution: expected a Tensor");
+    if (!info[1].IsArray()) tx::fail("size: expected an array of output sizes");
+    std::vector<int64_t> size;
+    Napi::Array a = info[1].As<Napi::Array>();
+    for (uint32_t i = 0; i < a.Length(); ++i) {
+      Napi::Value v = a.Get(i);
+      if (!v.IsNumber() || v.As<Napi::Number>().DoubleValue() < 1) tx::fail("size[", i, "]: expected a positive integer");
+      size.push_back(v.As<Napi::Number>().Int64Value());
+    }
+    std::string mode = info[2].IsString() ? info[2].As<Napi::String>().Utf8Value() : "nearest";
+    torch::Tensor t = TensorWrap::Unwrap(info[0].As<Napi::Object>())->tensor();
+    if (!at::isFloatingType(t.scalar_type())) tx::fail("layerAttribution: expected a floating-point tensor");
+    torch::NoGradGuard no_grad;
+    return TensorWrap::Wrap(env, tx::interpolate(t, size, mode));
+  } catch (const std::exception& e) {
+    Napi::Error::New(env, error_message(e)).ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+}
+
 Napi::Value Info(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   Napi::Object o = Napi::Object::New(env);
@@ -492,6 +516,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("manualSeed", Napi::Function::New(env, ManualSeed));
   exports.Set("info", Napi::Function::New(env, Info));
   exports.Set("benchFloor", Napi::Function::New(env, BenchFloor));
+  exports.Set("interpolate", Napi::Function::New(env, Interpolate));
   return exports;
 }
 

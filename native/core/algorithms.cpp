@@ -40,6 +40,28 @@ const std::vector<Entry>& registry() {
       {"GuidedBackprop", true, guided_backprop},
       {"Deconvolution", true, deconvolution},
       {"LRP", true, lrp},
+      // Layer methods: integer inputs are fine where the layer is what varies.
+      {"LayerActivation", false, layer_activation},
+      {"LayerGradientXActivation", false, layer_gradient_x_activation},
+      {"LayerGradCam", false, layer_grad_cam},
+      {"GuidedGradCam", true, guided_grad_cam},
+      {"InternalInfluence", true, internal_influence},
+      {"LayerConductance", true, layer_conductance},
+      {"LayerIntegratedGradients", false, layer_integrated_gradients},
+      {"LayerFeatureAblation", false, layer_feature_ablation},
+      {"LayerDeepLift", true, layer_deep_lift},
+      {"LayerDeepLiftShap", true, layer_deep_lift_shap},
+      {"LayerGradientShap", true, layer_gradient_shap},
+      {"LayerLRP", true, layer_lrp},
+      {"NeuronGradient", true, neuron_gradient},
+      {"NeuronIntegratedGradients", true, neuron_integrated_gradients},
+      {"NeuronGradientShap", true, neuron_gradient_shap},
+      {"NeuronGuidedBackprop", true, neuron_guided_backprop},
+      {"NeuronDeconvolution", true, neuron_deconvolution},
+      {"NeuronFeatureAblation", false, neuron_feature_ablation},
+      {"NeuronDeepLift", true, neuron_deep_lift},
+      {"NeuronDeepLiftShap", true, neuron_deep_lift_shap},
+      {"NeuronConductance", true, neuron_conductance},
   };
   return entries;
 }

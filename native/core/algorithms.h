@@ -36,5 +36,30 @@ Result deep_lift_shap(const Context&, const Options&);        // rules.cpp
 Result guided_backprop(const Context&, const Options&);       // rules.cpp
 Result deconvolution(const Context&, const Options&);         // rules.cpp
 Result lrp(const Context&, const Options&);                   // rules.cpp
+Result layer_activation(const Context&, const Options&);      // layer.cpp, and below
+Result layer_gradient_x_activation(const Context&, const Options&);
+Result layer_grad_cam(const Context&, const Options&);
+Result guided_grad_cam(const Context&, const Options&);
+Result internal_influence(const Context&, const Options&);
+Result layer_conductance(const Context&, const Options&);
+Result layer_integrated_gradients(const Context&, const Options&);
+Result layer_feature_ablation(const Context&, const Options&);
+Result layer_deep_lift(const Context&, const Options&);
+Result layer_deep_lift_shap(const Context&, const Options&);
+Result layer_gradient_shap(const Context&, const Options&);
+Result layer_lrp(const Context&, const Options&);
+Result neuron_gradient(const Context&, const Options&);
+Result neuron_integrated_gradients(const Context&, const Options&);
+Result neuron_gradient_shap(const Context&, const Options&);
+Result neuron_guided_backprop(const Context&, const Options&);
+Result neuron_deconvolution(const Context&, const Options&);
+Result neuron_feature_ablation(const Context&, const Options&);
+Result neuron_deep_lift(const Context&, const Options&);
+Result neuron_deep_lift_shap(const Context&, const Options&);
+Result neuron_conductance(const Context&, const Options&);
+
+// Layer attributions resized to `size` (spatial dimensions), as Captum's
+// LayerAttribution.interpolate: mode nearest, area, linear, bilinear, bicubic, trilinear.
+torch::Tensor interpolate(const torch::Tensor& t, const std::vector<int64_t>& size, const std::string& mode);
 
 }  // namespace tx

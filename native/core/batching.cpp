@@ -81,20 +81,69 @@ std::vector<torch::Tensor> chunk_gradients(const Context& ctx, const Model& mode
   torch::Tensor out = model.forward(leaves, examples.defined() ? select_extra(ctx.extra, ctx.batch, examples) : ctx.extra);
   torch::Tensor selected = ctx.target.select_scalars(out, examples);
   if (selected_out) *selected_out = selected.detach().to(ctx.model->device());
-  std::vector<torch::Tensor> grads;
-  if (selected.requires_grad()) {
-    grads = torch::autograd::grad({selected.sum()}, leaves, {}, false, false, /*allow_unused=*/true);
-  } else {
-    grads.resize(leaves.size());  // the output does not depend on the inputs at all
-  }
-  for (size_t i = 0; i < grads.size(); ++i) {
-    if (!grads[i].defined()) grads[i] = torch::zeros_like(leaves[i]);
-    if (grads[i].device() != ctx.model->device()) grads[i] = grads[i].to(ctx.model->device());
-  }
+  auto grads = gradients(selected, leaves);
+  for (auto& g : grads)
+    if (g.device() != ctx.model->device()) g = g.to(ctx.model->device());
   return grads;
 }
 
 }  // namespace
+
+std::vector<torch::Tensor> gradients(const torch::Tensor& scalars, const std::vector<torch::Tensor>& wrt, bool retain) {
+  std::vector<torch::Tensor> grads;
+  if (scalars.requires_grad())
+    grads = torch::autograd::grad({scalars.sum()}, wrt, {}, retain, false, /*allow_unused=*/true);
+  else
+    grads.resize(wrt.size());  // the scalars do not depend on these tensors at all
+  for (size_t i = 0; i < grads.size(); ++i)
+    if (!grads[i].defined()) grads[i] = torch::zeros_like(wrt[i]);
+  return grads;
+}
+
+std::vector<torch::Tensor> map_rows(const Context& ctx, const Rows& rows, const ChunkBuilder& build, const ChunkFn& fn) {
+  auto parts = chunks(ctx, rows);
+  std::vector<std::vector<torch::Tensor>> pieces(parts.size());
+  for_each_chunk(ctx, parts, [&](size_t, const Model& model, size_t k) {
+    auto [begin, end] = parts[k];
+    Chunk chunk = build(begin, end);
+    ChunkCall call{model, {}, {}, examples_if_needed(ctx, rows, begin, end)};
+    for (const auto& x : chunk.inputs) {
+      torch::Tensor leaf = (x.device() == model.device() ? x : x.to(model.device())).detach();
+      call.leaves.push_back(at::isFloatingType(leaf.scalar_type()) ? leaf.requires_grad_(true) : leaf);
+    }
+    call.extra = call.examples.defined() ? select_extra(ctx.extra, ctx.batch, call.examples) : ctx.extra;
+    auto out = fn(call);
+    for (auto& t : out) t = t.detach().to(ctx.model->device());
+    pieces[k] = std::move(out);
+  });
+  if (parts.size() == 1) return pieces[0];
+  std::vector<torch::Tensor> out;
+  for (size_t i = 0; i < pieces[0].size(); ++i) {
+    std::vector<torch::Tensor> col;
+    for (auto& p : pieces) col.push_back(p[i]);
+    out.push_back(torch::cat(col, 0));
+  }
+  return out;
+}
+
+LayerRows layer_gradients(const Context& ctx, const Rows& rows, const ChunkBuilder& build) {
+  auto out = map_rows(ctx, rows, build, [&](const ChunkCall& c) {
+    auto values = c.model.forward_values(c.leaves, c.extra);
+    if (values.size() < 2) fail("model output: expected the output and the layer values");
+    torch::Tensor selected = ctx.target.select_scalars(values[0], c.examples);
+    std::vector<torch::Tensor> layers(values.begin() + 1, values.end());
+    auto result = gradients(selected, layers);
+    result.insert(result.end(), layers.begin(), layers.end());
+    result.push_back(selected);
+    return result;
+  });
+  size_t k = (out.size() - 1) / 2;
+  LayerRows r;
+  r.grads.assign(out.begin(), out.begin() + k);
+  r.values.assign(out.begin() + k, out.begin() + 2 * k);
+  r.outputs = out.back();
+  return r;
+}
 
 std::vector<torch::Tensor> sum_gradients(const Context& ctx, const Rows& rows, const ChunkBuilder& build) {
   auto parts = chunks(ctx, rows);

@@ -47,6 +47,35 @@ std::vector<torch::Tensor> sum_gradients(const Context& ctx, const Rows& rows, c
 std::vector<torch::Tensor> row_gradients(const Context& ctx, const Rows& rows, const ChunkBuilder& build,
                                          torch::Tensor* outputs = nullptr);
 
+// Gradients of a sum of scalars with respect to `wrt` (zeros where unused);
+// `retain` keeps the graph for further gradients.
+std::vector<torch::Tensor> gradients(const torch::Tensor& scalars, const std::vector<torch::Tensor>& wrt,
+                                     bool retain = false);
+
+// One chunk's evaluation: the model replica, the rows' inputs as leaves that
+// require gradients (on the replica's device), their forward arguments, and
+// the examples they explain (undefined unless anything is per example).
+struct ChunkCall {
+  const Model& model;
+  std::vector<torch::Tensor> leaves;
+  std::vector<c10::IValue> extra;
+  torch::Tensor examples;
+};
+using ChunkFn = std::function<std::vector<torch::Tensor>(const ChunkCall&)>;
+
+// Runs `fn` on every chunk and concatenates its per-row results (on the
+// main device, detached). Chunks' `finish` steps are not run.
+std::vector<torch::Tensor> map_rows(const Context& ctx, const Rows& rows, const ChunkBuilder& build, const ChunkFn& fn);
+
+// For models whose forward returns (output, layer values...): per row, the
+// gradient of the target output with respect to each layer value, the layer
+// values, and the target-selected outputs.
+struct LayerRows {
+  std::vector<torch::Tensor> grads, values;
+  torch::Tensor outputs;
+};
+LayerRows layer_gradients(const Context& ctx, const Rows& rows, const ChunkBuilder& build);
+
 // Target-selected model output for every row (no gradients): [rows, ...].
 torch::Tensor forward_rows(const Context& ctx, const Rows& rows, const ChunkBuilder& build);
 

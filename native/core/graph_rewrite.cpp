@@ -1,6 +1,8 @@
 #include "graph_rewrite.h"
 
 #include <map>
+#include <torch/csrc/jit/api/function_impl.h>
+#include <torch/csrc/jit/passes/dead_code_elimination.h>
 #include <torch/csrc/jit/passes/inliner.h>
 
 #include "errors.h"
@@ -13,6 +15,7 @@ using torch::jit::Node;
 using torch::jit::Value;
 
 OpFamily op_family(const std::string& op) {
+  if (op.compare(0, 14, "torchexplain::") == 0) return OpFamily::Structural;  // the rewriter's own ops
   static const std::map<std::string, OpFamily> table = [] {
     std::map<std::string, OpFamily> t;
     for (const char* s : {"reshape", "view", "flatten", "unflatten", "transpose", "t", "permute", "contiguous", "squeeze",
@@ -81,18 +84,118 @@ std::string OpSite::where() const {
   return os.str();
 }
 
-GraphRewrite::GraphRewrite(torch::jit::Module& module, size_t num_inputs, bool fold)
+GraphRewrite::GraphRewrite(torch::jit::Module& module, size_t num_inputs, bool fold, const Taps& taps)
     : module_(module) {
   ops::ensure_registered();
   for (const auto& m : module.named_modules())
     if (!m.name.empty()) layer_names_.push_back(m.name);
   graph_ = module.get_method("forward").graph();
+  if (taps.mode != TapMode::None) {
+    tap(taps);
+    if (taps.mode == TapMode::Substitute) num_inputs = taps.layers.size();
+  }
   torch::jit::Inline(*graph_);
   functionalise(graph_->block());
   if (fold) fold_batch_norm(graph_->block());
   // graph inputs: self, then the forward arguments; the first num_inputs are attributed.
   for (size_t i = 1; i <= num_inputs && i < graph_->inputs().size(); ++i) dependent_.insert(graph_->inputs()[i]);
   analyse(graph_->block());
+}
+
+namespace {
+
+// The dotted name of a module value: its chain of attribute reads from self.
+c10::optional<std::string> module_path(Value* v, Value* self) {
+  std::vector<std::string> names;
+  while (v != self) {
+    Node* n = v->node();
+    if (n->kind() != c10::prim::GetAttr) return c10::nullopt;
+    names.push_back(n->s(c10::attr::name));
+    v = n->input();
+  }
+  std::string path;
+  for (auto it = names.rbegin(); it != names.rend(); ++it) path += (path.empty() ? "" : ".") + *it;
+  return path;
+}
+
+// Calls of `path`'s forward (exact), and calls of methods of modules that
+// contain it (outer: inlined to look inside).
+void find_calls(Block* b, Value* self, const std::string& path, std::vector<Node*>& exact, std::vector<Node*>& outer) {
+  for (Node* n : b->nodes()) {
+    for (Block* sub : n->blocks()) find_calls(sub, self, path, exact, outer);
+    if (n->kind() != c10::prim::CallMethod) continue;
+    auto p = module_path(n->input(0), self);
+    if (!p) continue;
+    if (*p == path && n->s(c10::attr::name) == "forward") exact.push_back(n);
+    else if (p->empty() || path.compare(0, p->size() + 1, *p + ".") == 0) outer.push_back(n);
+  }
+}
+
+}  // namespace
+
+// Finds the one call of each layer (inlining the calls of the modules that
+// hold it, and only those, so that other instances of a shared class are not
+// touched) and reroutes the graph through the layer's value.
+void GraphRewrite::tap(const Taps& taps) {
+  Value* self = graph_->inputs()[0];
+  std::vector<Value*> values;
+  std::vector<Node*> calls;
+  for (const auto& layer : taps.layers) {
+    std::vector<Node*> exact, outer;
+    for (;;) {
+      exact.clear();
+      outer.clear();
+      find_calls(graph_->block(), self, layer, exact, outer);
+      if (outer.empty()) break;
+      for (Node* n : outer) {
+        auto cls = n->input(0)->type()->expect<c10::ClassType>();
+        torch::jit::inlineCallTo(n, &torch::jit::toGraphFunction(cls->getMethod(n->s(c10::attr::name))));
+      }
+    }
+    if (std::find(layer_names_.begin(), layer_names_.end(), layer) == layer_names_.end())
+      fail("layer: the model has no submodule '", layer, "' (layers: ", join(layer_names_), ")");
+    if (exact.empty())
+      fail("layer: forward() never calls '", layer, "' directly (as self.", layer, "(x)), so it has no value to attribute to");
+    if (exact.size() > 1)
+      fail("layer: '", layer, "' is called ", exact.size(), " times in forward(); layer attribution needs a layer called once");
+    Node* call = exact[0];
+    if (taps.input) {
+      if (call->inputs().size() != 2 || call->input(1)->type()->kind() != c10::TypeKind::TensorType)
+        fail("layer: attributeToLayerInput needs a layer called with one tensor; '", layer, "' takes ",
+             call->inputs().size() - 1, " argument(s)");
+      values.push_back(call->input(1));
+    } else {
+      if (call->outputs().size() != 1 || call->output()->type()->kind() != c10::TypeKind::TensorType)
+        fail("layer: '", layer, "' returns ", call->output()->type()->str(), "; layer attribution needs a layer returning a Tensor");
+      values.push_back(call->output());
+    }
+    calls.push_back(call);
+  }
+  auto& fn = torch::jit::toGraphFunction(module_.get_method("forward").function());
+  const c10::FunctionSchema& schema = fn.getSchema();
+  if (taps.mode == TapMode::Substitute) {
+    std::vector<c10::Argument> args = {schema.arguments()[0]};
+    for (size_t k = 0; k < values.size(); ++k) {
+      std::string name = "layer" + std::to_string(k);
+      Value* l = graph_->insertInput(1 + k, name)->setType(c10::TensorType::get());
+      if (taps.input) calls[k]->replaceInput(1, l);
+      else values[k]->replaceAllUsesWith(l);
+      args.emplace_back(name, c10::TensorType::get());
+    }
+    args.insert(args.end(), schema.arguments().begin() + 1, schema.arguments().end());
+    fn.setSchema(schema.cloneWithArguments(args));
+    torch::jit::EliminateDeadCode(graph_);  // what only fed the layer no longer runs
+    return;
+  }
+  torch::jit::WithInsertPoint guard(graph_->return_node());
+  std::vector<Value*> outs;
+  if (taps.mode == TapMode::Append) outs.push_back(graph_->outputs()[0]);
+  outs.insert(outs.end(), values.begin(), values.end());
+  Value* out = outs.size() == 1 ? outs[0] : graph_->insertNode(graph_->createTuple(outs))->output();
+  graph_->eraseOutput(0);
+  graph_->registerOutput(out);
+  fn.setSchema(schema.cloneWithReturns({c10::Argument("", out->type())}));
+  if (taps.mode == TapMode::Return) torch::jit::EliminateDeadCode(graph_);
 }
 
 // In-place ops the rules know become their functional forms, so that rules

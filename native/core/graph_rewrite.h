@@ -22,6 +22,20 @@ enum class OpFamily {
   Other,       // no rule known
 };
 
+// Where layer attribution reads or writes a submodule's value (its output,
+// or its input with `input`), by surgery on the forward graph.
+enum class TapMode {
+  None,
+  Return,      // forward returns the layers' values (a Tensor, or a tuple for several)
+  Append,      // forward returns (output, layer values...)
+  Substitute,  // the layers' values become forward's first arguments, after self
+};
+struct Taps {
+  std::vector<std::string> layers;
+  bool input = false;
+  TapMode mode = TapMode::None;
+};
+
 // One op of the inlined graph and where it comes from.
 struct OpSite {
   torch::jit::Node* node = nullptr;
@@ -41,7 +55,9 @@ class GraphRewrite {
   // its first `num_inputs` arguments are the attributed inputs. With
   // `fold_batch_norm`, batch norms right after a convolution or linear layer
   // are folded into that layer's weights first.
-  GraphRewrite(torch::jit::Module& module, size_t num_inputs, bool fold_batch_norm = false);
+  // `taps` first reroutes the graph's inputs or outputs through layers; a
+  // Substitute tap makes the layers' values the attributed inputs.
+  GraphRewrite(torch::jit::Module& module, size_t num_inputs, bool fold_batch_norm = false, const Taps& taps = {});
 
   torch::jit::Graph& graph() { return *graph_; }
   bool depends(const torch::jit::Value* v) const { return dependent_.count(v) > 0; }
@@ -79,6 +95,7 @@ class GraphRewrite {
   const std::vector<std::string>& layer_names() const { return layer_names_; }
 
  private:
+  void tap(const Taps& taps);
   void functionalise(torch::jit::Block* b);
   void fold_batch_norm(torch::jit::Block* b);
   torch::jit::Node* insert(const char* op, const std::vector<torch::jit::Value*>& inputs, torch::jit::Value* like,

@@ -5,22 +5,38 @@
 
 namespace tx {
 
-Quadrature quadrature_option(const Options& o, int64_t default_steps) {
+Quadrature quadrature_option(const Options& o, int64_t default_steps, const std::string& default_method) {
   int64_t steps = o.integer("nSteps", default_steps, 1);
-  std::string method = o.choice("method", "gausslegendre", quadrature_methods());
+  std::string method = o.choice("method", default_method, quadrature_methods());
   return quadrature(method, steps);
+}
+
+torch::Tensor quadrature_tensor(const std::vector<double>& v, const torch::Tensor& like) {
+  // from_blob + to() copies once into the working dtype and device.
+  auto opts = torch::TensorOptions().dtype(torch::kDouble);
+  return torch::from_blob(const_cast<double*>(v.data()), {static_cast<int64_t>(v.size())}, opts)
+      .to(like.device(), like.scalar_type());
+}
+
+std::vector<torch::Tensor> path_points(const std::vector<torch::Tensor>& baselines, const std::vector<torch::Tensor>& diffs,
+                                       const torch::Tensor& alphas, int64_t n, int64_t b, int64_t e) {
+  torch::Tensor row = torch::arange(b, e, torch::kLong).to(alphas.device());
+  torch::Tensor step = row.div(n, "floor"), ex = row.remainder(n);
+  torch::Tensor a = alphas.index_select(0, step);
+  std::vector<torch::Tensor> out;
+  for (size_t i = 0; i < diffs.size(); ++i) {
+    torch::Tensor d = diffs[i].index_select(0, ex);
+    out.push_back(torch::addcmul(baselines[i].index_select(0, ex), per_row(a, d), d));
+  }
+  return out;
 }
 
 std::vector<torch::Tensor> path_gradient_integral(const Context& ctx, const std::vector<torch::Tensor>& baselines,
                                                   const std::vector<torch::Tensor>& diffs, const Quadrature& q) {
   int64_t n = ctx.batch, steps = static_cast<int64_t>(q.alphas.size());
   Rows rows = Rows::step_major(n, steps);
-  auto dev = ctx.model->device();
-  auto opts = torch::TensorOptions().dtype(torch::kDouble);
-  auto dtype = ctx.inputs[0].scalar_type();
-  // from_blob + to() copies once into the working dtype and device.
-  torch::Tensor alphas = torch::from_blob(const_cast<double*>(q.alphas.data()), {steps}, opts).to(dev, dtype);
-  torch::Tensor weights = torch::from_blob(const_cast<double*>(q.weights.data()), {steps}, opts).to(dev, dtype);
+  torch::Tensor alphas = quadrature_tensor(q.alphas, ctx.inputs[0]);
+  torch::Tensor weights = quadrature_tensor(q.weights, ctx.inputs[0]);
 
   return sum_gradients(ctx, rows, [&](int64_t b, int64_t e) {
     Chunk c;
@@ -44,14 +60,8 @@ std::vector<torch::Tensor> path_gradient_integral(const Context& ctx, const std:
       return c;
     }
     // A chunk that splits a step: pick each row's example and alpha.
-    torch::Tensor row = torch::arange(b, e, torch::kLong).to(dev);
-    torch::Tensor step = row.div(n, "floor"), ex = row.remainder(n);
-    torch::Tensor a = alphas.index_select(0, step);
-    for (size_t i = 0; i < diffs.size(); ++i) {
-      torch::Tensor d = diffs[i].index_select(0, ex);
-      c.inputs.push_back(torch::addcmul(baselines[i].index_select(0, ex), per_row(a, d), d));
-    }
-    torch::Tensor w = weights.index_select(0, step);
+    c.inputs = path_points(baselines, diffs, alphas, n, b, e);
+    torch::Tensor w = weights.index_select(0, torch::arange(b, e, torch::kLong).div(n, "floor").to(weights.device()));
     c.finish = [w](std::vector<torch::Tensor>& grads) {
       for (auto& g : grads) g = g * per_row(w, g);
     };

@@ -165,20 +165,37 @@ namespace {
 
 }  // namespace
 
-torch::Tensor Model::forward(const std::vector<torch::Tensor>& inputs, const std::vector<c10::IValue>& extra) const {
+c10::IValue Model::call(const std::vector<torch::Tensor>& inputs, const std::vector<c10::IValue>& extra) const {
   std::vector<c10::IValue> stack(inputs.begin(), inputs.end());
   stack.insert(stack.end(), extra.begin(), extra.end());
-  c10::IValue out;
   try {
-    out = module_.forward(std::move(stack));
+    return module_.forward(std::move(stack));
   } catch (const c10::Error& e) {
     forward_failed(e.what_without_backtrace());
   } catch (const std::exception& e) {
     forward_failed(e.what());
   }
+}
+
+torch::Tensor Model::forward(const std::vector<torch::Tensor>& inputs, const std::vector<c10::IValue>& extra) const {
+  c10::IValue out = call(inputs, extra);
   if (!out.isTensor())
     fail("model output: expected forward() to return a Tensor, got ", out.type()->str());
   return out.toTensor();
+}
+
+std::vector<torch::Tensor> Model::forward_values(const std::vector<torch::Tensor>& inputs,
+                                                 const std::vector<c10::IValue>& extra) const {
+  c10::IValue out = call(inputs, extra);
+  if (out.isTensor()) return {out.toTensor()};
+  std::vector<torch::Tensor> values;
+  if (out.isTuple())
+    for (const auto& v : out.toTupleRef().elements()) {
+      if (!v.isTensor()) fail("model output: expected Tensors, got ", v.type()->str());
+      values.push_back(v.toTensor());
+    }
+  if (values.empty()) fail("model output: expected a Tensor or a tuple of Tensors, got ", out.type()->str());
+  return values;
 }
 
 std::shared_ptr<const Model> Model::replica(c10::Device device, size_t index) const {

@@ -22,6 +22,11 @@ class Model : public std::enable_shared_from_this<Model> {
   torch::Tensor forward(const std::vector<torch::Tensor>& inputs,
                         const std::vector<c10::IValue>& extra) const;
 
+  // Forward pass of a model returning a Tensor or a tuple of Tensors (the
+  // layer-tapped copies), as a list.
+  std::vector<torch::Tensor> forward_values(const std::vector<torch::Tensor>& inputs,
+                                            const std::vector<c10::IValue>& extra) const;
+
   // JavaScript values -> IValues of the types forward() declares after the inputs.
   std::vector<c10::IValue> convert_extra(const List& extra, size_t num_inputs) const;
 
@@ -44,6 +49,7 @@ class Model : public std::enable_shared_from_this<Model> {
  private:
   Model(torch::jit::Module module, c10::Device device, std::string path);
   const std::vector<c10::Argument>& arguments() const;
+  c10::IValue call(const std::vector<torch::Tensor>& inputs, const std::vector<c10::IValue>& extra) const;
 
   mutable torch::jit::Module module_;
   c10::Device device_;

@@ -13,7 +13,16 @@ namespace tx {
 std::vector<torch::Tensor> path_gradient_integral(const Context& ctx, const std::vector<torch::Tensor>& baselines,
                                                   const std::vector<torch::Tensor>& diffs, const Quadrature& q);
 
+// Quadrature points or weights as a tensor like `like` (its device and dtype).
+torch::Tensor quadrature_tensor(const std::vector<double>& v, const torch::Tensor& like);
+
+// Path points for rows [b, e) laid out step-major over `n` examples:
+// baselines + alphas[step] * diffs, one tensor per input.
+std::vector<torch::Tensor> path_points(const std::vector<torch::Tensor>& baselines, const std::vector<torch::Tensor>& diffs,
+                                       const torch::Tensor& alphas, int64_t n, int64_t b, int64_t e);
+
 // nSteps and method options, read and checked in one place.
-Quadrature quadrature_option(const Options& o, int64_t default_steps = 50);
+Quadrature quadrature_option(const Options& o, int64_t default_steps = 50,
+                             const std::string& default_method = "gausslegendre");
 
 }  // namespace tx

@@ -5,10 +5,10 @@
 #include <functional>
 #include <unordered_map>
 
+#include "rules.h"
+
 #include "algorithms.h"
-#include "batching.h"
 #include "errors.h"
-#include "graph_rewrite.h"
 #include "rule_ops.h"
 
 namespace tx {
@@ -75,10 +75,13 @@ bool sole_reader(JitValue* v, Node* n) {
 // else reads it) sends its plain gradient back through the other's second output.
 // With `captum_compatible` false, multipliers chain through adjacent
 // nonlinearities as the DeepLift paper has them (summation to delta holds).
-void rewrite_deeplift(GraphRewrite& g, bool captum_compatible) {
+// `untouched`: a submodule whose own ops keep plain gradients (the layer a
+// layer or neuron variant attributes to, as the reference leaves it unhooked).
+void rewrite_deeplift(GraphRewrite& g, bool captum_compatible, const std::string& untouched) {
   std::unordered_map<JitValue*, JitValue*> plain_of;  // first output -> second output of rule ops
   for (const OpSite& s : g.path()) {
     Node* n = s.node;
+    if (!untouched.empty() && s.module == untouched) continue;
     bool rule = s.family == OpFamily::Activation || s.family == OpFamily::MaxPool || s.family == OpFamily::Softmax;
     if (s.family == OpFamily::Linear && !linear_in_inputs(g, s))
       unsupported("DeepLift", s, "a product or quotient of two input-dependent tensors");
@@ -113,77 +116,16 @@ void rewrite_deeplift(GraphRewrite& g, bool captum_compatible) {
   }
 }
 
-// Rule gradients at (input, reference) pairs: pair p is row p of `ends` and
-// `starts` and explains example p / per_example. The model runs on rows
-// interleaved input, reference, so that each rule op finds a row's reference
-// beside it; chunks never split a pair.
-std::vector<Tensor> pair_gradients(const Context& rctx, const std::vector<Tensor>& ends,
-                                   const std::vector<Tensor>& starts, int64_t per_example) {
-  Rows rows = Rows::per_example(rctx.batch, 2 * per_example);
-  rows.granule = 2;
-  auto build = [&](int64_t b, int64_t e) {
-    Chunk c;
-    for (size_t i = 0; i < ends.size(); ++i)
-      c.inputs.push_back(torch::stack({ends[i].slice(0, b / 2, e / 2), starts[i].slice(0, b / 2, e / 2)}, 1).flatten(0, 1));
-    return c;
-  };
-  auto grads = row_gradients(rctx, rows, build);
-  for (auto& g : grads) g = g.slice(0, 0, g.size(0), 2);
-  return grads;
-}
-
-// The model copy rewritten for one rule set, made once per key and model
-// arity (the attributed inputs decide which values rules follow).
-Context with_rules(const Context& ctx, const std::string& key, const std::function<void(GraphRewrite&)>& rewrite,
-                   bool fold_batch_norm = false) {
-  size_t n = ctx.inputs.size();
-  Context out = ctx;
-  out.model = ctx.model->derived(key.empty() ? "" : key + "#" + std::to_string(n), [&](torch::jit::Module& m) {
-    GraphRewrite g(m, n, fold_batch_norm);
-    rewrite(g);
-  });
-  return out;
-}
-
-struct DeepLiftOptions {
-  bool multiply, want_delta, captum_compatible;
-  explicit DeepLiftOptions(const Options& o)
-      : multiply(o.boolean("multiplyByInputs", true)),
-        want_delta(o.boolean("returnConvergenceDelta", false)),
-        captum_compatible(o.boolean("captumCompatible", true)) {}
-};
-
-Result deep_lift_pairs(const Context& ctx, const std::vector<Tensor>& ends, const std::vector<Tensor>& starts,
-                       int64_t per_example, const DeepLiftOptions& opt) {
-  bool compat = opt.captum_compatible, multiply = opt.multiply, want_delta = opt.want_delta;
-  Context rctx = with_rules(ctx, compat ? "DeepLift" : "DeepLift/exact",
-                            [compat](GraphRewrite& g) { rewrite_deeplift(g, compat); });
-  auto attr = pair_gradients(rctx, ends, starts, per_example);
-  if (multiply)
-    for (size_t i = 0; i < attr.size(); ++i) attr[i] = attr[i] * (ends[i] - starts[i]);
-  Result r;
-  if (want_delta) {
-    Rows rows = Rows::per_example(ctx.batch, per_example);
-    r.delta = convergence_delta(per_example == 1 ? ctx : ctx.with_rows(ends, rows.examples()), attr, starts, ends);
-  }
-  if (per_example > 1)
-    for (auto& a : attr) {
-      std::vector<int64_t> shape = {ctx.batch, per_example};
-      shape.insert(shape.end(), a.sizes().begin() + 1, a.sizes().end());
-      a = a.view(shape).mean(1);
-    }
-  r.attributions = std::move(attr);
-  return r;
-}
-
 // ---- guided backprop and deconvolution ------------------------------------------
+
+void rewrite_relus(GraphRewrite& g, int64_t mode) {
+  for (const OpSite& s : g.path())
+    if (s.op == "relu" && g.dependent_inputs(s.node) == std::vector<size_t>{0}) wrap_activation(g, s.node, mode);
+}
 
 Result modified_relu(const Context& ctx, const Options& o, const char* name, int64_t mode) {
   o.reject_unknown(name);
-  Context rctx = with_rules(ctx, name, [mode](GraphRewrite& g) {
-    for (const OpSite& s : g.path())
-      if (s.op == "relu" && g.dependent_inputs(s.node) == std::vector<size_t>{0}) wrap_activation(g, s.node, mode);
-  });
+  Context rctx = with_rules(ctx, name, [mode](GraphRewrite& g) { rewrite_relus(g, mode); });
   return {row_gradients(rctx, identity_rows(ctx.batch), slice_of(ctx.inputs)), {}};
 }
 
@@ -438,22 +380,62 @@ void rewrite_lrp(GraphRewrite& g, const LrpConfig& c) {
 
 }  // namespace
 
-Result deep_lift(const Context& ctx, const Options& o) {
-  auto baselines = format_baselines(ctx, o.get("baselines"));
-  DeepLiftOptions opt(o);
-  o.reject_unknown("DeepLift");
-  return deep_lift_pairs(ctx, ctx.inputs, baselines, 1, opt);
+Context with_rules(const Context& ctx, const std::string& key, const std::function<void(GraphRewrite&)>& rewrite,
+                   bool fold_batch_norm, const Taps& taps) {
+  size_t n = ctx.inputs.size();
+  std::string full = key;
+  if (!full.empty()) {
+    full += "#" + std::to_string(n) + "#" + std::to_string(static_cast<int>(taps.mode)) + (taps.input ? "in" : "out");
+    for (const auto& l : taps.layers) full += "#" + l;
+  }
+  Context out = ctx;
+  out.model = ctx.model->derived(full, [&](torch::jit::Module& m) {
+    GraphRewrite g(m, n, fold_batch_norm, taps);
+    rewrite(g);
+  });
+  return out;
 }
 
-Result deep_lift_shap(const Context& ctx, const Options& o) {
-  if (!o.has("baselines"))
-    fail("baselines: DeepLiftShap needs a baseline distribution (a tensor of reference samples per input)");
-  auto dist = baseline_distribution(ctx, o.get("baselines"));
-  DeepLiftOptions opt(o);
-  o.reject_unknown("DeepLiftShap");
-  // Every example against every reference: pairs example-major.
+DeepLiftOptions::DeepLiftOptions(const Options& o)
+    : multiply(o.boolean("multiplyByInputs", true)),
+      want_delta(o.boolean("returnConvergenceDelta", false)),
+      captum_compatible(o.boolean("captumCompatible", true)) {}
+
+Context deeplift_context(const Context& ctx, bool captum_compatible, const Taps& taps, const std::string& untouched) {
+  std::string key = std::string(captum_compatible ? "DeepLift" : "DeepLift/exact") + "|" + untouched;
+  return with_rules(ctx, key, [&](GraphRewrite& g) { rewrite_deeplift(g, captum_compatible, untouched); }, false, taps);
+}
+
+Context guided_context(const Context& ctx, int64_t mode, const Taps& taps) {
+  return with_rules(ctx, mode == ops::kGuided ? "GuidedBackprop" : "Deconvolution",
+                    [mode](GraphRewrite& g) { rewrite_relus(g, mode); }, false, taps);
+}
+
+Context lrp_context(const Context& ctx, const Options& o, const Taps& taps) {
+  LrpConfig c = parse_lrp(o);
+  return with_rules(ctx, c.key, [&](GraphRewrite& g) { rewrite_lrp(g, c); }, c.fold_batch_norm, taps);
+}
+
+PairLayout pair_layout(int64_t batch, const std::vector<Tensor>& ends, const std::vector<Tensor>& starts,
+                       int64_t per_example) {
+  PairLayout p;
+  p.rows = Rows::per_example(batch, 2 * per_example);
+  p.rows.granule = 2;
+  p.build = [ends, starts](int64_t b, int64_t e) {
+    Chunk c;
+    for (size_t i = 0; i < ends.size(); ++i)
+      c.inputs.push_back(torch::stack({ends[i].slice(0, b / 2, e / 2), starts[i].slice(0, b / 2, e / 2)}, 1).flatten(0, 1));
+    return c;
+  };
+  return p;
+}
+
+Tensor input_rows(const Tensor& pair_rows) { return pair_rows.slice(0, 0, pair_rows.size(0), 2); }
+Tensor reference_rows(const Tensor& pair_rows) { return pair_rows.slice(0, 1, pair_rows.size(0), 2); }
+
+void cross_references(const Context& ctx, const std::vector<Tensor>& dist, std::vector<Tensor>& ends,
+                      std::vector<Tensor>& starts) {
   int64_t refs = dist[0].size(0);
-  std::vector<Tensor> ends, starts;
   for (size_t i = 0; i < ctx.inputs.size(); ++i) {
     if (dist[i].size(0) != refs)
       fail("baselines[", i, "]: ", dist[i].size(0), " reference samples, but baselines[0] has ", refs);
@@ -462,7 +444,49 @@ Result deep_lift_shap(const Context& ctx, const Options& o) {
     reps[0] = ctx.batch;
     starts.push_back(dist[i].repeat(reps));
   }
-  return deep_lift_pairs(ctx, ends, starts, refs, opt);
+}
+
+Tensor mean_per_example(const Tensor& rows, int64_t batch, int64_t per_example) {
+  if (per_example == 1) return rows;
+  std::vector<int64_t> shape = {batch, per_example};
+  shape.insert(shape.end(), rows.sizes().begin() + 1, rows.sizes().end());
+  return rows.view(shape).mean(1);
+}
+
+Result deep_lift_pairs(const Context& ctx, const Context& rctx, const std::vector<Tensor>& ends,
+                       const std::vector<Tensor>& starts, int64_t per_example, const DeepLiftOptions& opt) {
+  PairLayout pairs = pair_layout(ctx.batch, ends, starts, per_example);
+  auto attr = row_gradients(rctx, pairs.rows, pairs.build);
+  for (size_t i = 0; i < attr.size(); ++i) {
+    attr[i] = input_rows(attr[i]);
+    if (opt.multiply) attr[i] = attr[i] * (ends[i] - starts[i]);
+  }
+  Result r;
+  if (opt.want_delta) {
+    Rows rows = Rows::per_example(ctx.batch, per_example);
+    r.delta = convergence_delta(per_example == 1 ? ctx : ctx.with_rows(ends, rows.examples()), attr, starts, ends);
+  }
+  for (auto& a : attr) a = mean_per_example(a, ctx.batch, per_example);
+  r.attributions = std::move(attr);
+  return r;
+}
+
+Result deep_lift(const Context& ctx, const Options& o) {
+  auto baselines = format_baselines(ctx, o.get("baselines"));
+  DeepLiftOptions opt(o);
+  o.reject_unknown("DeepLift");
+  return deep_lift_pairs(ctx, deeplift_context(ctx, opt.captum_compatible), ctx.inputs, baselines, 1, opt);
+}
+
+Result deep_lift_shap(const Context& ctx, const Options& o) {
+  if (!o.has("baselines"))
+    fail("baselines: DeepLiftShap needs a baseline distribution (a tensor of reference samples per input)");
+  auto dist = baseline_distribution(ctx, o.get("baselines"));
+  DeepLiftOptions opt(o);
+  o.reject_unknown("DeepLiftShap");
+  std::vector<Tensor> ends, starts;
+  cross_references(ctx, dist, ends, starts);
+  return deep_lift_pairs(ctx, deeplift_context(ctx, opt.captum_compatible), ends, starts, dist[0].size(0), opt);
 }
 
 Result guided_backprop(const Context& ctx, const Options& o) {
@@ -474,10 +498,9 @@ Result deconvolution(const Context& ctx, const Options& o) {
 }
 
 Result lrp(const Context& ctx, const Options& o) {
-  LrpConfig c = parse_lrp(o);
   bool want_delta = o.boolean("returnConvergenceDelta", false);
+  Context rctx = lrp_context(ctx, o);
   o.reject_unknown("LRP");
-  Context rctx = with_rules(ctx, c.key, [&](GraphRewrite& g) { rewrite_lrp(g, c); }, c.fold_batch_norm);
   Tensor out;
   auto relevance = row_gradients(rctx, identity_rows(ctx.batch), slice_of(ctx.inputs), &out);
   if (out.dim() != 1)
