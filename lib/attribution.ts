@@ -58,6 +58,7 @@ export abstract class Attribution<Init extends object = object> {
     options: O | undefined,
     extra: object = {},
     algorithm: string = this.algorithm,
+    arrayResult: boolean = Array.isArray(inputs),
   ): Promise<AttributionResult<I, O>> {
     const list = Array.isArray(inputs) ? inputs : [inputs];
     for (const [i, t] of list.entries())
@@ -67,7 +68,7 @@ export abstract class Attribution<Init extends object = object> {
     const merged = { ...this.init, ...rest, ...extra, ...(progress ? { onProgress: progress } : {}) };
     const r = await native.run(algorithm, this.model.native, list.map((t) => t.native), toNative(merged) as object);
     const tensors = r.attributions.map((t) => new Tensor(t));
-    const attributions = (Array.isArray(inputs) ? tensors : tensors[0]) as Attributions<I>;
+    const attributions = (arrayResult ? tensors : tensors[0]) as Attributions<I>;
     if ((options as { returnConvergenceDelta?: boolean } | undefined)?.returnConvergenceDelta)
       return { attributions, delta: new Tensor(r.delta!) } as AttributionResult<I, O>;
     return attributions as AttributionResult<I, O>;

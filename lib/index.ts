@@ -21,13 +21,13 @@ export {
   LRP, LRPInit, LRPOptions, LRPRule, LRPRuleName, LRPRuleSpec,
 } from "./algorithms/rules";
 export {
-  LayerMethod, LayerOptions, LayerActivation, LayerActivationOptions, LayerGradientXActivation, LayerGradientXActivationOptions,
+  LayerMethod, LayerResult, LayerOptions, LayerActivation, LayerActivationOptions, LayerGradientXActivation, LayerGradientXActivationOptions,
   LayerGradCam, LayerGradCamOptions, GuidedGradCam, GuidedGradCamOptions, LayerConductance, InternalInfluence, LayerPathOptions,
   LayerIntegratedGradients, LayerIntegratedGradientsOptions, LayerFeatureAblation, LayerFeatureAblationOptions, LayerDeepLift,
   LayerDeepLiftShap, LayerGradientShap, LayerLRP, InterpolateMode, interpolate,
 } from "./algorithms/layer";
 export {
-  NeuronSelector, NeuronOptions, NeuronGradient, NeuronIntegratedGradients, NeuronConductance, NeuronConductanceOptions,
+  NeuronMethod, NeuronSelector, NeuronOptions, NeuronGradient, NeuronIntegratedGradients, NeuronConductance, NeuronConductanceOptions,
   NeuronDeepLift, NeuronDeepLiftOptions, NeuronDeepLiftShap, NeuronGradientShap, NeuronGuidedBackprop, NeuronDeconvolution,
   NeuronFeatureAblation,
 } from "./algorithms/neuron";

@@ -1,6 +1,6 @@
 // Layer attribution: attributions to the output (or input) of a named
 // submodule, reached natively by surgery on the TorchScript graph.
-import { OptionsAttribution } from "../attribution";
+import { Attribution, Inputs, WithDelta } from "../attribution";
 import { Model } from "../model";
 import { native } from "../native";
 import { Tensor } from "../tensor";
@@ -15,22 +15,40 @@ export interface LayerOptions {
   attributeToLayerInput?: boolean;
 }
 
+/** What a layer method resolves to: one tensor per layer (an array when several are given), plus the delta when asked for. */
+export type LayerResult<L, O> = O extends { returnConvergenceDelta: true }
+  ? WithDelta<L extends string[] ? Tensor[] : Tensor>
+  : L extends string[] ? Tensor[] : Tensor;
+
+/** @internal The constructor options of a layer or neuron method, the layer checked. */
+export function withLayer<Init extends object, L>(layer: L, init: Init | undefined): Init & { layer: L } {
+  if (typeof layer !== "string" && !(Array.isArray(layer) && layer.length > 0 && layer.every((l) => typeof l === "string")))
+    throw new TypeError("layer: expected a submodule name (model.layers() lists them)");
+  return { ...(init ?? ({} as Init)), layer };
+}
+
 /**
  * A method attributing to a layer: `new LayerGradCam(model, "features.3", options)`.
  * The layer is a dotted submodule name, as `model.layers()` lists them.
  */
-export abstract class LayerMethod<O extends object, Init extends object = object, L = string> extends OptionsAttribution<O, Init & { layer: L }> {
+export abstract class LayerMethod<O extends object, Init extends object = object, L extends string | string[] = string> extends Attribution<
+  Init & { layer: L }
+> {
+  /** @internal Type-only: lets wrappers (NoiseTunnel) name this method's options. */
+  declare readonly optionsType?: O;
   constructor(model: Model, readonly layer: L, init?: Init) {
-    super(model, { ...(init ?? {}), layer } as Init & { layer: L });
-    if (typeof layer !== "string" && !(Array.isArray(layer) && layer.every((l) => typeof l === "string")))
-      throw new TypeError("layer: expected a submodule name (model.layers() lists them)");
+    super(model, withLayer(layer, init));
+  }
+  async attribute<P extends O = O>(inputs: Inputs, ...options: {} extends O ? [P?] : [P]): Promise<LayerResult<L, P>> {
+    const r = await this.run(inputs, options[0], {}, this.algorithm, Array.isArray(this.layer));
+    return r as unknown as LayerResult<L, P>;
   }
 }
 
 export type LayerActivationOptions = LayerOptions & Pick<TargetOptions, "additionalForwardArgs">;
 
 /** The layer's value(s): with several layers, one tensor per layer. */
-export class LayerActivation extends LayerMethod<LayerActivationOptions, object, string | string[]> {
+export class LayerActivation<L extends string | string[] = string> extends LayerMethod<LayerActivationOptions, object, L> {
   readonly algorithm = "LayerActivation";
 }
 
@@ -89,7 +107,7 @@ export type LayerIntegratedGradientsOptions = IntegratedGradientsOptions & Layer
  * to its value at the inputs. Works on embedding layers fed integer tokens
  * (baselines are then token tensors). Several layers: one result each.
  */
-export class LayerIntegratedGradients extends LayerMethod<LayerIntegratedGradientsOptions, MultiplyByInputs, string | string[]> {
+export class LayerIntegratedGradients<L extends string | string[] = string> extends LayerMethod<LayerIntegratedGradientsOptions, MultiplyByInputs, L> {
   readonly algorithm = "LayerIntegratedGradients";
 }
 

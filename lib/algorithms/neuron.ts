@@ -1,13 +1,14 @@
 // Neuron attribution: the input methods with one unit of a layer's value as
 // the quantity explained, chosen by `neuronSelector`.
-import { AttributionResult, Inputs } from "../attribution";
+import { Attribution, AttributionResult, Inputs } from "../attribution";
+import { Model } from "../model";
 import type { NativeTensor } from "../native";
 import { toNative } from "../options";
 import { Tensor } from "../tensor";
 import type { BaselineType, BatchOptions, DeltaOptions, TargetOptions } from "../types";
 import type { GradientShapOptions, MultiplyByInputs } from "./gradient";
 import type { IntegratedGradientsOptions } from "./integrated_gradients";
-import { LayerMethod } from "./layer";
+import { withLayer } from "./layer";
 import type { FeatureAblationOptions } from "./perturbation";
 import type { DeepLiftInit } from "./rules";
 
@@ -29,12 +30,13 @@ export interface NeuronOptions {
 
 type Untargeted<O> = Omit<O, "target">;
 
-abstract class NeuronMethod<O extends object, Init extends object = object> extends LayerMethod<O & NeuronOptions, Init> {
-  override attribute<I extends Inputs, P extends O & NeuronOptions = O & NeuronOptions>(
-    inputs: I,
-    ...rest: {} extends O & NeuronOptions ? [P?] : [P]
-  ): Promise<AttributionResult<I, P>> {
-    const options = rest[0];
+/** A method attributing one unit of a layer to the inputs: `new NeuronGradient(model, "fc2")`. */
+export abstract class NeuronMethod<O extends object, Init extends object = object> extends Attribution<Init & { layer: string }> {
+  declare readonly optionsType?: O & NeuronOptions;
+  constructor(model: Model, readonly layer: string, init?: Init) {
+    super(model, withLayer(layer, init));
+  }
+  attribute<I extends Inputs, P extends O & NeuronOptions = O & NeuronOptions>(inputs: I, options: P): Promise<AttributionResult<I, P>> {
     const selector = options?.neuronSelector;
     if (typeof selector !== "function") return this.run(inputs, options);
     const wrapped = (value: NativeTensor) => toNative(selector(new Tensor(value)));

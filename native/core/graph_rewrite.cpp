@@ -149,7 +149,9 @@ void GraphRewrite::tap(const Taps& taps) {
       if (outer.empty()) break;
       for (Node* n : outer) {
         auto cls = n->input(0)->type()->expect<c10::ClassType>();
-        torch::jit::inlineCallTo(n, &torch::jit::toGraphFunction(cls->getMethod(n->s(c10::attr::name))));
+        auto& fn = torch::jit::toGraphFunction(cls->getMethod(n->s(c10::attr::name)));
+        // The method's own graph (its calls not yet inlined), not the optimised copy.
+        torch::jit::inlineCallTo(n, &fn, fn.graph().get());
       }
     }
     if (std::find(layer_names_.begin(), layer_names_.end(), layer) == layer_names_.end())

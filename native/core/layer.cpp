@@ -361,7 +361,7 @@ Neuron neuron(const Context& ctx, const Options& o, const char* name, bool own_t
   Neuron n;
   n.taps = layer_option(o, "attributeToNeuronInput");
   if (!own_target && ctx.options && ctx.options->has("target"))
-    fail("target: ", name, " explains one neuron of the layer, chosen by neuronSelector; it takes no target");
+    fail(name, ": takes no target; it explains one neuron of the layer, chosen by neuronSelector");
   if (!o.has("neuronSelector")) fail("neuronSelector: ", name, " needs the neuron to explain (a number, an index array or a function)");
   n.ctx = tapped(ctx, n.taps, TapMode::Return);
   n.ctx.target = neuron_target(n.ctx, o.get("neuronSelector"));
@@ -432,7 +432,7 @@ Result neuron_deep_lift_shap(const Context& ctx, const Options& o) {
 // Conductance through one neuron: along the path, the target's gradient at
 // the neuron times the neuron's gradient at the inputs.
 Result neuron_conductance(const Context& ctx, const Options& o) {
-  return relabel({{"neuronSelector", "neuronSelector"}}, [&] {
+  return relabel({}, [&] {
     Neuron n = neuron(ctx, o, "NeuronConductance", true);
     Quadrature q = quadrature_option(n.rest, 50, "riemann_trapezoid");
     auto baselines = format_baselines(ctx, n.rest.get("baselines"));
