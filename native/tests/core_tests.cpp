@@ -102,6 +102,42 @@ void test_integrated_gradients() {
   check(close(d.attributions[0], full.attributions[0], 1e-5), "IG over two replicas equals one");
 }
 
+// Rule-based backprop runs inside autograd on a rewritten graph, on any device.
+void test_rules() {
+  torch::manual_seed(0);
+  auto x = torch::randn({3, 1, 8, 8}), b = torch::randn({3, 1, 8, 8}) * 0.1;
+  Object o{{"target", Value::of(List{Value::of(1.0), Value::of(0.0), Value::of(2.0)})},
+           {"baselines", Value::of(b)},
+           {"returnConvergenceDelta", Value::of(true)},
+           {"captumCompatible", Value::of(false)}};
+  Result dl = run("DeepLift", request("cnn.pt", {x}, o));
+  check(dl.delta.abs().max().item<double>() < 1e-4, "DeepLift (exact chain) sums to F(x) - F(b)");
+  o.erase("captumCompatible");
+  Result compat = run("DeepLift", request("cnn.pt", {x}, o));
+  check(compat.delta.abs().max().item<double>() > 1e-3, "Captum-compatible DeepLift keeps Captum's relu -> max pool behaviour");
+  Result lrp = run("LRP", request("mlp.pt", {torch::randn({4, 8})}, {{"target", Value::of(0.0)}, {"returnConvergenceDelta", Value::of(true)}}));
+  check(lrp.attributions[0].sizes() == torch::IntArrayRef({4, 8}) && lrp.delta.size(0) == 4, "LRP shapes");
+  expect_error([&] { run("DeepLift", request("../models/exp_model.pt", {torch::randn({2, 6})}, {{"target", Value::of(0.0)}})); },
+               "DeepLift has no rule for aten::exp", "an op without a rule names the op");
+}
+
+// Layer taps: values, completeness at a layer, names checked.
+void test_layers() {
+  torch::manual_seed(1);
+  auto x = torch::randn({4, 8});
+  Result act = run("LayerActivation", request("mlp.pt", {x}, {{"layer", Value::of(std::string("fc2"))}}));
+  check(act.attributions[0].size(0) == 4, "LayerActivation: one row per example");
+  // fc1 is linear: the straight path of its values is the image of the input
+  // path, so layer and input integrated gradients miss completeness alike.
+  Object o{{"target", Value::of(1.0)}, {"nSteps", Value::of(64.0)}, {"returnConvergenceDelta", Value::of(true)}};
+  Result ig = run("IntegratedGradients", request("mlp.pt", {x}, o));
+  o["layer"] = Value::of(std::string("fc1"));
+  Result layer_ig = run("LayerIntegratedGradients", request("mlp.pt", {x}, o));
+  check(close(layer_ig.delta, ig.delta, 1e-5), "LayerIntegratedGradients at a linear first layer matches IntegratedGradients");
+  expect_error([&] { run("LayerGradCam", request("cnn.pt", {torch::randn({1, 1, 8, 8})}, {{"layer", Value::of(std::string("conv9"))}, {"target", Value::of(0.0)}})); },
+               "no submodule 'conv9' (layers: conv1, relu1, pool, conv2, relu2, gap, fc)", "wrong layer lists the layers");
+}
+
 void test_errors() {
   auto x = torch::rand({2, 3});
   expect_error([] { Model::load(fixtures + "/missing.pt", "cpu"); }, "no such file", "missing model file");
@@ -130,7 +166,8 @@ int main(int argc, char** argv) {
   fixtures = argv[1];
   if (argc > 2) device = argv[2];
   for (auto& [name, fn] : std::vector<std::pair<std::string, void (*)()>>{
-           {"quadrature", test_quadrature}, {"integrated gradients", test_integrated_gradients}, {"errors", test_errors}}) {
+           {"quadrature", test_quadrature}, {"integrated gradients", test_integrated_gradients},
+           {"rules", test_rules}, {"layers", test_layers}, {"errors", test_errors}}) {
     try {
       fn();
     } catch (const std::exception& e) {
