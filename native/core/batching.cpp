@@ -87,6 +87,18 @@ std::vector<torch::Tensor> chunk_gradients(const Context& ctx, const Model& mode
   return grads;
 }
 
+// Per-chunk lists of per-row tensors, joined along the rows.
+std::vector<torch::Tensor> concat_rows(std::vector<std::vector<torch::Tensor>>& pieces) {
+  if (pieces.size() == 1) return std::move(pieces[0]);
+  std::vector<torch::Tensor> out;
+  for (size_t i = 0; i < pieces[0].size(); ++i) {
+    std::vector<torch::Tensor> col;
+    for (auto& p : pieces) col.push_back(p[i]);
+    out.push_back(torch::cat(col, 0));
+  }
+  return out;
+}
+
 }  // namespace
 
 std::vector<torch::Tensor> gradients(const torch::Tensor& scalars, const std::vector<torch::Tensor>& wrt, bool retain) {
@@ -116,14 +128,7 @@ std::vector<torch::Tensor> map_rows(const Context& ctx, const Rows& rows, const 
     for (auto& t : out) t = t.detach().to(ctx.model->device());
     pieces[k] = std::move(out);
   });
-  if (parts.size() == 1) return pieces[0];
-  std::vector<torch::Tensor> out;
-  for (size_t i = 0; i < pieces[0].size(); ++i) {
-    std::vector<torch::Tensor> col;
-    for (auto& p : pieces) col.push_back(p[i]);
-    out.push_back(torch::cat(col, 0));
-  }
-  return out;
+  return concat_rows(pieces);
 }
 
 LayerRows layer_gradients(const Context& ctx, const Rows& rows, const ChunkBuilder& build) {
@@ -185,14 +190,7 @@ std::vector<torch::Tensor> row_gradients(const Context& ctx, const Rows& rows, c
     pieces[k] = std::move(grads);
   });
   if (outputs) *outputs = parts.size() == 1 ? selected[0] : torch::cat(selected, 0);
-  if (parts.size() == 1) return pieces[0];
-  std::vector<torch::Tensor> out;
-  for (size_t i = 0; i < pieces[0].size(); ++i) {
-    std::vector<torch::Tensor> col;
-    for (auto& p : pieces) col.push_back(p[i]);
-    out.push_back(torch::cat(col, 0));
-  }
-  return out;
+  return concat_rows(pieces);
 }
 
 torch::Tensor forward_rows(const Context& ctx, const Rows& rows, const ChunkBuilder& build) {

@@ -3,6 +3,7 @@
 // (GradientShap, an expectation of gradients).
 #include "algorithms.h"
 #include "batching.h"
+#include "path.h"
 #include "errors.h"
 
 namespace tx {
@@ -23,29 +24,37 @@ Result input_x_gradient(const Context& ctx, const Options& o) {
   return {grads, {}};
 }
 
-Result gradient_shap(const Context& ctx, const Options& o) {
-  if (!o.has("baselines")) fail("baselines: GradientShap needs a baseline distribution (a tensor of reference samples per input, or a number)");
+ShapDraws shap_draws(const Context& ctx, const Options& o, const std::string& name) {
+  if (!o.has("baselines"))
+    fail("baselines: ", name, " needs a baseline distribution (a tensor of reference samples per input, or a number)");
   auto dist = baseline_distribution(ctx, o.get("baselines"));
-  int64_t samples = o.integer("nSamples", 5, 1);
+  ShapDraws d;
+  d.samples = o.integer("nSamples", 5, 1);
   auto stdevs = per_input_numbers(o.get("stdevs"), ctx.inputs.size(), "stdevs", 0.0);
-  bool multiply = o.boolean("multiplyByInputs", true);
-  bool want_delta = o.boolean("returnConvergenceDelta", false);
-  o.reject_unknown("GradientShap");
-
-  // Each example is drawn `samples` times: noisy input, a random reference
-  // from the distribution, and a random point on the path between them.
-  int64_t n = ctx.batch, count = n * samples;
-  Rows rows = Rows::per_example(n, samples);
-  torch::Tensor examples = rows.examples().to(ctx.model->device());
-  std::vector<torch::Tensor> ends, starts;
+  d.multiply = o.boolean("multiplyByInputs", true);
+  d.want_delta = o.boolean("returnConvergenceDelta", false);
+  int64_t count = ctx.batch * d.samples;
+  d.rows = Rows::per_example(ctx.batch, d.samples);
+  torch::Tensor examples = d.rows.examples().to(ctx.model->device());
   for (size_t i = 0; i < ctx.inputs.size(); ++i) {
     torch::Tensor x = ctx.inputs[i].index_select(0, examples);
     if (stdevs[i] != 0) x = x + torch::randn_like(x) * stdevs[i];
-    ends.push_back(x);
+    d.ends.push_back(x);
     torch::Tensor pick = torch::randint(dist[i].size(0), {count}, examples.options());
-    starts.push_back(dist[i].index_select(0, pick));
+    d.starts.push_back(dist[i].index_select(0, pick));
   }
-  torch::Tensor alpha = torch::rand({count}, ctx.inputs[0].options());
+  d.alpha = torch::rand({count}, ctx.inputs[0].options());
+  return d;
+}
+
+Result gradient_shap(const Context& ctx, const Options& o) {
+  ShapDraws d = shap_draws(ctx, o, "GradientShap");
+  o.reject_unknown("GradientShap");
+  int64_t n = ctx.batch, samples = d.samples;
+  bool multiply = d.multiply, want_delta = d.want_delta;
+  const Rows& rows = d.rows;
+  const auto &ends = d.ends, &starts = d.starts;
+  const torch::Tensor& alpha = d.alpha;
   auto build = [&](int64_t b, int64_t e) {
     Chunk c;
     torch::Tensor a = alpha.slice(0, b, e);

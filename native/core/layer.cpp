@@ -244,18 +244,9 @@ Result layer_deep_lift_pairs(const Context& ctx, const Options& o, const char* n
   Taps taps = layer_option(o, "attributeToLayerInput");
   taps.mode = TapMode::Append;
   DeepLiftOptions opt(o);
-  const Value& b = o.get("baselines");
-  if (distribution && b.is_none()) fail("baselines: ", name, " needs a baseline distribution (reference samples per input)");
-  std::vector<Tensor> ends = ctx.inputs, starts;
-  int64_t per_example = 1;
-  if (distribution) {
-    auto dist = baseline_distribution(ctx, b);
-    ends.clear();
-    cross_references(ctx, dist, ends, starts);
-    per_example = dist[0].size(0);
-  } else {
-    starts = format_baselines(ctx, b);
-  }
+  DeepLiftPairs p = deeplift_pairs(ctx, o, name, distribution);
+  const auto &ends = p.ends, &starts = p.starts;
+  int64_t per_example = p.per_example;
   o.reject_unknown(name);
   Context rctx = deeplift_context(ctx, opt.captum_compatible, taps, taps.input ? "" : taps.layers[0]);
   PairLayout pairs = pair_layout(ctx.batch, ends, starts, per_example);
@@ -281,35 +272,19 @@ Result layer_deep_lift_shap(const Context& ctx, const Options& o) {
 
 Result layer_gradient_shap(const Context& ctx, const Options& o) {
   Taps taps = layer_option(o, "attributeToLayerInput");
-  if (!o.has("baselines")) fail("baselines: LayerGradientShap needs a baseline distribution (reference samples per input)");
-  auto dist = baseline_distribution(ctx, o.get("baselines"));
-  int64_t samples = o.integer("nSamples", 5, 1);
-  auto stdevs = per_input_numbers(o.get("stdevs"), ctx.inputs.size(), "stdevs", 0.0);
-  bool multiply = o.boolean("multiplyByInputs", true);
-  bool want_delta = o.boolean("returnConvergenceDelta", false);
+  // As GradientShap, with gradients taken at the layer.
+  ShapDraws d = shap_draws(ctx, o, "LayerGradientShap");
   o.reject_unknown("LayerGradientShap");
-  // As GradientShap, with gradients taken at the layer: each example drawn
-  // `samples` times (noisy input, random reference, random point between).
-  int64_t n = ctx.batch, count = n * samples;
-  Rows rows = Rows::per_example(n, samples);
-  Tensor examples = rows.examples().to(ctx.model->device());
-  std::vector<Tensor> ends, starts, points;
-  Tensor alpha = torch::rand({count}, ctx.inputs[0].options());
-  for (size_t i = 0; i < ctx.inputs.size(); ++i) {
-    Tensor x = ctx.inputs[i].index_select(0, examples);
-    if (stdevs[i] != 0) x = x + torch::randn_like(x) * stdevs[i];
-    Tensor s = dist[i].index_select(0, torch::randint(dist[i].size(0), {count}, examples.options()));
-    points.push_back(s + per_row(alpha, x) * (x - s));
-    ends.push_back(x);
-    starts.push_back(s);
-  }
-  Context per_row_ctx = ctx.with_rows(ends, rows.examples());
-  LayerRows r = layer_gradients(tapped(per_row_ctx, taps, TapMode::Append), identity_rows(count), slice_of(points));
+  std::vector<Tensor> points;
+  for (size_t i = 0; i < d.ends.size(); ++i) points.push_back(d.starts[i] + per_row(d.alpha, d.ends[i]) * (d.ends[i] - d.starts[i]));
+  Context per_row_ctx = ctx.with_rows(d.ends, d.rows.examples());
+  LayerRows r = layer_gradients(tapped(per_row_ctx, taps, TapMode::Append), identity_rows(d.rows.count), slice_of(points));
   Tensor attr = r.grads[0];
-  if (multiply) attr = attr * (layer_values(per_row_ctx, taps, ends)[0] - layer_values(per_row_ctx, taps, starts)[0]);
+  if (d.multiply)
+    attr = attr * (layer_values(per_row_ctx, taps, d.ends)[0] - layer_values(per_row_ctx, taps, d.starts)[0]);
   Result res;
-  if (want_delta) res.delta = convergence_delta(per_row_ctx, {attr}, starts, ends);
-  res.attributions = {mean_per_example(attr, n, samples)};
+  if (d.want_delta) res.delta = convergence_delta(per_row_ctx, {attr}, d.starts, d.ends);
+  res.attributions = {mean_per_example(attr, ctx.batch, d.samples)};
   return res;
 }
 
@@ -404,21 +379,10 @@ Result neuron_deep_lift_pairs(const Context& ctx, const Options& o, const char* 
   return relabel({{"target", "neuronSelector"}}, [&] {
     Neuron n = neuron(ctx, o, name);
     DeepLiftOptions opt(n.rest);
-    const Value& b = n.rest.get("baselines");
-    if (distribution && b.is_none()) fail("baselines: ", name, " needs a baseline distribution (reference samples per input)");
+    DeepLiftPairs pairs = deeplift_pairs(ctx, n.rest, name, distribution);
     n.rest.reject_unknown(name);
-    std::vector<Tensor> ends = ctx.inputs, starts;
-    int64_t per_example = 1;
-    if (distribution) {
-      auto dist = baseline_distribution(ctx, b);
-      ends.clear();
-      cross_references(ctx, dist, ends, starts);
-      per_example = dist[0].size(0);
-    } else {
-      starts = format_baselines(ctx, b);
-    }
     Context rctx = deeplift_context(n.ctx, opt.captum_compatible, {}, n.taps.input ? "" : n.taps.layers[0]);
-    return deep_lift_pairs(n.ctx, rctx, ends, starts, per_example, opt);
+    return deep_lift_pairs(n.ctx, rctx, pairs, opt);
   });
 }
 

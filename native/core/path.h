@@ -21,6 +21,19 @@ torch::Tensor quadrature_tensor(const std::vector<double>& v, const torch::Tenso
 std::vector<torch::Tensor> path_points(const std::vector<torch::Tensor>& baselines, const std::vector<torch::Tensor>& diffs,
                                        const torch::Tensor& alphas, int64_t n, int64_t b, int64_t e);
 
+// GradientShap's draws (options baselines, nSamples, stdevs, multiplyByInputs,
+// returnConvergenceDelta): each example `samples` times, example-major, as a
+// noisy input (end), a reference drawn from the distribution (start) and a
+// random point between them (alpha).
+struct ShapDraws {
+  Rows rows;
+  std::vector<torch::Tensor> ends, starts;
+  torch::Tensor alpha;
+  int64_t samples = 0;
+  bool multiply = true, want_delta = false;
+};
+ShapDraws shap_draws(const Context& ctx, const Options& o, const std::string& name);
+
 // nSteps and method options, read and checked in one place.
 Quadrature quadrature_option(const Options& o, int64_t default_steps = 50,
                              const std::string& default_method = "gausslegendre");

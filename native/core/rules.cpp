@@ -433,17 +433,26 @@ PairLayout pair_layout(int64_t batch, const std::vector<Tensor>& ends, const std
 Tensor input_rows(const Tensor& pair_rows) { return pair_rows.slice(0, 0, pair_rows.size(0), 2); }
 Tensor reference_rows(const Tensor& pair_rows) { return pair_rows.slice(0, 1, pair_rows.size(0), 2); }
 
-void cross_references(const Context& ctx, const std::vector<Tensor>& dist, std::vector<Tensor>& ends,
-                      std::vector<Tensor>& starts) {
-  int64_t refs = dist[0].size(0);
+DeepLiftPairs deeplift_pairs(const Context& ctx, const Options& o, const std::string& name, bool distribution) {
+  DeepLiftPairs p;
+  const Value& b = o.get("baselines");
+  if (!distribution) {
+    p.ends = ctx.inputs;
+    p.starts = format_baselines(ctx, b);
+    return p;
+  }
+  if (b.is_none()) fail("baselines: ", name, " needs a baseline distribution (a tensor of reference samples per input)");
+  auto dist = baseline_distribution(ctx, b);
+  p.per_example = dist[0].size(0);
   for (size_t i = 0; i < ctx.inputs.size(); ++i) {
-    if (dist[i].size(0) != refs)
-      fail("baselines[", i, "]: ", dist[i].size(0), " reference samples, but baselines[0] has ", refs);
-    ends.push_back(ctx.inputs[i].repeat_interleave(refs, 0));
+    if (dist[i].size(0) != p.per_example)
+      fail("baselines[", i, "]: ", dist[i].size(0), " reference samples, but baselines[0] has ", p.per_example);
+    p.ends.push_back(ctx.inputs[i].repeat_interleave(p.per_example, 0));
     std::vector<int64_t> reps(dist[i].dim(), 1);
     reps[0] = ctx.batch;
-    starts.push_back(dist[i].repeat(reps));
+    p.starts.push_back(dist[i].repeat(reps));
   }
+  return p;
 }
 
 Tensor mean_per_example(const Tensor& rows, int64_t batch, int64_t per_example) {
@@ -453,8 +462,9 @@ Tensor mean_per_example(const Tensor& rows, int64_t batch, int64_t per_example) 
   return rows.view(shape).mean(1);
 }
 
-Result deep_lift_pairs(const Context& ctx, const Context& rctx, const std::vector<Tensor>& ends,
-                       const std::vector<Tensor>& starts, int64_t per_example, const DeepLiftOptions& opt) {
+Result deep_lift_pairs(const Context& ctx, const Context& rctx, const DeepLiftPairs& p, const DeepLiftOptions& opt) {
+  const auto &ends = p.ends, &starts = p.starts;
+  int64_t per_example = p.per_example;
   PairLayout pairs = pair_layout(ctx.batch, ends, starts, per_example);
   auto attr = row_gradients(rctx, pairs.rows, pairs.build);
   for (size_t i = 0; i < attr.size(); ++i) {
@@ -471,23 +481,20 @@ Result deep_lift_pairs(const Context& ctx, const Context& rctx, const std::vecto
   return r;
 }
 
-Result deep_lift(const Context& ctx, const Options& o) {
-  auto baselines = format_baselines(ctx, o.get("baselines"));
+namespace {
+
+Result deep_lift_family(const Context& ctx, const Options& o, const char* name, bool distribution) {
+  DeepLiftPairs pairs = deeplift_pairs(ctx, o, name, distribution);
   DeepLiftOptions opt(o);
-  o.reject_unknown("DeepLift");
-  return deep_lift_pairs(ctx, deeplift_context(ctx, opt.captum_compatible), ctx.inputs, baselines, 1, opt);
+  o.reject_unknown(name);
+  return deep_lift_pairs(ctx, deeplift_context(ctx, opt.captum_compatible), pairs, opt);
 }
 
-Result deep_lift_shap(const Context& ctx, const Options& o) {
-  if (!o.has("baselines"))
-    fail("baselines: DeepLiftShap needs a baseline distribution (a tensor of reference samples per input)");
-  auto dist = baseline_distribution(ctx, o.get("baselines"));
-  DeepLiftOptions opt(o);
-  o.reject_unknown("DeepLiftShap");
-  std::vector<Tensor> ends, starts;
-  cross_references(ctx, dist, ends, starts);
-  return deep_lift_pairs(ctx, deeplift_context(ctx, opt.captum_compatible), ends, starts, dist[0].size(0), opt);
-}
+}  // namespace
+
+Result deep_lift(const Context& ctx, const Options& o) { return deep_lift_family(ctx, o, "DeepLift", false); }
+
+Result deep_lift_shap(const Context& ctx, const Options& o) { return deep_lift_family(ctx, o, "DeepLiftShap", true); }
 
 Result guided_backprop(const Context& ctx, const Options& o) {
   return modified_relu(ctx, o, "GuidedBackprop", ops::kGuided);

@@ -39,14 +39,18 @@ PairLayout pair_layout(int64_t batch, const std::vector<torch::Tensor>& ends, co
 torch::Tensor input_rows(const torch::Tensor& pair_rows);
 torch::Tensor reference_rows(const torch::Tensor& pair_rows);
 
-// DeepLiftShap's pairs: every example with every reference sample, example-major.
-void cross_references(const Context& ctx, const std::vector<torch::Tensor>& dist, std::vector<torch::Tensor>& ends,
-                      std::vector<torch::Tensor>& starts);
 // Per-pair rows averaged over each example's references.
 torch::Tensor mean_per_example(const torch::Tensor& rows, int64_t batch, int64_t per_example);
 
+// The (input, reference) pairs of a DeepLift call: inputs against
+// `baselines`, or (`distribution`) every input against every reference sample.
+struct DeepLiftPairs {
+  std::vector<torch::Tensor> ends, starts;
+  int64_t per_example = 1;
+};
+DeepLiftPairs deeplift_pairs(const Context& ctx, const Options& o, const std::string& name, bool distribution);
+
 // DeepLift attributions at the inputs of ctx (rctx: its rule copy).
-Result deep_lift_pairs(const Context& ctx, const Context& rctx, const std::vector<torch::Tensor>& ends,
-                       const std::vector<torch::Tensor>& starts, int64_t per_example, const DeepLiftOptions& opt);
+Result deep_lift_pairs(const Context& ctx, const Context& rctx, const DeepLiftPairs& pairs, const DeepLiftOptions& opt);
 
 }  // namespace tx
