@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 // npm run demo: the bundled digits CNN explains a few held-out digits.
-// Shows each 8x8 image beside its IntegratedGradients and SmoothGrad maps.
+// Shows each 8x8 image beside its IntegratedGradients, SmoothGrad, DeepLift and
+// GuidedGradCam maps.
 "use strict";
 const path = require("path");
 const tx = require("../dist");
@@ -45,26 +46,34 @@ async function main() {
   tx.manualSeed(0);
   const smooth = await new tx.NoiseTunnel(new tx.Saliency(model)).attribute(images, { target: predicted, nSamples: 32, stdevs: 0.15, abs: false });
   const t2 = process.hrtime.bigint();
+  const deeplift = await new tx.DeepLift(model).attribute(images, { target: predicted, baselines: 0 });
+  const t3 = process.hrtime.bigint();
+  const gradcam = await new tx.GuidedGradCam(model, "conv2").attribute(images, { target: predicted });
+  const t4 = process.hrtime.bigint();
 
   const x = images.data(), a = attributions.data(), s = smooth.data(), d = delta.data();
+  const dl = deeplift.data(), gc = gradcam.data();
   for (let i = 0; i < n; i++) {
     const p = softmax(logits[i]);
     const off = i * h * w;
     const slice = (arr) => Array.from(arr.subarray(off, off + h * w));
-    const aScale = Math.max(...slice(a).map(Math.abs)) || 1, sScale = Math.max(...slice(s).map(Math.abs)) || 1;
+    const scale = (arr) => Math.max(...slice(arr).map(Math.abs)) || 1;
+    const [aScale, sScale, dScale, gScale] = [a, s, dl, gc].map(scale);
     const igSum = slice(a).reduce((u, v) => u + v, 0);
     console.log(`sample ${i}: label ${samples.labels[i]}, predicted ${predicted[i]} (p=${p[predicted[i]].toFixed(2)})` +
       `   IG sum ${igSum.toFixed(3)} = F(x) - F(0) ${(igSum - d[i]).toFixed(3)} (delta ${d[i].toExponential(1)})`);
-    console.log("  input       IntegratedGradients   SmoothGrad");
+    console.log("  input       IntegratedGradients   SmoothGrad    DeepLift      GuidedGradCam");
     for (let r = 0; r < h; r++) {
       const row = (f) => Array.from({ length: w }, (_, c) => f(off + r * w + c)).join("");
-      console.log(`  ${row((k) => ink(x[k]))}    ${row((k) => signed(a[k], aScale))}              ${row((k) => signed(s[k], sScale))}`);
+      console.log(`  ${row((k) => ink(x[k]))}    ${row((k) => signed(a[k], aScale))}              ${row((k) => signed(s[k], sScale))}` +
+        `      ${row((k) => signed(dl[k], dScale))}      ${row((k) => signed(gc[k], gScale))}`);
     }
     console.log("");
   }
   console.log("legend: # strong for the prediction, + for, · neutral, - against, = strong against");
   console.log(`IntegratedGradients (${n} images, 64 steps): ${(Number(t1 - t0) / 1e6).toFixed(1)} ms; ` +
-    `SmoothGrad (32 noisy copies): ${(Number(t2 - t1) / 1e6).toFixed(1)} ms`);
+    `SmoothGrad (32 noisy copies): ${(Number(t2 - t1) / 1e6).toFixed(1)} ms; ` +
+    `DeepLift: ${(Number(t3 - t2) / 1e6).toFixed(1)} ms; GuidedGradCam (conv2): ${(Number(t4 - t3) / 1e6).toFixed(1)} ms`);
 }
 
 main().catch((e) => {

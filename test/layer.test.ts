@@ -2,9 +2,10 @@
 // against IG, taps on one of two blocks of one class, selectors, errors.
 import * as path from "path";
 import {
-  IntegratedGradients, interpolate, LayerActivation, LayerConductance, LayerDeepLift, LayerGradCam, LayerGradientShap,
-  LayerGradientXActivation, LayerIntegratedGradients, LayerLRP, loadModel, manualSeed, Model, NeuronGradient,
-  NeuronIntegratedGradients, Tensor, tensor,
+  IntegratedGradients, interpolate, LayerActivation, LayerConductance, LayerDeepLift, LayerDeepLiftShap, LayerFeatureAblation,
+  LayerGradCam, LayerGradientShap, LayerGradientXActivation, LayerIntegratedGradients, LayerLRP, loadModel, manualSeed, Model,
+  NeuronDeepLift, NeuronDeepLiftShap, NeuronFeatureAblation, NeuronGradient, NeuronGradientShap, NeuronIntegratedGradients,
+  Tensor, tensor,
 } from "../lib";
 import { GOLDEN, maxAbsDiff, values } from "./helpers";
 
@@ -150,6 +151,40 @@ describe("neuron methods", () => {
     });
     expect(attributions.shape).toEqual([3, 8]);
     values(delta).forEach((d) => expect(Math.abs(d)).toBeLessThan(5e-3));
+  });
+});
+
+describe("Shap variants", () => {
+  // Rows k of the reference set, broadcast over the 3 examples.
+  const refs = () => image(4, 5);
+  const ref = (k: number) => tensor(Array.from({ length: 3 }, () => values(refs()).slice(k * 64, k * 64 + 64)).flat(), [3, 1, 8, 8]);
+  const mean = (ts: Tensor[]) => tensor(Float32Array.from(values(ts[0]), (_, i) => ts.reduce((a, t) => a + values(t)[i], 0) / ts.length), ts[0].shape);
+
+  test("LayerDeepLiftShap and NeuronDeepLiftShap are the means of their DeepLift over the references", async () => {
+    const layerShap = await new LayerDeepLiftShap(resnet, "block1").attribute(x, { baselines: refs(), target: 2 });
+    const layerEach = await Promise.all([0, 1, 2, 3].map((k) => new LayerDeepLift(resnet, "block1").attribute(x, { baselines: ref(k), target: 2 })));
+    expect(maxAbsDiff(layerShap, mean(layerEach))).toBeLessThan(1e-5);
+    const neuronShap = await new NeuronDeepLiftShap(resnet, "block2.conv").attribute(x, { baselines: refs(), neuronSelector: [1, 2, 3] });
+    const neuronEach = await Promise.all([0, 1, 2, 3].map((k) =>
+      new NeuronDeepLift(resnet, "block2.conv").attribute(x, { baselines: ref(k), neuronSelector: [1, 2, 3] })));
+    expect(maxAbsDiff(neuronShap, mean(neuronEach))).toBeLessThan(1e-5);
+  });
+
+  test("NeuronGradientShap with one reference and no noise approaches NeuronIntegratedGradients", async () => {
+    manualSeed(11);
+    const shap = await new NeuronGradientShap(resnet, "block2").attribute(x, { baselines: tensor(values(refs()).slice(0, 64), [1, 1, 8, 8]), neuronSelector: [0, 3, 3], nSamples: 2000 });
+    const ig = await new NeuronIntegratedGradients(resnet, "block2").attribute(x, { baselines: ref(0), neuronSelector: [0, 3, 3], nSteps: 100 });
+    rowSums(shap).forEach((s, i) => expect(Math.abs(s - rowSums(ig)[i])).toBeLessThan(0.05 * Math.max(1, Math.abs(rowSums(ig)[i]))));
+  });
+
+  test("ablating a layer's units or the inputs for a neuron: the layer's own units, zero for units the neuron ignores", async () => {
+    const layer = await new LayerFeatureAblation(resnet, "pool").attribute(x, { target: 0, perturbationsPerEval: "auto" });
+    expect(layer.shape).toEqual([3, 4, 4, 4]);
+    // A unit of the first convolution sees a 3x3 patch: pixels outside it do not move it.
+    const neuron = await new NeuronFeatureAblation(resnet, "conv").attribute(x, { neuronSelector: [0, 0, 0], perturbationsPerEval: "auto" });
+    const n = values(neuron);
+    for (let r = 0; r < 8; r++) for (let c = 0; c < 8; c++) if (r > 1 || c > 1) expect(n[r * 8 + c]).toBe(0);
+    expect(n.slice(0, 64).some((a) => a !== 0)).toBe(true);
   });
 });
 

@@ -83,6 +83,17 @@ describe("DeepLift", () => {
   });
 });
 
+describe("chunking and workers", () => {
+  test("internalBatchSize and worker replicas leave DeepLift and LRP unchanged (pairs are never split)", async () => {
+    const baselines = image(3, 2);
+    const whole = await new DeepLift(resnet).attribute(x, { baselines, target: [0, 1, 2] });
+    for (const opts of [{ internalBatchSize: 2 }, { internalBatchSize: 3 }, { devices: ["cpu", "cpu"] }])
+      expect(maxAbsDiff(await new DeepLift(resnet).attribute(x, { baselines, target: [0, 1, 2], ...opts }), whole)).toBeLessThan(1e-6);
+    const lrp = await new LRP(resnet).attribute(x, { target: 1 });
+    expect(maxAbsDiff(await new LRP(resnet).attribute(x, { target: 1, internalBatchSize: 1 }), lrp)).toBeLessThan(1e-6);
+  });
+});
+
 describe("DeepLiftShap", () => {
   test("is the mean of DeepLift over the reference samples, with one delta per (example, reference) pair", async () => {
     const refs = image(4, 5);

@@ -3,10 +3,10 @@
 // rule touches run the rule in their backward pass.
 import { OptionsAttribution } from "../attribution";
 import type { Tensor } from "../tensor";
-import type { BaselineType, DeltaOptions, TargetOptions } from "../types";
+import type { BaselineType, BatchOptions, DeltaOptions, TargetOptions } from "../types";
 import type { MultiplyByInputs } from "./gradient";
 
-export interface DeepLiftOptions extends TargetOptions, DeltaOptions {
+export interface DeepLiftOptions extends TargetOptions, BatchOptions, DeltaOptions {
   /** References (default 0): a number, a tensor shaped like the input (or broadcastable), or one per input. */
   baselines?: BaselineType;
 }
@@ -32,7 +32,7 @@ export class DeepLift extends OptionsAttribution<DeepLiftOptions, DeepLiftInit> 
   readonly algorithm = "DeepLift";
 }
 
-export interface DeepLiftShapOptions extends TargetOptions, DeltaOptions {
+export interface DeepLiftShapOptions extends TargetOptions, BatchOptions, DeltaOptions {
   /** Reference samples: one tensor per input whose rows are references (every example is explained against each). */
   baselines: BaselineType;
 }
@@ -42,7 +42,7 @@ export class DeepLiftShap extends OptionsAttribution<DeepLiftShapOptions, DeepLi
   readonly algorithm = "DeepLiftShap";
 }
 
-export type GuidedBackpropOptions = TargetOptions;
+export type GuidedBackpropOptions = TargetOptions & BatchOptions;
 
 /** Gradient in which every ReLU also stops negative gradients. */
 export class GuidedBackprop extends OptionsAttribution<GuidedBackpropOptions> {
@@ -98,7 +98,7 @@ export interface LRPInit {
   foldBatchNorm?: boolean;
 }
 
-export type LRPOptions = TargetOptions & DeltaOptions;
+export type LRPOptions = TargetOptions & BatchOptions & DeltaOptions;
 
 /**
  * Layer-wise relevance propagation: the target output is redistributed layer
