@@ -5,6 +5,8 @@
 
 #include "torch_headers.h"
 
+#include <atomic>
+
 namespace tx::ops {
 
 namespace {
@@ -47,6 +49,117 @@ std::pair<Tensor, Tensor> rescale_multiplier(const Tensor& x, const Tensor& y) {
   return {torch::where(small, torch::zeros_like(dx), pair_delta(y) / dx), small};
 }
 
+// ---- fused CPU kernels -------------------------------------------------------------
+//
+// The rules are elementwise over pairs of rows. On CPU one pass over memory
+// beats a chain of tensor ops on strided pair views several times over (and
+// torch::where is slow there); other devices and dtypes use the tensor ops.
+
+std::atomic<bool> fused_enabled{true};
+
+bool fusable(const std::vector<Tensor>& ts) {
+  if (!fused_enabled) return false;
+  for (const auto& t : ts)
+    if (!t.defined() || !t.device().is_cpu() || !t.is_contiguous() || t.scalar_type() != ts[0].scalar_type() ||
+        (t.scalar_type() != at::kFloat && t.scalar_type() != at::kDouble))
+      return false;
+  return true;
+}
+
+// DeepLift rescale: gx = recorded * m on both rows of a pair, m = Δy/Δx (0
+// where |Δx| < eps); gy = flowing where |Δx| < eps, else 0. Returns whether
+// any |Δx| was that small.
+bool rescale_cpu(const Tensor& x, const Tensor& y, const Tensor& gr, const Tensor& gf, Tensor& gx, Tensor& gy) {
+  int64_t npairs = x.size(0) / 2, inner = x.numel() / std::max<int64_t>(x.size(0), 1);
+  gx = at::empty_like(x);
+  gy = at::empty_like(x);
+  std::atomic<bool> any{false};
+  AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "torchexplain_rescale", [&] {
+    const scalar_t *px = x.data_ptr<scalar_t>(), *py = y.data_ptr<scalar_t>(), *pr = gr.data_ptr<scalar_t>(),
+                   *pf = gf.data_ptr<scalar_t>();
+    scalar_t *ox = gx.data_ptr<scalar_t>(), *oy = gy.data_ptr<scalar_t>();
+    at::parallel_for(0, npairs, 1, [&](int64_t b, int64_t e) {
+      bool small_seen = false;
+      for (int64_t p = b; p < e; ++p) {
+        int64_t i0 = 2 * p * inner, i1 = i0 + inner;
+        for (int64_t j = 0; j < inner; ++j) {
+          scalar_t dx = px[i0 + j] - px[i1 + j];
+          bool small = std::abs(dx) < kRescaleEps;
+          scalar_t m = small ? scalar_t(0) : (py[i0 + j] - py[i1 + j]) / dx;
+          ox[i0 + j] = pr[i0 + j] * m;
+          ox[i1 + j] = pr[i1 + j] * m;
+          oy[i0 + j] = small ? pf[i0 + j] : scalar_t(0);
+          oy[i1 + j] = small ? pf[i1 + j] : scalar_t(0);
+          small_seen = small_seen || small;
+        }
+      }
+      if (small_seen) any = true;
+    });
+  });
+  return any;
+}
+
+// DeepLift through max pooling (see RescaleMaxPool), in one pass over the
+// winners: `spatial` dims are the pooled ones; `own` gets the plain gradient.
+void maxpool_cpu(const Tensor& x, const Tensor& y, const Tensor& idx, const Tensor& gr, const Tensor& gf, int64_t spatial,
+                 Tensor& gx, Tensor& own) {
+  int64_t rows_n = x.size(0), npairs = rows_n / 2;
+  int64_t in_inner = x.numel() / rows_n, out_inner = y.numel() / rows_n;
+  int64_t in_plane = 1, out_plane = 1;
+  for (int64_t d = 0; d < spatial; ++d) {
+    in_plane *= x.size(x.dim() - 1 - d);
+    out_plane *= y.size(y.dim() - 1 - d);
+  }
+  own = at::zeros_like(x);
+  gx = at::empty_like(x);
+  Tensor both = at::zeros({npairs, in_inner}, x.options());
+  Tensor index = idx.contiguous();
+  AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "torchexplain_maxpool", [&] {
+    const scalar_t *px = x.data_ptr<scalar_t>(), *py = y.data_ptr<scalar_t>(), *pr = gr.data_ptr<scalar_t>(),
+                   *pf = gf.data_ptr<scalar_t>();
+    const int64_t* pi = index.data_ptr<int64_t>();
+    scalar_t *ox = gx.data_ptr<scalar_t>(), *oo = own.data_ptr<scalar_t>(), *ob = both.data_ptr<scalar_t>();
+    at::parallel_for(0, npairs, 1, [&](int64_t b, int64_t e) {
+      for (int64_t p = b; p < e; ++p) {
+        int64_t o0 = 2 * p * out_inner, o1 = o0 + out_inner, n0 = 2 * p * in_inner, n1 = n0 + in_inner;
+        scalar_t* u = ob + p * in_inner;
+        for (int64_t o = 0; o < out_inner; ++o) {
+          int64_t plane = (o / out_plane) * in_plane;
+          scalar_t yi = py[o0 + o], yr = py[o1 + o], top = std::max(yi, yr);
+          int64_t wi = plane + pi[o0 + o], wr = plane + pi[o1 + o];
+          u[wi] += pr[o0 + o] * (top - yr);
+          u[wr] += pr[o1 + o] * (yi - top);
+          oo[n0 + wi] += pf[o0 + o];
+          oo[n1 + wr] += pf[o1 + o];
+        }
+        for (int64_t j = 0; j < in_inner; ++j) {
+          scalar_t dx = px[n0 + j] - px[n1 + j];
+          if (std::abs(dx) < kRescaleEps) {
+            ox[n0 + j] = oo[n0 + j];
+            ox[n1 + j] = oo[n1 + j];
+          } else {
+            ox[n0 + j] = ox[n1 + j] = u[j] / dx;
+          }
+        }
+      }
+    });
+  });
+}
+
+// LRP's output side: g / (z' + eps * sign(z')), sign(0) = +1.
+Tensor lrp_divide_cpu(const Tensor& g, const Tensor& zp, double eps) {
+  Tensor out = at::empty_like(zp);
+  AT_DISPATCH_FLOATING_TYPES(zp.scalar_type(), "torchexplain_lrp_out", [&] {
+    const scalar_t *pg = g.data_ptr<scalar_t>(), *pz = zp.data_ptr<scalar_t>();
+    scalar_t* po = out.data_ptr<scalar_t>();
+    scalar_t e = static_cast<scalar_t>(eps);
+    at::parallel_for(0, zp.numel(), 4096, [&](int64_t b, int64_t end) {
+      for (int64_t i = b; i < end; ++i) po[i] = pg[i] / (pz[i] + (pz[i] >= 0 ? e : -e));
+    });
+  });
+  return out;
+}
+
 // ---- DeepLift -------------------------------------------------------------------
 //
 // DeepLift ops have two outputs, both the op's value: the first carries the
@@ -81,11 +194,18 @@ struct RescaleAct : torch::autograd::Function<RescaleAct> {
   static variable_list backward(AutogradContext* ctx, variable_list grads) {
     auto saved = ctx->get_saved_variables();
     Grads g = incoming(grads, saved[1]);
-    auto [multiplier, small] = rescale_multiplier(saved[0], saved[1]);
-    Tensor gx = rows(pairs(g.recorded) * multiplier);
-    // Where Δx ~ 0, the op's own gradient: send that part through the original node.
-    Tensor gy = small.any().item<bool>() ? rows(pairs(g.flowing) * small) : Tensor();
     Tensor gyt = ctx->saved_data["adjacent"].toBool() ? g.flowing : Tensor();
+    // Where Δx ~ 0, the op's own gradient: gy goes through the original node.
+    Tensor x = saved[0].contiguous(), y = saved[1].contiguous(), gr = g.recorded.contiguous(), gf = g.flowing.contiguous();
+    if (fusable({x, y, gr, gf})) {
+      pairs(x);  // checks the pair layout
+      Tensor gx, gy;
+      bool small = rescale_cpu(x, y, gr, gf, gx, gy);
+      return {gx, small ? gy : Tensor(), gyt};
+    }
+    auto [multiplier, small] = rescale_multiplier(x, y);
+    Tensor gx = rows(pairs(gr) * multiplier);
+    Tensor gy = small.any().item<bool>() ? rows(pairs(gf) * small) : Tensor();
     return {gx, gy, gyt};
   }
 };
@@ -207,6 +327,14 @@ struct RescaleMaxPool : torch::autograd::Function<RescaleMaxPool> {
     auto saved = ctx->get_saved_variables();
     const Tensor &x = saved[0], &y = saved[1], &idx = saved[2];
     Grads g = incoming(grads, y);
+    bool adjacent = sd["adjacent"].toBool();
+    Tensor xc = x.contiguous(), yc = y.contiguous(), gr = g.recorded.contiguous(), gf = g.flowing.contiguous();
+    if (fusable({xc, yc, gr, gf})) {
+      pairs(xc);  // checks the pair layout
+      Tensor gx, own;
+      maxpool_cpu(xc, yc, idx, gr, gf, static_cast<int64_t>(sd["k"].toIntVector().size()), gx, own);
+      return {gx, Tensor(), Tensor(), adjacent ? own : Tensor(), Tensor(), Tensor(), Tensor(), Tensor(), Tensor()};
+    }
     Tensor yp = pairs(y);
     Tensor out = yp.select(1, 0), ref = yp.select(1, 1);
     Tensor top = torch::max(out, ref);
@@ -215,7 +343,6 @@ struct RescaleMaxPool : torch::autograd::Function<RescaleMaxPool> {
     Tensor both = spread.sum(1, true);
     Tensor dx = pair_delta(x);
     Tensor small = dx.abs() < kRescaleEps;
-    bool adjacent = sd["adjacent"].toBool();
     Tensor own = adjacent || small.any().item<bool>() ? pool_backward(g.flowing, x, pool, idx) : Tensor();
     Tensor gx = own.defined() ? rows(torch::where(small, pairs(own), both / dx)) : rows((both / dx).expand_as(spread));
     return {gx, Tensor(), Tensor(), adjacent ? own : Tensor(), Tensor(), Tensor(), Tensor(), Tensor(), Tensor()};
@@ -246,8 +373,9 @@ struct LrpOut : torch::autograd::Function<LrpOut> {
     return z;
   }
   static variable_list backward(AutogradContext* ctx, variable_list grads) {
-    Tensor zp = ctx->get_saved_variables()[0];
+    Tensor zp = ctx->get_saved_variables()[0].contiguous(), g = grads[0].contiguous();
     double eps = ctx->saved_data["eps"].toDouble();
+    if (fusable({g, zp})) return {lrp_divide_cpu(g, zp, eps), Tensor(), Tensor()};
     Tensor sign = torch::where(zp >= 0, 1.0, -1.0).to(zp.scalar_type());  // sign, with sign(0) = +1
     return {grads[0] / torch::add(zp, sign, eps), Tensor(), Tensor()};
   }
@@ -268,6 +396,8 @@ std::tuple<Tensor, Tensor> two(const variable_list& v) { return {v[0], v[1]}; }
 }  // namespace
 
 void ensure_registered() {}
+
+void use_fused_kernels(bool on) { fused_enabled = on; }
 
 TORCH_LIBRARY(torchexplain, m) {
   m.def("act(Tensor x, Tensor y, int mode) -> Tensor");

@@ -29,4 +29,8 @@ enum PartMode : int64_t {
 // rewriter, which also keeps this translation unit linked into the addon.
 void ensure_registered();
 
+// Whether CPU float tensors take the fused kernels (default) or the tensor-op
+// forms every other device takes; tests compare the two.
+void use_fused_kernels(bool on);
+
 }  // namespace tx::ops

@@ -7,6 +7,7 @@
 #include "algorithms.h"
 #include "approximation.h"
 #include "errors.h"
+#include "rule_ops.h"
 
 using namespace tx;
 
@@ -117,6 +118,15 @@ void test_rules() {
   check(compat.delta.abs().max().item<double>() > 1e-3, "Captum-compatible DeepLift keeps Captum's relu -> max pool behaviour");
   Result lrp = run("LRP", request("mlp.pt", {torch::randn({4, 8})}, {{"target", Value::of(0.0)}, {"returnConvergenceDelta", Value::of(true)}}));
   check(lrp.attributions[0].sizes() == torch::IntArrayRef({4, 8}) && lrp.delta.size(0) == 4, "LRP shapes");
+  // The tensor-op forms (what CUDA runs) agree with the fused CPU kernels.
+  Object lrp_options{{"target", Value::of(1.0)}, {"returnConvergenceDelta", Value::of(true)}};
+  Result fused_lrp = run("LRP", request("cnn.pt", {x}, lrp_options));
+  ops::use_fused_kernels(false);
+  Result plain = run("DeepLift", request("cnn.pt", {x}, o));
+  Result plain_lrp = run("LRP", request("cnn.pt", {x}, lrp_options));
+  ops::use_fused_kernels(true);
+  check(close(plain.attributions[0], compat.attributions[0], 1e-6), "DeepLift: tensor-op rules = fused CPU kernels");
+  check(close(plain_lrp.attributions[0], fused_lrp.attributions[0], 1e-6), "LRP: tensor-op rules = fused CPU kernels");
   expect_error([&] { run("DeepLift", request("../models/exp_model.pt", {torch::randn({2, 6})}, {{"target", Value::of(0.0)}})); },
                "DeepLift has no rule for aten::exp", "an op without a rule names the op");
 }
