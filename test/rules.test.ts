@@ -212,6 +212,9 @@ describe("bad input", () => {
     await expect(new LRP(resnet, { rules: { fc: "zbox" } }).attribute(x, { target: 0 })).rejects.toThrow(/zbox rule needs 'low'/);
     await expect(new LRP(resnet, { rules: { relu: "zbox" as never }, preset: "nope" as never }).attribute(x, { target: 0 })).rejects.toThrow(/preset/);
     await expect(new LRP(cnn).attribute(x)).rejects.toThrow(/target/);
+    await expect(new LRP(cnn, { rules: { fc: "identity" } }).attribute(x, { target: 0 })).rejects.toThrow(
+      /LRP's identity rule needs a layer whose output has its input's shape; aten::linear in 'fc' \(Linear\), model code: torch.linear maps \[3, 32\] to \[3, 10\]/,
+    );
   });
 
   test("DeepLiftShap needs a distribution of references", async () => {

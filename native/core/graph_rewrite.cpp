@@ -261,7 +261,8 @@ OpSite GraphRewrite::site(Node* n) const {
   if (auto cs = n->callstack()) {
     for (const auto& entry : (*cs)->vec()) {
       const auto& info = std::get<2>(entry);
-      if (!info) continue;
+      // Calls of a module's own methods (self._conv_forward) are named SELF.
+      if (!info || info->instance_name() == "SELF") continue;
       s.module += (s.module.empty() ? "" : ".") + info->instance_name();
       auto name = info->class_type() ? info->class_type()->name() : c10::nullopt;
       s.module_type = name ? name->name() : "";

@@ -236,7 +236,10 @@ struct RescaleSoftmax : torch::autograd::Function<RescaleSoftmax> {
 // ---- guided backprop, deconvolution, LRP through activations ---------------------
 
 struct Act : torch::autograd::Function<Act> {
-  static Tensor forward(AutogradContext* ctx, Tensor, Tensor y, int64_t mode) {
+  static Tensor forward(AutogradContext* ctx, Tensor x, Tensor y, int64_t mode, std::string where) {
+    // Relevance passes unchanged only between tensors of one shape (LRP's identity rule).
+    TORCH_CHECK(mode != kPass || x.sizes() == y.sizes(), "LRP's identity rule needs a layer whose output has its input's shape; ",
+                where, " maps ", x.sizes(), " to ", y.sizes());
     ctx->saved_data["mode"] = mode;
     return y;
   }
@@ -244,11 +247,11 @@ struct Act : torch::autograd::Function<Act> {
     const Tensor& g = grads[0];
     switch (ctx->saved_data["mode"].toInt()) {
       case kGuided:  // relu(g), then ReLU's own gradient (the original node)
-        return {Tensor(), torch::relu(g), Tensor()};
+        return {Tensor(), torch::relu(g), Tensor(), Tensor()};
       case kDeconv:
-        return {torch::relu(g), Tensor(), Tensor()};
+        return {torch::relu(g), Tensor(), Tensor(), Tensor()};
       default:
-        return {g, Tensor(), Tensor()};
+        return {g, Tensor(), Tensor(), Tensor()};
     }
   }
 };
@@ -400,7 +403,7 @@ void ensure_registered() {}
 void use_fused_kernels(bool on) { fused_enabled = on; }
 
 TORCH_LIBRARY(torchexplain, m) {
-  m.def("act(Tensor x, Tensor y, int mode) -> Tensor");
+  m.def("act(Tensor x, Tensor y, int mode, str where=\"\") -> Tensor");
   m.def("rescale(Tensor x, Tensor y, Tensor? yt) -> (Tensor, Tensor)");
   m.def("rescale_softmax(Tensor x, Tensor y, Tensor? xt, int dim) -> (Tensor, Tensor)");
   m.def("rescale_maxpool(Tensor x, Tensor y, Tensor indices, Tensor? xt, int[] kernel, int[] stride, int[] padding, int[] dilation, bool ceil_mode) -> (Tensor, Tensor)");
@@ -410,7 +413,9 @@ TORCH_LIBRARY(torchexplain, m) {
 }
 
 TORCH_LIBRARY_IMPL(torchexplain, Autograd, m) {
-  m.impl("act", [](const Tensor& x, const Tensor& y, int64_t mode) { return Act::apply(x, y, mode); });
+  m.impl("act", [](const Tensor& x, const Tensor& y, int64_t mode, c10::string_view where) {
+    return Act::apply(x, y, mode, std::string(where.data(), where.size()));
+  });
   m.impl("rescale", [](const Tensor& x, const Tensor& y, const c10::optional<Tensor>& yt) {
     return two(RescaleAct::apply(x, y, yt));
   });
@@ -427,7 +432,7 @@ TORCH_LIBRARY_IMPL(torchexplain, Autograd, m) {
 
 // Without gradients (or on tensors that need none) the ops pass their value on.
 TORCH_LIBRARY_IMPL(torchexplain, CompositeExplicitAutograd, m) {
-  m.impl("act", [](const Tensor&, const Tensor& y, int64_t) { return y; });
+  m.impl("act", [](const Tensor&, const Tensor& y, int64_t, c10::string_view) { return y; });
   m.impl("rescale", [](const Tensor&, const Tensor& y, const c10::optional<Tensor>&) { return std::make_tuple(y, y); });
   m.impl("rescale_softmax", [](const Tensor&, const Tensor& y, const c10::optional<Tensor>&, int64_t) {
     return std::make_tuple(y, y);

@@ -42,7 +42,7 @@ Node* wrap(GraphRewrite& g, Node* n, const char* op, std::vector<JitValue*> extr
 }
 
 void wrap_activation(GraphRewrite& g, Node* n, int64_t mode) {
-  wrap(g, n, "torchexplain::act", {g.constant(mode, n)});
+  wrap(g, n, "torchexplain::act", {g.constant(mode, n), g.constant(std::string(), n)});
 }
 
 // ---- DeepLift (rescale rule) ---------------------------------------------------
@@ -275,7 +275,7 @@ void apply_rule(GraphRewrite& g, const OpSite& s, const LrpRule& r) {
   auto dep = g.dependent_inputs(n);
   if (r.kind == LrpRule::Identity) {
     if (dep.size() != 1) unsupported("LRP's identity rule", s, "it needs exactly one input-dependent input");
-    wrap(g, n, "torchexplain::act", {g.constant(int64_t(ops::kPass), n)});
+    wrap(g, n, "torchexplain::act", {g.constant(int64_t(ops::kPass), n), g.constant(s.where(), n)});
     return;
   }
   auto [wi, bi] = weight_and_bias(g, s);
