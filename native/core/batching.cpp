@@ -118,12 +118,12 @@ std::vector<torch::Tensor> map_rows(const Context& ctx, const Rows& rows, const 
   for_each_chunk(ctx, parts, [&](size_t, const Model& model, size_t k) {
     auto [begin, end] = parts[k];
     Chunk chunk = build(begin, end);
-    ChunkCall call{model, {}, {}, examples_if_needed(ctx, rows, begin, end)};
+    ChunkCall call{model, {}, {}, rows.examples(begin, end)};
     for (const auto& x : chunk.inputs) {
       torch::Tensor leaf = (x.device() == model.device() ? x : x.to(model.device())).detach();
       call.leaves.push_back(at::isFloatingType(leaf.scalar_type()) ? leaf.requires_grad_(true) : leaf);
     }
-    call.extra = call.examples.defined() ? select_extra(ctx.extra, ctx.batch, call.examples) : ctx.extra;
+    call.extra = ctx.per_example() ? select_extra(ctx.extra, ctx.batch, call.examples) : ctx.extra;
     auto out = fn(call);
     for (auto& t : out) t = t.detach().to(ctx.model->device());
     pieces[k] = std::move(out);

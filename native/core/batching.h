@@ -53,8 +53,8 @@ std::vector<torch::Tensor> gradients(const torch::Tensor& scalars, const std::ve
                                      bool retain = false);
 
 // One chunk's evaluation: the model replica, the rows' inputs as leaves that
-// require gradients (on the replica's device), their forward arguments, and
-// the examples they explain (undefined unless anything is per example).
+// require gradients (floating-point ones, on the replica's device), their
+// forward arguments, and the examples the rows explain.
 struct ChunkCall {
   const Model& model;
   std::vector<torch::Tensor> leaves;

@@ -1,7 +1,9 @@
 #include "graph_rewrite.h"
 
+#include <functional>
 #include <map>
 #include <torch/csrc/jit/api/function_impl.h>
+#include <torch/csrc/jit/passes/constant_propagation.h>
 #include <torch/csrc/jit/passes/dead_code_elimination.h>
 #include <torch/csrc/jit/passes/inliner.h>
 
@@ -94,12 +96,102 @@ GraphRewrite::GraphRewrite(torch::jit::Module& module, size_t num_inputs, bool f
     tap(taps);
     if (taps.mode == TapMode::Substitute) num_inputs = taps.layers.size();
   }
-  torch::jit::Inline(*graph_);
+  inline_all();
   functionalise(graph_->block());
   if (fold) fold_batch_norm(graph_->block());
   // graph inputs: self, then the forward arguments; the first num_inputs are attributed.
   for (size_t i = 1; i <= num_inputs && i < graph_->inputs().size(); ++i) dependent_.insert(graph_->inputs()[i]);
   analyse(graph_->block());
+}
+
+namespace {
+
+// A call's callee, when it has a TorchScript graph.
+torch::jit::GraphFunction* callee_of(Node* n) {
+  if (n->kind() == c10::prim::CallMethod) {
+    auto cls = n->input(0)->type()->cast<c10::ClassType>();
+    if (!cls) return nullptr;
+    return torch::jit::tryToGraphFunction(cls->getMethod(n->s(c10::attr::name)));
+  }
+  if (n->kind() == c10::prim::CallFunction) {
+    auto fn = n->input(0)->type()->cast<c10::FunctionType>();
+    return fn ? torch::jit::tryToGraphFunction(*fn->function()) : nullptr;
+  }
+  return nullptr;
+}
+
+// outer's frames, then inner's: the call stack of a node inlined into a call
+// that was itself inlined (LibTorch's inliner keeps only the callee's frames).
+torch::jit::InlinedCallStackPtr stacked(const torch::jit::InlinedCallStackPtr& outer,
+                                        const torch::jit::InlinedCallStackPtr& inner) {
+  auto frames = outer->vec();
+  auto more = inner->vec();
+  frames.insert(frames.end(), more.begin(), more.end());
+  torch::jit::InlinedCallStackPtr cs;
+  for (auto it = frames.rbegin(); it != frames.rend(); ++it) {
+    auto& [fn, range, info] = *it;
+    cs = cs ? c10::make_intrusive<torch::jit::InlinedCallStack>(cs, fn, range, info)
+            : c10::make_intrusive<torch::jit::InlinedCallStack>(fn, range, info);
+  }
+  return cs;
+}
+
+void restack(Block* b, Node* from, Node* to, const torch::jit::InlinedCallStackPtr& outer) {
+  for (Node* n = from; n != to; n = n->next()) {
+    auto cs = n->callstack();
+    n->setCallStack(cs ? stacked(outer, *cs) : outer);
+    for (Block* sub : n->blocks()) restack(sub, sub->nodes().front(), sub->return_node(), outer);
+  }
+  (void)b;
+}
+
+}  // namespace
+
+// Replaces call `n` by `body` (the callee's graph), keeping call stacks whole.
+void GraphRewrite::inline_call(Node* n, torch::jit::GraphFunction& fn, torch::jit::Graph& body) {
+  c10::optional<torch::jit::InlinedCallStackPtr> outer = n->callstack();
+  Node* before = n->prev();
+  Node* after = n->next();
+  if (n->kind() == c10::prim::CallFunction) n->removeInput(0);  // the function value itself
+  torch::jit::inlineCallTo(n, &fn, &body);
+  if (outer) restack(before->owningBlock(), before->next(), after, *outer);
+}
+
+// Inlines every call, innermost first: each callee's graph is inlined (once,
+// cached) before it goes into its caller, so every op keeps its whole call
+// stack (module names) whatever the executor's settings.
+void GraphRewrite::inline_all() {
+  std::map<torch::jit::GraphFunction*, std::shared_ptr<torch::jit::Graph>> done;
+  std::function<void(Block*)> inline_block = [&](Block* b) {
+    for (auto it = b->nodes().begin(); it != b->nodes().end();) {
+      Node* n = *it;
+      ++it;
+      for (Block* sub : n->blocks()) inline_block(sub);
+      torch::jit::GraphFunction* fn = callee_of(n);
+      if (!fn) continue;
+      auto& body = done[fn];
+      if (!body) {
+        body = fn->graph()->copy();
+        inline_block(body->block());
+      }
+      inline_call(n, *fn, *body);
+    }
+  };
+  inline_block(graph_->block());
+  // Models are attributed in inference mode: `training` flags become the
+  // constants they are, and branches on constant flags (F.relu's `inplace`,
+  // batch norm's training paths) go, as TorchScript's optimiser would do.
+  std::function<void(Block*)> fix_training = [&](Block* b) {
+    for (Node* n : b->nodes()) {
+      for (Block* sub : n->blocks()) fix_training(sub);
+      if (n->kind() != c10::prim::GetAttr || n->s(c10::attr::name) != "training") continue;
+      auto v = resolve(n->output());
+      if (v && v->isBool()) n->output()->replaceAllUsesWith(constant(*v, n));
+    }
+  };
+  fix_training(graph_->block());
+  torch::jit::ConstantPropagationImmutableTypes(graph_);
+  torch::jit::EliminateDeadCode(graph_);
 }
 
 namespace {
@@ -148,10 +240,10 @@ void GraphRewrite::tap(const Taps& taps) {
       find_calls(graph_->block(), self, layer, exact, outer);
       if (outer.empty()) break;
       for (Node* n : outer) {
-        auto cls = n->input(0)->type()->expect<c10::ClassType>();
-        auto& fn = torch::jit::toGraphFunction(cls->getMethod(n->s(c10::attr::name)));
-        // The method's own graph (its calls not yet inlined), not the optimised copy.
-        torch::jit::inlineCallTo(n, &fn, fn.graph().get());
+        // The method's own graph, its calls not yet inlined: the layer's call stays visible.
+        torch::jit::GraphFunction* fn = callee_of(n);
+        if (!fn) fail("layer: cannot look inside the call ", n->kind().toQualString(), " on the way to '", layer, "'");
+        inline_call(n, *fn, *fn->graph());
       }
     }
     if (std::find(layer_names_.begin(), layer_names_.end(), layer) == layer_names_.end())
@@ -212,13 +304,33 @@ void GraphRewrite::functionalise(Block* b) {
     if (!n->kind().is_aten() || op.size() < 2 || op.back() != '_' || op.compare(0, 2, "__") == 0) continue;
     std::string base = op.substr(0, op.size() - 1);
     if (op_family(base) == OpFamily::Other || n->outputs().size() != 1) continue;
+    // Later readers of the mutated tensor must be in this block (or below):
+    // a reader after an enclosing If or loop cannot be pointed at a value
+    // made inside it, so such an op stays (and rules name it).
+    Value* mutated = n->input(0);
+    bool local = true;
+    for (const auto& use : mutated->uses()) {
+      Node* u = use.user;
+      if (u == n) continue;
+      while (u && u->owningBlock() != b) u = u->owningBlock()->owningNode();
+      local = local && (u == nullptr ? false : (u->isBefore(n) || u == n || u->owningBlock() == b));
+      if (u == nullptr) local = false;
+    }
+    if (!local) continue;
     Node* f = graph_->create(c10::Symbol::aten(base), n->inputs(), 1);
     f->output()->setType(n->output()->type());
     f->setSourceRange(n->sourceRange());
     if (n->callstack()) f->setCallStack(*n->callstack());
     f->insertBefore(n);
     n->output()->replaceAllUsesWith(f->output());
-    n->input(0)->replaceAllUsesAfterNodeWith(f, f->output());
+    // Readers after the op (in this block, or in blocks of later nodes of it) read the result.
+    std::vector<std::pair<Node*, size_t>> later;
+    for (const auto& use : mutated->uses()) {
+      Node* u = use.user;
+      while (u->owningBlock() != b) u = u->owningBlock()->owningNode();
+      if (u != n && u->isAfter(n)) later.emplace_back(use.user, use.offset);
+    }
+    for (auto& [user, offset] : later) user->replaceInput(offset, f->output());
     n->destroy();
   }
 }

@@ -96,6 +96,8 @@ class GraphRewrite {
 
  private:
   void tap(const Taps& taps);
+  void inline_all();
+  void inline_call(torch::jit::Node* n, torch::jit::GraphFunction& fn, torch::jit::Graph& body);
   void functionalise(torch::jit::Block* b);
   void fold_batch_norm(torch::jit::Block* b);
   torch::jit::Node* insert(const char* op, const std::vector<torch::jit::Value*>& inputs, torch::jit::Value* like,

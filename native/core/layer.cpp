@@ -396,36 +396,34 @@ Result neuron_deep_lift_shap(const Context& ctx, const Options& o) {
 // Conductance through one neuron: along the path, the target's gradient at
 // the neuron times the neuron's gradient at the inputs.
 Result neuron_conductance(const Context& ctx, const Options& o) {
-  return relabel({}, [&] {
-    Neuron n = neuron(ctx, o, "NeuronConductance", true);
-    Quadrature q = quadrature_option(n.rest, 50, "riemann_trapezoid");
-    auto baselines = format_baselines(ctx, n.rest.get("baselines"));
-    bool multiply = n.rest.boolean("multiplyByInputs", true);
-    n.rest.reject_unknown("NeuronConductance");
-    std::vector<Tensor> diffs;
-    for (size_t i = 0; i < ctx.inputs.size(); ++i) diffs.push_back(ctx.inputs[i] - baselines[i]);
-    int64_t rows_per_step = ctx.batch, steps = static_cast<int64_t>(q.alphas.size());
-    Tensor alphas = quadrature_tensor(q.alphas, ctx.inputs[0]);
-    Context both = tapped(ctx, n.taps, TapMode::Append);
-    const Target& neuron_at = n.ctx.target;
-    auto grads = map_rows(
-        both, Rows::step_major(rows_per_step, steps),
-        [&](int64_t b, int64_t e) { return Chunk{path_points(baselines, diffs, alphas, rows_per_step, b, e), nullptr, false}; },
-        [&](const ChunkCall& c) {
-          auto values = c.model.forward_values(c.leaves, c.extra);
-          Tensor through = gradients(ctx.target.select_scalars(values[0], c.examples), {values[1]}, true)[0];
-          Tensor weight = neuron_at.select_scalars(through, c.examples);
-          auto g = gradients(neuron_at.select_scalars(values[1], c.examples), c.leaves);
-          for (auto& gi : g) gi = gi * per_row(weight, gi);
-          return g;
-        });
-    Tensor w = quadrature_tensor(q.weights, ctx.inputs[0]);
-    for (size_t i = 0; i < grads.size(); ++i) {
-      grads[i] = weighted_step_sum(grads[i], w, rows_per_step);
-      if (multiply) grads[i] = grads[i] * diffs[i];
-    }
-    return Result{grads, {}};
-  });
+  Neuron n = neuron(ctx, o, "NeuronConductance", true);
+  Quadrature q = quadrature_option(n.rest, 50, "riemann_trapezoid");
+  auto baselines = format_baselines(ctx, n.rest.get("baselines"));
+  bool multiply = n.rest.boolean("multiplyByInputs", true);
+  n.rest.reject_unknown("NeuronConductance");
+  std::vector<Tensor> diffs;
+  for (size_t i = 0; i < ctx.inputs.size(); ++i) diffs.push_back(ctx.inputs[i] - baselines[i]);
+  int64_t rows_per_step = ctx.batch, steps = static_cast<int64_t>(q.alphas.size());
+  Tensor alphas = quadrature_tensor(q.alphas, ctx.inputs[0]);
+  Context both = tapped(ctx, n.taps, TapMode::Append);
+  const Target& neuron_at = n.ctx.target;
+  auto grads = map_rows(
+      both, Rows::step_major(rows_per_step, steps),
+      [&](int64_t b, int64_t e) { return Chunk{path_points(baselines, diffs, alphas, rows_per_step, b, e), nullptr, false}; },
+      [&](const ChunkCall& c) {
+        auto values = c.model.forward_values(c.leaves, c.extra);
+        Tensor through = gradients(ctx.target.select_scalars(values[0], c.examples), {values[1]}, true)[0];
+        Tensor weight = neuron_at.select_scalars(through, c.examples);
+        auto g = gradients(neuron_at.select_scalars(values[1], c.examples), c.leaves);
+        for (auto& gi : g) gi = gi * per_row(weight, gi);
+        return g;
+      });
+  Tensor w = quadrature_tensor(q.weights, ctx.inputs[0]);
+  for (size_t i = 0; i < grads.size(); ++i) {
+    grads[i] = weighted_step_sum(grads[i], w, rows_per_step);
+    if (multiply) grads[i] = grads[i] * diffs[i];
+  }
+  return Result{grads, {}};
 }
 
 }  // namespace tx

@@ -37,15 +37,7 @@ std::shared_ptr<Model> Model::load(const std::string& path, const std::string& d
   if (path.empty()) fail("path: expected the path of a TorchScript file, got an empty string");
   if (!std::filesystem::exists(path, ec)) fail("path: no such file '", path, "'");
   if (std::filesystem::is_directory(path, ec)) fail("path: '", path, "' is a directory, not a TorchScript file");
-  // Run TorchScript graphs as written: the optimising executor's profiling
-  // runs and autodiff subgraphs cost more than they save on attribution
-  // workloads (measured: 37% on a small MLP, 9% on a conv net), and plain
-  // execution keeps results bit-comparable with eager PyTorch.
-  static const bool plain = [] {
-    torch::jit::setGraphExecutorOptimize(false);
-    return true;
-  }();
-  (void)plain;
+  plain_execution();
   torch::jit::Module module;
   try {
     module = torch::jit::load(path, device);
@@ -165,7 +157,20 @@ namespace {
 
 }  // namespace
 
+void plain_execution() {
+  // Run TorchScript graphs as written: the optimising executor's profiling
+  // runs and autodiff subgraphs cost more than they save on attribution
+  // workloads, and its differentiable subgraphs cut gradients to values a
+  // graph returns besides its output (layer taps). The setting is per
+  // thread, so every thread that runs a model sets it.
+  thread_local bool set = false;
+  if (set) return;
+  torch::jit::setGraphExecutorOptimize(false);
+  set = true;
+}
+
 c10::IValue Model::call(const std::vector<torch::Tensor>& inputs, const std::vector<c10::IValue>& extra) const {
+  plain_execution();
   std::vector<c10::IValue> stack(inputs.begin(), inputs.end());
   stack.insert(stack.end(), extra.begin(), extra.end());
   try {

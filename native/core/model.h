@@ -13,6 +13,9 @@ namespace tx {
 
 c10::Device parse_device(const std::string& spec);
 
+// Makes the calling thread run TorchScript graphs unoptimised (see model.cpp).
+void plain_execution();
+
 class Model : public std::enable_shared_from_this<Model> {
  public:
   static std::shared_ptr<Model> load(const std::string& path, const std::string& device);
