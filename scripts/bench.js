@@ -26,23 +26,25 @@ function pathRows(x, shape, alphas) {
 
 // Seconds per call: the best of several batches of calls (this machine is
 // shared and noisy; the minimum is the least disturbed estimate).
-// Several functions timed in alternation (each the best of its rounds), so
-// that a noisy spell on the machine hits them all alike. A function that
-// returns a number has timed itself (the native floor): that number counts.
+// Several functions timed in alternation, each as its fastest call over the
+// rounds, so that a noisy spell on the machine hits them all alike. A
+// function that returns a number has timed itself (the native floor): that
+// number counts.
 async function timeTogether(fns, { seconds = 1, rounds = 6, warmup = 3 } = {}) {
   for (const f of fns) for (let i = 0; i < warmup; i++) await f();
   const best = fns.map(() => Infinity);
   for (let r = 0; r < rounds; r++)
     for (const [k, f] of fns.entries()) {
-      let calls = 0, elapsed = 0, own = 0, self = false;
+      let calls = 0, elapsed = 0;
       const start = process.hrtime.bigint();
       while (calls < 2 || elapsed < seconds / rounds) {
+        const t0 = process.hrtime.bigint();
         const v = await f();
-        if (typeof v === "number") (self = true), (own += v);
+        const own = typeof v === "number" ? v : Number(process.hrtime.bigint() - t0) / 1e9;
+        best[k] = Math.min(best[k], own);
         calls++;
         elapsed = Number(process.hrtime.bigint() - start) / 1e9;
       }
-      best[k] = Math.min(best[k], (self ? own : elapsed) / calls);
     }
   return best;
 }
