@@ -151,6 +151,18 @@ describe("LRP", () => {
     expect(Math.max(...values(unfolded.delta).map(Math.abs))).toBeGreaterThan(1e-3);
   });
 
+  test("each rule matches its formula (references from scripts/make_references.py)", async () => {
+    const ref = JSON.parse(require("fs").readFileSync(path.join(__dirname, "fixtures", "references", "lrp_rules_mlp.json"), "utf8"));
+    const model = await loadModel(path.join(GOLDEN, "mlp.pt"));
+    const input = tensor(ref.input.data, ref.input.shape);
+    for (const c of ref.cases) {
+      const r = values(await new LRP(model, { rules: c.rules }).attribute(input, { target: c.target }));
+      const scale = Math.max(1, ...c.expected.map(Math.abs));
+      const worst = Math.max(...r.map((v, i) => Math.abs(v - c.expected[i])));
+      expect({ name: c.name, close: worst <= 1e-4 * scale }).toEqual({ name: c.name, close: true });
+    }
+  });
+
   test("the delta is output - sum of relevances", async () => {
     const { attributions, delta } = await new LRP(resnet).attribute(x, { target: 2, returnConvergenceDelta: true });
     const out = values(await resnet.forward(x));
