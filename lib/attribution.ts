@@ -1,9 +1,10 @@
 // The base of every algorithm class: one path from attribute() to the
 // native worker, and the result shapes shared by all of them.
-import { native } from "./native";
+import { native, request } from "./native";
 import { Model } from "./model";
 import { toNative } from "./options";
 import { Tensor } from "./tensor";
+import type { RequestOptions } from "./types";
 
 /** A Tensor for a single input, an array of Tensors for several. */
 export type Inputs = Tensor | Tensor[];
@@ -66,7 +67,7 @@ export abstract class Attribution<Init extends object = object> {
     const { showProgress, onProgress, ...rest } = (options ?? {}) as ProgressOptions & Record<string, unknown>;
     const progress = progressCallback(algorithm, showProgress, onProgress);
     const merged = { ...this.init, ...rest, ...extra, ...(progress ? { onProgress: progress } : {}) };
-    const r = await native.run(algorithm, this.model.native, list.map((t) => t.native), toNative(merged) as object);
+    const r = await request(merged as RequestOptions, (o) => native.run(algorithm, this.model.native, list.map((t) => t.native), toNative(o) as object));
     const tensors = r.attributions.map((t) => new Tensor(t));
     const attributions = (arrayResult ? tensors : tensors[0]) as Attributions<I>;
     if ((options as { returnConvergenceDelta?: boolean } | undefined)?.returnConvergenceDelta)

@@ -6,10 +6,23 @@ export { Saliency, SaliencyOptions, InputXGradient, InputXGradientOptions, Gradi
 export { IntegratedGradients, IntegratedGradientsOptions } from "./algorithms/integrated_gradients";
 export { NoiseTunnel, NoiseTunnelOptions } from "./algorithms/noise_tunnel";
 
+export { TorchExplainError, ErrorCode } from "./errors";
+
 import { native } from "./native";
 /** The LibTorch version, CUDA availability and the native algorithms. */
 export function buildInfo() {
   return native.info();
+}
+
+export interface SchedulerSettings {
+  /** Requests run at once on their own compute workers (default 2); long requests yield to waiting ones between chunks. */
+  workers?: number;
+  /** LibTorch intra-op threads per worker (default: the machine's cores). */
+  threads?: number;
+}
+/** Sets the compute workers and threads; returns the settings in force. */
+export function configure(settings: SchedulerSettings = {}): Required<SchedulerSettings> {
+  return native.configure(settings);
 }
 export {
   FeatureAblation, FeatureAblationOptions, FeaturePermutation, FeaturePermutationOptions, Occlusion, OcclusionOptions,

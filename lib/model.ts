@@ -1,11 +1,13 @@
-import { native, NativeModel } from "./native";
+import { native, NativeModel, request } from "./native";
 import { Tensor } from "./tensor";
 import { toNative } from "./options";
-import type { ForwardArg } from "./types";
+import type { ForwardArg, RequestOptions } from "./types";
 
 export interface LoadOptions {
   /** "cpu" (default), "cuda" or "cuda:N" (needs a CUDA build of LibTorch). */
   device?: string;
+  signal?: AbortSignal;
+  timeoutMs?: number;
 }
 
 /** A TorchScript model (scripted or traced), loaded into native memory. */
@@ -25,13 +27,30 @@ export class Model {
     return this.native.layers();
   }
   /** Runs forward() off the event loop. */
-  async forward(inputs: Tensor | Tensor[], additionalForwardArgs?: ForwardArg[]): Promise<Tensor> {
+  async forward(inputs: Tensor | Tensor[], additionalForwardArgs?: ForwardArg[], options: RequestOptions = {}): Promise<Tensor> {
     const list = Array.isArray(inputs) ? inputs : [inputs];
-    const r = await native.run("forward", this.native, list.map((t) => t.native), toNative({ additionalForwardArgs }) as object);
+    const r = await request({ ...options, additionalForwardArgs } as RequestOptions, (o) =>
+      native.run("forward", this.native, list.map((t) => t.native), toNative(o) as object),
+    );
     return new Tensor(r.attributions[0]);
+  }
+  /** Whether dispose() was called. */
+  get disposed(): boolean {
+    return this.native.disposed;
+  }
+  /**
+   * Frees the model's native memory now rather than at garbage collection.
+   * Requests in flight finish; later use fails with code ERR_DISPOSED.
+   */
+  dispose(): void {
+    this.native.dispose();
+  }
+  [Symbol.dispose](): void {
+    this.dispose();
   }
 }
 
 export async function loadModel(path: string, options: LoadOptions = {}): Promise<Model> {
-  return new Model(await native.loadModel(path, options.device ?? "cpu"));
+  const { device, ...control } = options;
+  return new Model(await request(control, (o) => native.loadModel(path, device ?? "cpu", o)));
 }

@@ -1,18 +1,30 @@
 // The compiled addon and the shape of what it exports. Only lib/ talks to it.
 import * as path from "path";
+import { isMainThread } from "worker_threads";
+import { fromNative, abortError } from "./errors";
 
 export interface NativeTensor {
   readonly shape: number[];
   readonly dtype: string;
   readonly device: string;
+  readonly disposed: boolean;
   data(): Float32Array | Float64Array | BigInt64Array | Int32Array | Uint8Array;
   to(device: string): NativeTensor;
+  dispose(): void;
 }
 
 export interface NativeModel {
   layers(): string[];
   readonly device: string;
   readonly signature: string;
+  readonly disposed: boolean;
+  dispose(): void;
+}
+
+/** A request in flight: its Promise, and a way to cancel it. */
+export interface NativeHandle<T> {
+  promise: Promise<T>;
+  cancel(reason?: string): void;
 }
 
 export interface NativeResult {
@@ -24,8 +36,10 @@ interface Addon {
   NativeTensor: new () => NativeTensor;
   NativeModel: new () => NativeModel;
   tensorFromBuffer(data: ArrayBufferView, shape: number[], dtype: string): NativeTensor;
-  loadModel(path: string, device: string): Promise<NativeModel>;
-  run(algorithm: string, model: NativeModel, inputs: NativeTensor[], options: object): Promise<NativeResult>;
+  loadModel(path: string, device: string, options: object): NativeHandle<NativeModel>;
+  run(algorithm: string, model: NativeModel, inputs: NativeTensor[], options: object): NativeHandle<NativeResult>;
+  configure(settings: { workers?: number; threads?: number }): { workers: number; threads: number };
+  shutdown(exitCode: number, isMainThread: boolean): void;
   manualSeed(seed: number): void;
   benchFloor(model: NativeModel, inputs: NativeTensor[], target: number, chunk: number, rounds: number, backward: boolean): number;
   interpolate(t: NativeTensor, size: number[], mode: string): NativeTensor;
@@ -46,3 +60,39 @@ function load(): Addon {
 }
 
 export const native: Addon = load();
+
+// At exit (process.exit() included, which runs no cleanup hooks on the main
+// thread), stop this environment's requests before Node and LibTorch tear down.
+const hooked = Symbol.for("torchexplain.exitHook");
+if (!(process as unknown as Record<symbol, boolean>)[hooked]) {
+  (process as unknown as Record<symbol, boolean>)[hooked] = true;
+  process.on("exit", (code) => native.shutdown(typeof code === "number" ? code : 0, isMainThread));
+}
+
+/** Request options that every call takes. */
+export interface RequestControl {
+  signal?: AbortSignal;
+  timeoutMs?: number;
+}
+
+/**
+ * Runs a native request: `start` gets the options without `signal`; an
+ * abort cancels the request, which then rejects with an AbortError within one
+ * chunk. Errors carry the caller's stack.
+ */
+export async function request<T>(options: RequestControl | undefined, start: (options: object) => NativeHandle<T>): Promise<T> {
+  const callerStack = new Error().stack;
+  const { signal, ...rest } = options ?? {};
+  if (signal !== undefined && !(signal instanceof AbortSignal)) throw fromNative({ message: "signal: expected an AbortSignal", code: "ERR_INVALID_ARGUMENT" }, callerStack);
+  if (signal?.aborted) throw abortError(signal.reason);
+  const handle = start(rest);
+  const onAbort = () => handle.cancel(signal?.reason instanceof Error ? signal.reason.message : signal?.reason === undefined ? undefined : String(signal.reason));
+  signal?.addEventListener("abort", onAbort, { once: true });
+  try {
+    return await handle.promise;
+  } catch (e) {
+    throw fromNative(e, callerStack);
+  } finally {
+    signal?.removeEventListener("abort", onAbort);
+  }
+}

@@ -37,6 +37,17 @@ export class Tensor {
     };
     return nest(0, 0);
   }
+  /** Whether dispose() was called. */
+  get disposed(): boolean {
+    return this.native.disposed;
+  }
+  /** Frees the tensor's native memory now; later use throws (code ERR_DISPOSED). */
+  dispose(): void {
+    this.native.dispose();
+  }
+  [Symbol.dispose](): void {
+    this.dispose();
+  }
   /** A copy on another device ("cpu", "cuda:0"). */
   to(device: string): Tensor {
     return new Tensor(this.native.to(device));

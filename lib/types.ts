@@ -18,7 +18,24 @@ export type BaselineType = number | Tensor | (number | Tensor)[];
 /** Extra arguments of forward() after the inputs: numbers, booleans, strings, tensors, lists. */
 export type ForwardArg = number | boolean | string | Tensor | null | ForwardArg[];
 
-export interface TargetOptions {
+/** Options of every request: cancellation, time and memory limits, input checks. */
+export interface RequestOptions {
+  /** Cancels the request: it rejects with an AbortError (code ERR_ABORTED) within one chunk. */
+  signal?: AbortSignal;
+  /** Rejects with an AbortError once the request has run this long (counted from the call). */
+  timeoutMs?: number;
+  /**
+   * Bytes an expanded request may use at once (default: half the memory
+   * available at the call). Without internalBatchSize, chunks are sized to fit
+   * it from a probe pass; a request whose single row does not fit is rejected
+   * (code ERR_MEMORY_BUDGET) with the estimate in the message.
+   */
+  memoryBudget?: number;
+  /** Accept NaN or infinite values in inputs and baselines (rejected by default). */
+  allowNonFinite?: boolean;
+}
+
+export interface TargetOptions extends RequestOptions {
   target?: TargetType;
   additionalForwardArgs?: ForwardArg[];
 }

@@ -57,3 +57,30 @@ export function maxAbsDiff(a: Tensor, b: Tensor): number {
   if (x.length !== y.length) return Infinity;
   return x.reduce((m, v, i) => Math.max(m, Math.abs(v - y[i])), 0);
 }
+
+export interface Tolerance {
+  rtol?: number;
+  atol?: number;
+}
+type Numbers = Tensor | ArrayLike<number> | number;
+const isTensor = (v: Numbers): v is Tensor => typeof v === "object" && typeof (v as Tensor).data === "function";
+const asNumbers = (v: Numbers): number[] => (typeof v === "number" ? [v] : isTensor(v) ? values(v) : Array.from(v));
+
+/** Absolute tolerance for a value that is zero by construction (e.g. attribution outside a mask). */
+export const STRUCTURAL_ZERO = 1e-7;
+
+/**
+ * Float32-aware comparison: every element must satisfy
+ * |actual - expected| <= atol + rtol*|expected|, with by default atol = 1e-5 * max(1, max|expected|)
+ * and rtol = 1e-5 (bit-exact results differ between CPUs and kernel paths by a few ulps).
+ * A number as `expected` is compared against every element; tensors must agree in shape.
+ */
+export function expectClose(actual: Numbers, expected: Numbers, opts: Tolerance = {}): void {
+  if (isTensor(actual) && isTensor(expected)) expect(actual.shape).toEqual(expected.shape);
+  const a = asNumbers(actual);
+  const e = typeof expected === "number" ? a.map(() => expected) : asNumbers(expected);
+  expect(a.length).toBe(e.length);
+  const rtol = opts.rtol ?? 1e-5, atol = opts.atol ?? 1e-5 * e.reduce((m, x) => Math.max(m, Math.abs(x)), 1);
+  const bad = a.findIndex((x, i) => !(Math.abs(x - e[i]) <= atol + rtol * Math.abs(e[i])));
+  if (bad >= 0) throw new Error(`expectClose: element ${bad} is ${a[bad]}, expected ${e[bad]} (atol ${atol}, rtol ${rtol})`);
+}

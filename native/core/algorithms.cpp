@@ -1,7 +1,6 @@
 #include "algorithms.h"
 
 #include "errors.h"
-#include "executor.h"
 
 namespace tx {
 
@@ -84,10 +83,8 @@ Result invoke(const std::string& name, const Context& ctx, const Options& option
 }
 
 Result run(const std::string& name, const Request& req) {
-  return run_on<Result>(0, [&] {
-    Context ctx = make_context(req);
-    return invoke(name, ctx, req.options);
-  });
+  Context ctx = make_context(req);
+  return invoke(name, ctx, req.options);
 }
 
 }  // namespace tx

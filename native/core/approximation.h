@@ -1,6 +1,7 @@
 // Quadrature rules for path integrals: where along the straight path from
 // baseline to input the integrand is evaluated (alphas) and with what weight.
 #pragma once
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -12,6 +13,8 @@ struct Quadrature {
 };
 
 const std::vector<std::string>& quadrature_methods();
+
+constexpr int64_t kMaxSteps = 10'000'000;
 
 // `method`: gausslegendre, riemann_left, riemann_right, riemann_middle, riemann_trapezoid.
 Quadrature quadrature(const std::string& method, int64_t steps);

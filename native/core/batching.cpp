@@ -2,8 +2,13 @@
 
 #include <exception>
 #include <future>
+#include <map>
+#include <mutex>
+#include <optional>
+#include <sstream>
 
-#include "executor.h"
+#include "lru_cache.h"
+#include "scheduler.h"
 
 #include "errors.h"
 
@@ -22,36 +27,133 @@ torch::Tensor examples_if_needed(const Context& ctx, const Rows& rows, int64_t b
   return ctx.per_example() ? rows.examples(begin, end) : torch::Tensor();
 }
 
-// Boundaries of the chunks: internalBatchSize rows each, or an even split
-// over the workers when no size is given.
-std::vector<std::pair<int64_t, int64_t>> chunks(const Context& ctx, const Rows& rows) {
-  int64_t count = rows.count, g = rows.granule;
-  int64_t size = ctx.chunk_rows > 0 ? ctx.chunk_rows
-                                    : std::max<int64_t>(1, (count + ctx.devices.size() - 1) / ctx.devices.size());
-  size = std::max<int64_t>(g, (size + g - 1) / g * g);
-  std::vector<std::pair<int64_t, int64_t>> out;
-  for (int64_t b = 0; b < count; b += size) out.emplace_back(b, std::min(count, b + size));
-  return out;
+// Live bytes allocated on this thread while it is installed, and their peak:
+// LibTorch's allocators report every allocation and free to the profiler's
+// thread-local hook, which this stands in for.
+class AllocationProbe : public c10::MemoryReportingInfoBase {
+ public:
+  // 1.13 reports totals as int64_t, 2.x as size_t: accept both.
+  void reportMemoryUsage(void*, int64_t size, int64_t, int64_t, c10::Device) { track(size); }
+  void reportMemoryUsage(void*, int64_t size, size_t, size_t, c10::Device) { track(size); }
+  bool memoryProfilingEnabled() const override { return true; }
+  int64_t peak() const { return peak_; }
+
+ private:
+  void track(int64_t size) {
+    live_ += size;
+    peak_ = std::max(peak_, live_);
+  }
+  int64_t live_ = 0, peak_ = 0;
+};
+
+// Measured bytes per row of one kind of pass, remembered per model, pass and
+// row shape so that only a request's first call pays for the probe.
+struct RowCost {
+  double fixed = 0, per_row = 0, kept_per_row = 0;
+};
+LruCache<std::string, RowCost>& row_costs() {
+  static LruCache<std::string, RowCost> cache(1 << 20);
+  return cache;
 }
 
-// Runs `work(worker, model, k)` for every chunk k, chunk k on worker
-// k mod devices; one thread per extra worker. Exceptions are re-thrown here.
+std::string cost_key(const Context& ctx, const char* kind, const Chunk& probe) {
+  std::ostringstream os;
+  os << ctx.model.get() << '/' << kind;
+  for (const auto& x : probe.inputs) os << '/' << dtype_str(x.scalar_type()) << shape_str(x.sizes().slice(1));
+  return os.str();
+}
+
+std::string megabytes(double bytes) {
+  std::ostringstream os;
+  os.precision(bytes < 1e7 ? 3 : 0);
+  os << std::fixed << bytes / (1 << 20) << " MiB";
+  return os.str();
+}
+
+// Runs `work(worker, model, chunk, begin, end)` over all rows, chunk by chunk;
+// `work` returns the bytes it keeps for the result. Chunks hold
+// internalBatchSize rows when given; otherwise as many as fit memoryBudget,
+// from a probe of the first chunks (one granule, then two) whose measured
+// peak gives a fixed and a per-row cost. Chunks beyond the probes are spread
+// over the worker devices, chunk k on worker k mod devices.
 template <typename Work>
-void for_each_chunk(const Context& ctx, const std::vector<std::pair<int64_t, int64_t>>& parts, const Work& work) {
+void for_each_chunk(const Context& ctx, const Rows& rows, const char* kind, const ChunkBuilder& build, const Work& work) {
+  int64_t count = rows.count, g = rows.granule, done = 0;
+  auto round_up = [g](int64_t n) { return std::max<int64_t>(g, (n + g - 1) / g * g); };
+  int64_t size = ctx.chunk_rows;
+  auto primary = ctx.model->replica(ctx.devices[0], 0);
+  auto run_chunk = [&](size_t w, const Model& model, int64_t begin, int64_t end) {
+    yield_point();
+    Chunk chunk = build(begin, end);
+    return work(w, model, chunk, begin, end);
+  };
+  if (size == 0 && count <= rows.batch) {
+    // No expansion: the caller's batch is one pass (split over the devices).
+    size = (count + ctx.devices.size() - 1) / ctx.devices.size();
+  } else if (size == 0) {
+    // Plan from the remembered cost, or measure it on the first chunks.
+    Chunk first = build(0, std::min(count, g));
+    std::string key = cost_key(ctx, kind, first);
+    first = Chunk();
+    std::optional<RowCost> cost = row_costs().get(key);
+    if (!cost && count > g) {
+      int64_t peaks[2] = {0, 0}, kept = 0, ends[2] = {g, std::min(count, 3 * g)};
+      for (int i = 0; i < 2; ++i) {
+        auto probe = std::make_shared<AllocationProbe>();
+        {
+          c10::DebugInfoGuard guard(c10::DebugInfoKind::PROFILER_STATE, probe);
+          kept += run_chunk(0, *primary, done, ends[i]);
+        }
+        peaks[i] = probe->peak();
+        done = ends[i];
+      }
+      if (ends[1] - ends[0] == 2 * g) {
+        // One-time costs in the first probe can hide the per-row cost: take
+        // at least a quarter of the second probe's peak per row.
+        RowCost c;
+        c.per_row = std::max(double(peaks[1] - peaks[0]) / g, double(peaks[1]) / (4 * g));
+        c.fixed = std::max(0.0, double(peaks[0]) - c.per_row * g);
+        c.kept_per_row = double(kept) / double(ends[1]);
+        row_costs().put(key, c, key.size() + sizeof(RowCost));
+        cost = c;
+      }
+    }
+    if (done == count) return;
+    if (!cost) {
+      size = count;
+    } else {
+      double budget = ctx.memory_budget;
+      double kept_total = cost->kept_per_row * count;
+      if (kept_total > budget)
+        fail_with(ErrorCode::MemoryBudget, "memoryBudget: the result of this request needs about ", megabytes(kept_total),
+                  " (", count, " rows), more than the budget of ", megabytes(budget), "; raise memoryBudget or ask for less");
+      double one = cost->fixed + cost->per_row * g;
+      if (one + kept_total > budget)
+        fail_with(ErrorCode::MemoryBudget, "memoryBudget: one chunk of ", g, " row(s) needs about ", megabytes(one),
+                  " (measured on a probe pass), more than the budget of ", megabytes(budget - kept_total),
+                  " left; raise memoryBudget or use smaller inputs");
+      double fit = cost->per_row > 0 ? (budget - kept_total - cost->fixed) / cost->per_row : double(count);
+      size = static_cast<int64_t>(std::min<double>(double(count), std::floor(fit)));
+      // Spread over the workers when everything fits at once.
+      size = std::min<int64_t>(size, (count - done + ctx.devices.size() - 1) / ctx.devices.size());
+    }
+  }
+  size = round_up(size);
+  std::vector<std::pair<int64_t, int64_t>> parts;
+  for (int64_t b = done; b < count; b += size) parts.emplace_back(b, std::min(count, b + size));
   size_t workers = std::min(ctx.devices.size(), parts.size());
   auto run = [&](size_t w) {
-    auto model = ctx.model->replica(ctx.devices[w], w);
-    for (size_t k = w; k < parts.size(); k += workers) work(w, *model, k);
+    auto model = w == 0 ? primary : ctx.model->replica(ctx.devices[w], w);
+    for (size_t k = w; k < parts.size(); k += workers) run_chunk(w, *model, parts[k].first, parts[k].second);
   };
   if (workers <= 1) {
-    run(0);
+    if (!parts.empty()) run(0);
     return;
   }
-  // Worker w runs on compute thread w: extra workers get long-lived threads
-  // of their own, so that each device's thread state stays warm.
+  // Worker w runs on device slot w's long-lived thread, so that each
+  // device's thread state stays warm.
   std::vector<std::future<void>> others;
-  for (size_t w = 1; w < workers; ++w)
-    others.push_back(submit(w, [&, w] { run(w); }));
+  for (size_t w = 1; w < workers; ++w) others.push_back(submit_device(w, [&, w] { run(w); }));
   std::exception_ptr first;
   try {
     run(0);
@@ -68,6 +170,32 @@ void for_each_chunk(const Context& ctx, const std::vector<std::pair<int64_t, int
   if (first) std::rethrow_exception(first);
 }
 
+int64_t bytes_of(const std::vector<torch::Tensor>& ts) {
+  int64_t n = 0;
+  for (const auto& t : ts)
+    if (t.defined()) n += t.numel() * t.element_size();
+  return n;
+}
+
+// Pieces of per-row results in row order (chunks finish out of order across workers).
+template <typename Piece>
+class Pieces {
+ public:
+  void put(int64_t begin, Piece p) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    items_.emplace(begin, std::move(p));
+  }
+  std::vector<Piece> ordered() {
+    std::vector<Piece> out;
+    for (auto& [b, p] : items_) out.push_back(std::move(p));
+    return out;
+  }
+
+ private:
+  std::mutex mutex_;
+  std::map<int64_t, Piece> items_;
+};
+
 // Gradients of the target output for one chunk, moved back to the main
 // device; the target-selected outputs go to `selected_out` when given.
 std::vector<torch::Tensor> chunk_gradients(const Context& ctx, const Model& model, const Rows& rows,
@@ -81,7 +209,7 @@ std::vector<torch::Tensor> chunk_gradients(const Context& ctx, const Model& mode
   torch::Tensor out = model.forward(leaves, examples.defined() ? select_extra(ctx.extra, ctx.batch, examples) : ctx.extra);
   torch::Tensor selected = ctx.target.select_scalars(out, examples);
   if (selected_out) *selected_out = selected.detach().to(ctx.model->device());
-  auto grads = gradients(selected, leaves);
+  auto grads = gradients(selected, leaves, false, "the inputs");
   for (auto& g : grads)
     if (g.device() != ctx.model->device()) g = g.to(ctx.model->device());
   return grads;
@@ -101,23 +229,28 @@ std::vector<torch::Tensor> concat_rows(std::vector<std::vector<torch::Tensor>>& 
 
 }  // namespace
 
-std::vector<torch::Tensor> gradients(const torch::Tensor& scalars, const std::vector<torch::Tensor>& wrt, bool retain) {
+std::vector<torch::Tensor> gradients(const torch::Tensor& scalars, const std::vector<torch::Tensor>& wrt, bool retain,
+                                     const char* what) {
+  bool any = false;
+  for (const auto& w : wrt) any = any || w.requires_grad();
+  // Zeros here would be a silent wrong answer: the output was detached from
+  // what it is attributed to, or is not floating point.
+  if (any && !scalars.requires_grad())
+    fail("target: the model's selected output does not depend on ", what, " (", dtype_str(scalars.scalar_type()),
+         " output without a gradient path: is the output detached, computed under no_grad, or integer?)");
   std::vector<torch::Tensor> grads;
   if (scalars.requires_grad())
     grads = torch::autograd::grad({scalars.sum()}, wrt, {}, retain, false, /*allow_unused=*/true);
   else
-    grads.resize(wrt.size());  // the scalars do not depend on these tensors at all
+    grads.resize(wrt.size());
   for (size_t i = 0; i < grads.size(); ++i)
     if (!grads[i].defined()) grads[i] = torch::zeros_like(wrt[i]);
   return grads;
 }
 
 std::vector<torch::Tensor> map_rows(const Context& ctx, const Rows& rows, const ChunkBuilder& build, const ChunkFn& fn) {
-  auto parts = chunks(ctx, rows);
-  std::vector<std::vector<torch::Tensor>> pieces(parts.size());
-  for_each_chunk(ctx, parts, [&](size_t, const Model& model, size_t k) {
-    auto [begin, end] = parts[k];
-    Chunk chunk = build(begin, end);
+  Pieces<std::vector<torch::Tensor>> pieces;
+  for_each_chunk(ctx, rows, "map", build, [&](size_t, const Model& model, const Chunk& chunk, int64_t begin, int64_t end) {
     ChunkCall call{model, {}, {}, rows.examples(begin, end)};
     for (const auto& x : chunk.inputs) {
       torch::Tensor leaf = (x.device() == model.device() ? x : x.to(model.device())).detach();
@@ -126,9 +259,12 @@ std::vector<torch::Tensor> map_rows(const Context& ctx, const Rows& rows, const 
     call.extra = ctx.per_example() ? select_extra(ctx.extra, ctx.batch, call.examples) : ctx.extra;
     auto out = fn(call);
     for (auto& t : out) t = t.detach().to(ctx.model->device());
-    pieces[k] = std::move(out);
+    int64_t kept = bytes_of(out);
+    pieces.put(begin, std::move(out));
+    return kept;
   });
-  return concat_rows(pieces);
+  auto ordered = pieces.ordered();
+  return concat_rows(ordered);
 }
 
 LayerRows layer_gradients(const Context& ctx, const Rows& rows, const ChunkBuilder& build) {
@@ -151,27 +287,24 @@ LayerRows layer_gradients(const Context& ctx, const Rows& rows, const ChunkBuild
 }
 
 std::vector<torch::Tensor> sum_gradients(const Context& ctx, const Rows& rows, const ChunkBuilder& build) {
-  auto parts = chunks(ctx, rows);
-  size_t workers = std::min(ctx.devices.size(), parts.size());
   // One accumulator per worker, summed at the end: no locking on the hot path.
-  std::vector<std::vector<torch::Tensor>> acc(workers);
-  for_each_chunk(ctx, parts, [&](size_t w, const Model& model, size_t k) {
-    auto part = parts[k];
-    Chunk chunk = build(part.first, part.second);
-    auto grads = chunk_gradients(ctx, model, rows, chunk, part.first, part.second);
+  std::vector<std::vector<torch::Tensor>> acc(ctx.devices.size());
+  for_each_chunk(ctx, rows, "sum", build, [&](size_t w, const Model& model, const Chunk& chunk, int64_t begin, int64_t end) {
+    auto grads = chunk_gradients(ctx, model, rows, chunk, begin, end);
     if (chunk.finish) chunk.finish(grads);
     if (chunk.reduced) {
       if (acc[w].empty()) acc[w] = std::move(grads);
       else for (size_t i = 0; i < grads.size(); ++i) acc[w][i] += grads[i];
-      return;
+      return int64_t{0};
     }
-    torch::Tensor idx = rows.examples(part.first, part.second).to(ctx.model->device());
+    torch::Tensor idx = rows.examples(begin, end).to(ctx.model->device());
     if (acc[w].empty())
       for (size_t i = 0; i < grads.size(); ++i) acc[w].push_back(torch::zeros(ctx.inputs[i].sizes(), grads[i].options()));
     for (size_t i = 0; i < grads.size(); ++i) acc[w][i].index_add_(0, idx, grads[i]);
+    return int64_t{0};
   });
   std::vector<torch::Tensor> total = acc[0];
-  for (size_t w = 1; w < workers; ++w)
+  for (size_t w = 1; w < acc.size(); ++w)
     if (!acc[w].empty())
       for (size_t i = 0; i < total.size(); ++i) total[i] += acc[w][i];
   return total;
@@ -179,34 +312,40 @@ std::vector<torch::Tensor> sum_gradients(const Context& ctx, const Rows& rows, c
 
 std::vector<torch::Tensor> row_gradients(const Context& ctx, const Rows& rows, const ChunkBuilder& build,
                                          torch::Tensor* outputs) {
-  auto parts = chunks(ctx, rows);
-  std::vector<std::vector<torch::Tensor>> pieces(parts.size());
-  std::vector<torch::Tensor> selected(parts.size());
-  for_each_chunk(ctx, parts, [&](size_t, const Model& model, size_t k) {
-    Chunk chunk = build(parts[k].first, parts[k].second);
-    auto grads = chunk_gradients(ctx, model, rows, chunk, parts[k].first, parts[k].second,
-                                 outputs ? &selected[k] : nullptr);
+  Pieces<std::vector<torch::Tensor>> pieces;
+  for_each_chunk(ctx, rows, "rows", build, [&](size_t, const Model& model, const Chunk& chunk, int64_t begin, int64_t end) {
+    torch::Tensor selected;
+    auto grads = chunk_gradients(ctx, model, rows, chunk, begin, end, outputs ? &selected : nullptr);
     if (chunk.finish) chunk.finish(grads);
-    pieces[k] = std::move(grads);
+    if (outputs) grads.push_back(selected);
+    int64_t kept = bytes_of(grads);
+    pieces.put(begin, std::move(grads));
+    return kept;
   });
-  if (outputs) *outputs = parts.size() == 1 ? selected[0] : torch::cat(selected, 0);
-  return concat_rows(pieces);
+  auto ordered = pieces.ordered();
+  auto out = concat_rows(ordered);
+  if (outputs) {
+    *outputs = out.back();
+    out.pop_back();
+  }
+  return out;
 }
 
 torch::Tensor forward_rows(const Context& ctx, const Rows& rows, const ChunkBuilder& build) {
-  auto parts = chunks(ctx, rows);
-  std::vector<torch::Tensor> pieces(parts.size());
-  for_each_chunk(ctx, parts, [&](size_t, const Model& model, size_t k) {
+  Pieces<torch::Tensor> pieces;
+  for_each_chunk(ctx, rows, "forward", build, [&](size_t, const Model& model, const Chunk& chunk, int64_t begin, int64_t end) {
     torch::NoGradGuard no_grad;
-    auto part = parts[k];
-    Chunk chunk = build(part.first, part.second);
-    torch::Tensor examples = examples_if_needed(ctx, rows, part.first, part.second);
+    torch::Tensor examples = examples_if_needed(ctx, rows, begin, end);
     std::vector<torch::Tensor> inputs;
     for (const auto& x : chunk.inputs) inputs.push_back(x.to(model.device()));
     torch::Tensor out = model.forward(inputs, examples.defined() ? select_extra(ctx.extra, ctx.batch, examples) : ctx.extra);
-    pieces[k] = ctx.target.select(out, examples).to(ctx.model->device());
+    torch::Tensor selected = ctx.target.select(out, examples).to(ctx.model->device());
+    int64_t kept = selected.numel() * selected.element_size();
+    pieces.put(begin, std::move(selected));
+    return kept;
   });
-  return parts.size() == 1 ? pieces[0] : torch::cat(pieces, 0);
+  auto ordered = pieces.ordered();
+  return ordered.size() == 1 ? ordered[0] : torch::cat(ordered, 0);
 }
 
 ChunkBuilder slice_of(const std::vector<torch::Tensor>& tensors) {

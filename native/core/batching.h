@@ -47,10 +47,11 @@ std::vector<torch::Tensor> sum_gradients(const Context& ctx, const Rows& rows, c
 std::vector<torch::Tensor> row_gradients(const Context& ctx, const Rows& rows, const ChunkBuilder& build,
                                          torch::Tensor* outputs = nullptr);
 
-// Gradients of a sum of scalars with respect to `wrt` (zeros where unused);
-// `retain` keeps the graph for further gradients.
+// Gradients of a sum of scalars with respect to `wrt` (zeros for a tensor
+// the scalars do not use); `retain` keeps the graph for further gradients.
+// Scalars with no gradient path at all are an error naming `what`.
 std::vector<torch::Tensor> gradients(const torch::Tensor& scalars, const std::vector<torch::Tensor>& wrt,
-                                     bool retain = false);
+                                     bool retain = false, const char* what = "the layer");
 
 // One chunk's evaluation: the model replica, the rows' inputs as leaves that
 // require gradients (floating-point ones, on the replica's device), their

@@ -2,7 +2,7 @@
 
 #include <chrono>
 
-#include "executor.h"
+#include "scheduler.h"
 
 namespace tx {
 
@@ -19,7 +19,7 @@ double time_rounds(const std::vector<torch::Tensor>& rows, int64_t chunk, int ro
     }
   };
   // On the compute thread the attributions use, so that both see the same thread state.
-  return run_on<double>(0, [&] {
+  return run_request<double>([&] {
     round();  // warm-up: lets the TorchScript executor specialise first
     auto start = std::chrono::steady_clock::now();
     for (int i = 0; i < rounds; ++i) round();

@@ -1,6 +1,12 @@
 #include "context.h"
 
+#include <cmath>
+#include <cstdlib>
+#include <fstream>
+#include <unistd.h>
+
 #include "errors.h"
+#include "scheduler.h"
 
 namespace tx {
 
@@ -11,6 +17,8 @@ std::vector<c10::Device> parse_devices(const Options& o, c10::Device model_devic
   if (v.is_none()) return {model_device};
   if (!v.is_list() || v.list->empty())
     fail("devices: expected a non-empty array of device names such as [\"cuda:0\", \"cuda:1\"]");
+  if (v.list->size() > kMaxDeviceSlots)
+    fail("devices: at most ", kMaxDeviceSlots, " worker devices, got ", v.list->size());
   std::vector<c10::Device> out;
   for (size_t i = 0; i < v.list->size(); ++i) {
     const Value& d = (*v.list)[i];
@@ -32,8 +40,39 @@ void Progress::advance(int64_t n) {
 }
 
 const std::vector<std::string>& context_keys() {
-  static const std::vector<std::string> keys = {"target", "additionalForwardArgs", "internalBatchSize", "devices"};
+  static const std::vector<std::string> keys = {"target", "additionalForwardArgs", "internalBatchSize", "devices",
+                                                "memoryBudget", "allowNonFinite"};
   return keys;
+}
+
+double default_memory_budget() {
+  // A server can set its own default for every request.
+  if (const char* env = std::getenv("TORCHEXPLAIN_MEMORY_BUDGET")) {
+    char* end = nullptr;
+    double v = std::strtod(env, &end);
+    if (end != env && v > 0) return v;
+  }
+  // MemAvailable counts reclaimable caches, unlike free pages alone.
+  std::ifstream meminfo("/proc/meminfo");
+  std::string key;
+  double kb = 0;
+  while (meminfo >> key >> kb)
+    if (key == "MemAvailable:") return kb * 1024 / 2;
+  long pages = sysconf(_SC_AVPHYS_PAGES), page = sysconf(_SC_PAGESIZE);
+  return pages > 0 && page > 0 ? double(pages) * page / 2 : 1024.0 * 1024 * 1024;
+}
+
+void require_budget(const Context& ctx, double bytes, const std::string& what) {
+  if (bytes > ctx.memory_budget)
+    fail_with(ErrorCode::MemoryBudget, "memoryBudget: ", what, " needs about ", static_cast<int64_t>(bytes / (1 << 20)),
+              " MiB, more than the budget of ", static_cast<int64_t>(ctx.memory_budget / (1 << 20)),
+              " MiB; raise memoryBudget or ask for less");
+}
+
+void require_finite(const Context& ctx, const torch::Tensor& t, const std::string& name) {
+  if (ctx.allow_non_finite || !t.defined() || !at::isFloatingType(t.scalar_type()) || t.numel() == 0) return;
+  if (!torch::isfinite(t).all().item<bool>())
+    fail(name, ": contains NaN or infinite values (pass allowNonFinite: true to attribute them anyway)");
 }
 
 void require_float_inputs(const Context& ctx) {
@@ -59,6 +98,13 @@ Context make_context(const Request& req) {
     c.batch = x.size(0);
     c.inputs.push_back(x.to(c.model->device()));
   }
+  if (c.batch == 0)
+    fail("inputs[0]: the batch is empty (shape ", shape_str(req.inputs[0].sizes()), "); expected at least one example");
+  c.allow_non_finite = o.boolean("allowNonFinite", false);
+  for (size_t i = 0; i < c.inputs.size(); ++i) require_finite(c, c.inputs[i], "inputs[" + std::to_string(i) + "]");
+  double budget = o.number("memoryBudget", 0);
+  if (o.has("memoryBudget") && !(budget > 0)) fail("memoryBudget: expected a positive number of bytes, got ", budget);
+  c.memory_budget = budget > 0 ? budget : default_memory_budget();
   const Value& extra = o.get("additionalForwardArgs");
   if (!extra.is_none()) {
     if (extra.is_list()) c.extra_values = *extra.list;
@@ -104,16 +150,18 @@ std::vector<c10::IValue> select_extra(const std::vector<c10::IValue>& extra, int
 
 namespace {
 
-torch::Tensor baseline_tensor(const Value& v, const torch::Tensor& input, size_t i, bool distribution) {
+torch::Tensor baseline_tensor(const Value& v, const torch::Tensor& input, size_t i, bool distribution, bool allow_non_finite) {
   std::string name = "baselines[" + std::to_string(i) + "]";
   if (v.is_none()) return torch::zeros_like(input).narrow(0, 0, distribution ? 1 : input.size(0));
   if (v.is_number()) {
+    if (!std::isfinite(v.number) && !allow_non_finite) fail(name, ": ", v.number, " is not finite (pass allowNonFinite: true to use it anyway)");
     torch::Tensor b = torch::full({1}, v.number, input.options());
     std::vector<int64_t> shape(input.sizes().begin(), input.sizes().end());
     shape[0] = distribution ? 1 : input.size(0);
     return b.expand(shape);
   }
   if (!v.is_tensor()) fail(name, ": expected a number or a tensor, got ", v.kind_name());
+  if (!v.tensor.defined()) fail(name, ": expected a tensor");
   torch::Tensor b = v.tensor.to(input.device(), input.scalar_type());
   bool rest_matches = b.dim() == input.dim() && b.sizes().slice(1) == input.sizes().slice(1);
   if (distribution) {
@@ -121,6 +169,7 @@ torch::Tensor baseline_tensor(const Value& v, const torch::Tensor& input, size_t
       fail(name, ": a baseline distribution needs shape [samples", (input.dim() > 1 ? ", " : ""),
            shape_str(input.sizes().slice(1)).substr(1), " to match input ", i, " of shape ", shape_str(input.sizes()),
            ", got ", shape_str(b.sizes()));
+    if (b.size(0) == 0) fail(name, ": the baseline distribution is empty; expected at least one reference row");
     return b;
   }
   if (rest_matches && b.size(0) == input.size(0)) return b;
@@ -137,11 +186,12 @@ std::vector<torch::Tensor> baselines_for(const Context& ctx, const Value& v, boo
   std::vector<torch::Tensor> out;
   if (v.is_list()) {
     if (v.list->size() != n) fail("baselines: expected one baseline per input (", n, "), got ", v.list->size());
-    for (size_t i = 0; i < n; ++i) out.push_back(baseline_tensor((*v.list)[i], ctx.inputs[i], i, distribution));
+    for (size_t i = 0; i < n; ++i) out.push_back(baseline_tensor((*v.list)[i], ctx.inputs[i], i, distribution, ctx.allow_non_finite));
   } else {
     if (v.is_tensor() && n > 1) fail("baselines: the model has ", n, " inputs; give an array with one baseline per input");
-    for (size_t i = 0; i < n; ++i) out.push_back(baseline_tensor(v, ctx.inputs[i], i, distribution));
+    for (size_t i = 0; i < n; ++i) out.push_back(baseline_tensor(v, ctx.inputs[i], i, distribution, ctx.allow_non_finite));
   }
+  for (size_t i = 0; i < n; ++i) require_finite(ctx, out[i], "baselines[" + std::to_string(i) + "]");
   return out;
 }
 

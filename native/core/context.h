@@ -48,7 +48,9 @@ struct Context {
   Target target;
   List extra_values;                // additionalForwardArgs as given
   std::vector<c10::IValue> extra;   // ... converted for forward()
-  int64_t chunk_rows = 0;           // rows per forward pass; 0 = all at once
+  int64_t chunk_rows = 0;           // rows per forward pass; 0 = as many as fit memory_budget
+  double memory_budget = 0;         // bytes an expansion may use at once (memoryBudget)
+  bool allow_non_finite = false;    // NaN/Inf inputs and baselines on purpose (allowNonFinite)
   std::vector<c10::Device> devices; // one worker per entry; [0] is the model's device
   const Options* options = nullptr;
   std::shared_ptr<Progress> progress;  // never null
@@ -66,6 +68,16 @@ struct Context {
 // on to another (NoiseTunnel) leaves these out, since the Context carries them.
 const std::vector<std::string>& context_keys();
 Context make_context(const Request& req);
+
+// The default memoryBudget: half the memory available now.
+double default_memory_budget();
+
+// Working memory an algorithm is about to take at once (beyond the model's
+// passes, which the engine plans): an error when over memoryBudget.
+void require_budget(const Context& ctx, double bytes, const std::string& what);
+
+// NaN or infinite values are errors naming `name`, unless allowNonFinite.
+void require_finite(const Context& ctx, const torch::Tensor& t, const std::string& name);
 
 // Gradient methods take floating-point inputs only.
 void require_float_inputs(const Context& ctx);

@@ -6,6 +6,11 @@
 
 namespace tx {
 
+// What kind of failure an error is: the binding turns it into a stable
+// `code` on the rejected JavaScript error.
+enum class ErrorCode { InvalidArgument, Aborted, MemoryBudget, ModelLoad, ModelForward, Internal };
+const char* error_code_name(ErrorCode code);
+
 // Bad input from the caller: the message names the argument and what was
 // expected. The binding turns every exception into a rejected Promise; this
 // type only marks messages that are already phrased for the user.
@@ -14,13 +19,36 @@ class ArgumentError : public std::invalid_argument {
   using std::invalid_argument::invalid_argument;
 };
 
+// The other failures a caller can act on, each with its code.
+class CodedError : public std::runtime_error {
+ public:
+  CodedError(ErrorCode code, const std::string& message) : std::runtime_error(message), code_(code) {}
+  ErrorCode code() const { return code_; }
+
+ private:
+  ErrorCode code_;
+};
+
+template <typename... Parts>
+std::string concat(const Parts&... parts) {
+  std::ostringstream os;
+  (os << ... << parts);
+  return os.str();
+}
+
 // Builds a message from streamable parts: fail("nSteps: expected >= 1, got ", n).
 template <typename... Parts>
 [[noreturn]] void fail(const Parts&... parts) {
-  std::ostringstream os;
-  (os << ... << parts);
-  throw ArgumentError(os.str());
+  throw ArgumentError(concat(parts...));
 }
+
+template <typename... Parts>
+[[noreturn]] void fail_with(ErrorCode code, const Parts&... parts) {
+  throw CodedError(code, concat(parts...));
+}
+
+// The code of any exception the core throws.
+ErrorCode code_of(const std::exception& e);
 
 template <typename T>
 std::string join(const std::vector<T>& items, const char* sep = ", ") {

@@ -133,6 +133,8 @@ Result surrogate(const Context& ctx, const Options& o, const std::string& name, 
   torch::Tensor initial = evaluate_inputs(ctx);
   bool aggregate = initial.size(1) == 1 && ctx.batch > 1;
   int64_t groups = aggregate ? 1 : ctx.batch;  // one surrogate per example (or one per batch)
+  // Coalitions (bool), their weights and the least-squares design (double).
+  require_budget(ctx, double(samples) * groups * f.count * 18, concat(name, "'s ", samples, " samples of ", f.count, " features"));
 
   // Coalitions: 1 = the feature keeps its input value. KernelShap starts with
   // all and none, then draws the coalition size from the Shapley kernel's

@@ -1,6 +1,7 @@
 #include "model.h"
 
 #include <filesystem>
+#include <set>
 #include <torch/csrc/jit/runtime/graph_executor.h>
 #include <torch/cuda.h>
 
@@ -24,8 +25,51 @@ c10::Device parse_device(const std::string& spec) {
       fail("device: '", spec, "' is out of range: ", count, " CUDA device(s) visible");
   } else if (!device.is_cpu()) {
     fail("device: only 'cpu' and 'cuda[:N]' are supported, got '", spec, "'");
+  } else if (device.has_index() && device.index() != 0) {
+    fail("device: '", spec, "' does not exist: the CPU is 'cpu' (or 'cpu:0')");
   }
   return device;
+}
+
+namespace {
+
+// A tensor whose storage is smaller than its sizes and strides reach reads
+// past its end at the first forward: reject such archives at load.
+void check_tensor(const torch::Tensor& t, const std::string& what, const std::string& path) {
+  if (!t.defined() || !t.has_storage() || t.numel() == 0) return;
+  int64_t extent = t.storage_offset();
+  for (int64_t d = 0; d < t.dim(); ++d) extent += (t.size(d) - 1) * t.stride(d);
+  int64_t need = (extent + 1) * static_cast<int64_t>(t.element_size());
+  int64_t have = static_cast<int64_t>(t.storage().nbytes());
+  if (need > have)
+    fail_with(ErrorCode::ModelLoad, "path: '", path, "' is corrupt: tensor '", what, "' of shape ", shape_str(t.sizes()),
+              " needs ", need, " bytes of storage, the archive holds ", have);
+}
+
+void check_value(const c10::IValue& v, const std::string& what, const std::string& path, int depth = 0) {
+  if (depth > 64) return;
+  if (v.isTensor()) check_tensor(v.toTensor(), what, path);
+  else if (v.isTensorList())
+    for (size_t i = 0; i < v.toTensorList().size(); ++i) check_tensor(v.toTensorList().get(i), what + "[" + std::to_string(i) + "]", path);
+  else if (v.isList())
+    for (size_t i = 0; i < v.toListRef().size(); ++i) check_value(v.toListRef()[i], what + "[" + std::to_string(i) + "]", path, depth + 1);
+  else if (v.isTuple())
+    for (size_t i = 0; i < v.toTupleRef().elements().size(); ++i)
+      check_value(v.toTupleRef().elements()[i], what + "[" + std::to_string(i) + "]", path, depth + 1);
+  else if (v.isGenericDict())
+    for (const auto& e : v.toGenericDict()) check_value(e.value(), what + "{}", path, depth + 1);
+}
+
+}  // namespace
+
+void Model::check_storages(const torch::jit::Module& module, const std::string& path) {
+  for (const auto& a : module.named_attributes(/*recurse=*/true))
+    if (!a.value.isModule()) check_value(a.value, a.name, path);
+  // Constants baked into the code (traced models keep tensors there).
+  for (const auto& m : module.get_methods())
+    for (const auto* node : m.graph()->nodes())
+      if (node->kind() == c10::prim::Constant && node->output()->type()->kind() == c10::TypeKind::TensorType)
+        check_value(*torch::jit::toIValue(node->output()), "constant in " + m.name(), path);
 }
 
 Model::Model(torch::jit::Module module, c10::Device device, std::string path)
@@ -35,18 +79,24 @@ std::shared_ptr<Model> Model::load(const std::string& path, const std::string& d
   c10::Device device = parse_device(device_spec);
   std::error_code ec;
   if (path.empty()) fail("path: expected the path of a TorchScript file, got an empty string");
+  if (path.find('\0') != std::string::npos) fail("path: contains a NUL character");
   if (!std::filesystem::exists(path, ec)) fail("path: no such file '", path, "'");
   if (std::filesystem::is_directory(path, ec)) fail("path: '", path, "' is a directory, not a TorchScript file");
+  // A FIFO or device would block the reader (or never end): files only.
+  if (!std::filesystem::is_regular_file(path, ec))
+    fail("path: '", path, "' is not a regular file (a FIFO, socket or device cannot be loaded)");
   plain_execution();
   torch::jit::Module module;
   try {
     module = torch::jit::load(path, device);
-  } catch (const c10::Error& e) {
-    fail("path: '", path, "' is not a TorchScript model (save one with torch.jit.script(model).save(path) ",
-         "or torch.jit.trace): ", e.what_without_backtrace());
+  } catch (const std::exception& e) {
+    const auto* c = dynamic_cast<const c10::Error*>(&e);
+    fail_with(ErrorCode::ModelLoad, "path: '", path, "' is not a TorchScript model (save one with torch.jit.script(model).save(path) ",
+              "or torch.jit.trace): ", c ? c->what_without_backtrace() : e.what());
   }
   if (!module.find_method("forward"))
-    fail("path: '", path, "' has no forward() method");
+    fail_with(ErrorCode::ModelLoad, "path: '", path, "' has no forward() method");
+  check_storages(module, path);
   // Attribution explains inference behaviour: dropout off, batch norm on its running statistics.
   module.eval();
   return std::shared_ptr<Model>(new Model(std::move(module), device, path));
@@ -151,8 +201,8 @@ namespace {
     size_t start = message.rfind('\n', end);
     last = message.substr(start == std::string::npos ? 0 : start + 1, end - (start == std::string::npos ? 0 : start + 1) + 1);
   }
-  if (last.empty() || last == message) fail("model forward failed: ", message);
-  fail("model forward failed: ", last, "\n", message);
+  if (last.empty() || last == message) fail_with(ErrorCode::ModelForward, "model forward failed: ", message);
+  fail_with(ErrorCode::ModelForward, "model forward failed: ", last, "\n", message);
 }
 
 }  // namespace
@@ -215,18 +265,35 @@ std::shared_ptr<const Model> Model::replica(c10::Device device, size_t index) co
   return slot;
 }
 
+namespace {
+
+// What a derived copy costs beyond the original: its graphs, and tensors it
+// does not share with the original (folded batch norms, say).
+size_t derived_bytes(const torch::jit::Module& original, const torch::jit::Module& copy) {
+  std::set<const void*> shared;
+  for (const auto& a : original.named_attributes(true))
+    if (a.value.isTensor() && a.value.toTensor().has_storage()) shared.insert(a.value.toTensor().storage().data());
+  size_t bytes = 0;
+  for (const auto& a : copy.named_attributes(true))
+    if (a.value.isTensor() && a.value.toTensor().has_storage() && !shared.count(a.value.toTensor().storage().data()))
+      bytes += a.value.toTensor().storage().nbytes();
+  for (const auto& m : copy.get_methods())
+    for (const auto* n : m.graph()->nodes()) bytes += 512, (void)n;
+  return bytes + 4096;
+}
+
+}  // namespace
+
 std::shared_ptr<const Model> Model::derived(const std::string& key,
                                             const std::function<void(torch::jit::Module&)>& rewrite) const {
-  std::unique_lock<std::mutex> lock(replicas_mutex_, std::defer_lock);
-  if (!key.empty()) {
-    lock.lock();
-    auto it = derived_.find(key);
-    if (it != derived_.end()) return it->second;
-  }
+  // Cloning registers class types in the shared compilation unit: one at a time.
+  std::lock_guard<std::mutex> lock(replicas_mutex_);
+  if (!key.empty())
+    if (auto hit = derived_.get(key)) return *hit;
   torch::jit::Module copy = module_.clone(/*inplace=*/true);
   rewrite(copy);
   auto model = std::shared_ptr<Model>(new Model(std::move(copy), device_, path_));
-  if (!key.empty()) derived_[key] = model;
+  if (!key.empty()) derived_.put(key, model, derived_bytes(module_, model->module_));
   return model;
 }
 

@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "lru_cache.h"
 #include "value.h"
 
 namespace tx {
@@ -44,13 +45,14 @@ class Model : public std::enable_shared_from_this<Model> {
   std::shared_ptr<const Model> replica(c10::Device device, size_t slot) const;
 
   // A copy of the model (sharing its tensors) whose forward graph `rewrite`
-  // has changed before it ever ran: made once per `key` and kept. An empty
-  // key makes a fresh copy that is not kept.
+  // has changed before it ever ran: made once per `key` and kept in a cache
+  // bounded by bytes. An empty key makes a fresh copy that is not kept.
   std::shared_ptr<const Model> derived(const std::string& key,
                                        const std::function<void(torch::jit::Module&)>& rewrite) const;
 
  private:
   Model(torch::jit::Module module, c10::Device device, std::string path);
+  static void check_storages(const torch::jit::Module& module, const std::string& path);
   const std::vector<c10::Argument>& arguments() const;
   c10::IValue call(const std::vector<torch::Tensor>& inputs, const std::vector<c10::IValue>& extra) const;
 
@@ -59,7 +61,8 @@ class Model : public std::enable_shared_from_this<Model> {
   std::string path_;
   mutable std::mutex replicas_mutex_;
   mutable std::map<std::string, std::shared_ptr<Model>> replicas_;
-  mutable std::map<std::string, std::shared_ptr<Model>> derived_;
+  // Rewritten copies (rule sets, layer taps), least recently used evicted first.
+  mutable LruCache<std::string, std::shared_ptr<Model>> derived_{32u << 20};
 };
 
 }  // namespace tx

@@ -8,6 +8,7 @@
 
 #include "algorithms.h"
 #include "errors.h"
+#include "scheduler.h"
 
 namespace tx {
 
@@ -100,8 +101,14 @@ torch::Tensor evaluate_inputs(const Context& ctx) {
 torch::Tensor evaluate_perturbations(const Context& ctx, int64_t count, int64_t per_eval, const PerturbationFn& perturb) {
   int64_t n = ctx.batch;
   std::vector<torch::Tensor> results;
+  double row_bytes = 0;
+  for (const auto& x : ctx.inputs) row_bytes += double(x.numel() / n) * x.element_size();
+  require_budget(ctx, double(count) * n * 8, concat(count, " perturbations' outputs"));
+  require_budget(ctx, double(std::min(per_eval, count)) * n * row_bytes * 2,
+                 concat("perturbationsPerEval ", per_eval, " (", std::min(per_eval, count) * n, " perturbed rows per pass)"));
   ctx.progress->expect(count);
   for (int64_t p0 = 0; p0 < count; p0 += per_eval) {
+    yield_point();
     int64_t k = std::min(per_eval, count - p0);
     Perturbation p = perturb(p0, k);
     std::vector<torch::Tensor> rows;
@@ -163,9 +170,16 @@ torch::Tensor one_feature_each(const Context& ctx, int64_t features, int64_t fir
   return torch::arange(first, first + k, opts).unsqueeze(1) == torch::arange(features, opts).unsqueeze(0);
 }
 
-// The masks of input `input`'s sliding windows, in the reference's order.
-void occlusion_windows(const Context& ctx, size_t input, const std::vector<int64_t>& window,
-                       const std::vector<int64_t>& stride, std::vector<torch::Tensor>& windows);
+// Input `input`'s sliding windows, in the reference's order. Masks are made
+// a batch at a time: all of them at once would take windows x elements bytes.
+struct Windows {
+  std::vector<int64_t> dims, window, stride, shifts;
+  int64_t count = 1;
+  c10::Device device = c10::kCPU;
+  torch::Tensor masks(int64_t first, int64_t k) const;  // [k, 1, dims...] bool
+};
+Windows occlusion_windows(const Context& ctx, size_t input, const std::vector<int64_t>& window,
+                          const std::vector<int64_t>& stride);
 
 }  // namespace
 
@@ -234,6 +248,7 @@ Result occlusion(const Context& ctx, const Options& o) {
       int64_t dims = ctx.inputs[i].dim() - 1;
       const Value& e = items[i];
       if (e.is_integer() && !required) {
+        if (e.number < 1) fail(key, ": sizes must be integers >= 1, got ", e.number);
         out[i].assign(dims, static_cast<int64_t>(e.number));
       } else {
         if (!e.is_list() || static_cast<int64_t>(e.list->size()) != dims)
@@ -250,10 +265,10 @@ Result occlusion(const Context& ctx, const Options& o) {
   auto windows = per_input_shape("slidingWindowShapes", true);
   auto strides = per_input_shape("strides", false);
   int64_t total_windows = 0;
-  std::vector<std::vector<torch::Tensor>> masks(n);
+  std::vector<Windows> all(n);
   for (size_t i = 0; i < n; ++i) {
-    occlusion_windows(ctx, i, windows[i], strides[i], masks[i]);
-    total_windows += static_cast<int64_t>(masks[i].size());
+    all[i] = occlusion_windows(ctx, i, windows[i], strides[i]);
+    total_windows += all[i].count;
   }
   int64_t per_eval = perturbations_per_eval_option(ctx, o, total_windows);
   o.reject_unknown("Occlusion");
@@ -261,58 +276,74 @@ Result occlusion(const Context& ctx, const Options& o) {
   torch::Tensor initial = evaluate_inputs(ctx);
   Result r;
   for (size_t i = 0; i < n; ++i) {
-    const auto& ms = masks[i];
-    torch::Tensor all = torch::stack(ms);  // [W, 1, ...]
+    const Windows& win = all[i];
     torch::Tensor none = torch::zeros({1, 1}, torch::TensorOptions().dtype(torch::kBool).device(ctx.model->device()));
-    torch::Tensor scores = initial - evaluate_perturbations(ctx, all.size(0), per_eval, [&](int64_t first, int64_t k) {
+    torch::Tensor scores = initial - evaluate_perturbations(ctx, win.count, per_eval, [&](int64_t first, int64_t k) {
       Perturbation pt;
       for (size_t j = 0; j < n; ++j) {
-        pt.replace.push_back(j == i ? all.slice(0, first, first + k) : none.view(std::vector<int64_t>(ctx.inputs[j].dim() + 1, 1)));
+        pt.replace.push_back(j == i ? win.masks(first, k) : none.view(std::vector<int64_t>(ctx.inputs[j].dim() + 1, 1)));
         pt.with.push_back(baselines[j].unsqueeze(0));
       }
       return pt;
     });
-    // Each element: the mean score of the windows that covered it.
-    torch::Tensor cover = all.flatten(1).to(scores.dtype());  // [W, E]
-    torch::Tensor sums = torch::mm(scores.t(), cover);                     // [cols, E]
+    // Each element: the mean score of the windows that covered it, summed a
+    // batch of windows at a time.
+    int64_t elements = ctx.inputs[i].numel() / ctx.batch;
+    int64_t step = std::max<int64_t>(1, (64 << 20) / (elements * 4));
+    torch::Tensor sums = torch::zeros({scores.size(1), elements}, scores.options());
+    torch::Tensor covered = torch::zeros({1, elements}, scores.options());
+    for (int64_t w = 0; w < win.count; w += step) {
+      yield_point();
+      int64_t k = std::min(step, win.count - w);
+      torch::Tensor cover = win.masks(w, k).flatten(1).to(scores.dtype());  // [k, E]
+      sums.addmm_(scores.slice(0, w, w + k).t(), cover);
+      covered += cover.sum(0, true);
+    }
     std::vector<int64_t> shape(ctx.inputs[i].sizes().begin(), ctx.inputs[i].sizes().end());
     shape[0] = scores.size(1);
-    r.attributions.push_back((sums / cover.sum(0, true)).view(shape));
+    r.attributions.push_back((sums / covered).view(shape));
   }
   return r;
 }
 
 namespace {
 
-void occlusion_windows(const Context& ctx, size_t input, const std::vector<int64_t>& window,
-                       const std::vector<int64_t>& stride, std::vector<torch::Tensor>& windows) {
+Windows occlusion_windows(const Context& ctx, size_t input, const std::vector<int64_t>& window,
+                          const std::vector<int64_t>& stride) {
   const torch::Tensor& x = ctx.inputs[input];
-  std::vector<int64_t> dims(x.sizes().begin() + 1, x.sizes().end());
-  std::vector<int64_t> shifts;
-  for (size_t d = 0; d < dims.size(); ++d) {
-    if (window[d] > dims[d])
+  Windows w;
+  w.dims.assign(x.sizes().begin() + 1, x.sizes().end());
+  w.window = window;
+  w.stride = stride;
+  w.device = ctx.model->device();
+  for (size_t d = 0; d < w.dims.size(); ++d) {
+    if (window[d] > w.dims[d])
       fail("slidingWindowShapes: window ", shape_str(window), " is larger than input ", input, "'s example shape ",
-           shape_str(dims), " in dimension ", d);
-    if (stride[d] > window[d] && dims[d] != window[d])
+           shape_str(w.dims), " in dimension ", d);
+    if (stride[d] > window[d] && w.dims[d] != window[d])
       fail("strides: stride ", stride[d], " is larger than the window (", window[d], ") in dimension ", d, ", so some values would never be occluded");
-    shifts.push_back((dims[d] - window[d] + stride[d] - 1) / stride[d] + 1);  // ceil, as the reference
+    w.shifts.push_back((w.dims[d] - window[d] + stride[d] - 1) / stride[d] + 1);  // ceil, as the reference
+    w.count *= w.shifts.back();
   }
-  int64_t total = std::accumulate(shifts.begin(), shifts.end(), int64_t{1}, std::multiplies<int64_t>());
-  std::vector<int64_t> full = {1};
+  return w;
+}
+
+torch::Tensor Windows::masks(int64_t first, int64_t k) const {
+  std::vector<int64_t> full = {k, 1};
   full.insert(full.end(), dims.begin(), dims.end());
-  for (int64_t w = 0; w < total; ++w) {
+  torch::Tensor m = torch::zeros(full, torch::TensorOptions().dtype(torch::kBool));
+  for (int64_t j = 0; j < k; ++j) {
     // Window w's position: the first dimension varies fastest, as in the reference.
-    torch::Tensor m = torch::zeros(full, torch::TensorOptions().dtype(torch::kBool));
-    torch::Tensor view = m.select(0, 0);
-    int64_t rest = w;
+    torch::Tensor view = m.select(0, j).select(0, 0);
+    int64_t rest = first + j;
     for (size_t d = 0; d < dims.size(); ++d) {
       int64_t start = (rest % shifts[d]) * stride[d];
       rest /= shifts[d];
       view = view.narrow(d, start, std::min(window[d], dims[d] - start));
     }
     view.fill_(true);
-    windows.push_back(m.to(ctx.model->device()));
   }
+  return m.to(device);
 }
 
 // Shapley weights |S|! (F - |S| - 1)! / F! for coalition sizes 0..F-1.
@@ -365,6 +396,7 @@ Result shapley_value_sampling(const Context& ctx, const Options& o) {
   int64_t count = samples * f.count;
   int64_t per_eval = perturbations_per_eval_option(ctx, o, count);
   o.reject_unknown("ShapleyValueSampling");
+  require_budget(ctx, double(count) * f.count, concat("ShapleyValueSampling's ", count, " coalitions of ", f.count, " features"));
   // Each sampled permutation adds features one at a time: prefix k holds its first k + 1 features.
   std::vector<torch::Tensor> orders;
   torch::Tensor present = torch::zeros({count, f.count}, torch::kBool);

@@ -1,0 +1,40 @@
+// Every failure the library reports is a TorchExplainError with a stable
+// `code`, so that callers can branch on the kind rather than the wording.
+
+/** The kinds of failure, as `error.code`. */
+export type ErrorCode =
+  | "ERR_INVALID_ARGUMENT" // an argument or option is wrong: the message names it and what was expected
+  | "ERR_ABORTED" // cancelled by an AbortSignal, timeoutMs, or the environment shutting down
+  | "ERR_MEMORY_BUDGET" // the request does not fit memoryBudget: the message gives the estimate
+  | "ERR_MODEL_LOAD" // the file is not a (sound) TorchScript model
+  | "ERR_MODEL_FORWARD" // the model's forward() raised
+  | "ERR_DISPOSED" // a disposed Model or Tensor was used
+  | "ERR_NATIVE"; // anything else from the native core
+
+export class TorchExplainError extends Error {
+  readonly code: ErrorCode;
+  constructor(message: string, code: ErrorCode, options?: { cause?: unknown }) {
+    super(message, options);
+    this.code = code;
+    // Cancellation follows the platform's convention (fetch, timers/promises).
+    this.name = code === "ERR_ABORTED" ? "AbortError" : "TorchExplainError";
+  }
+}
+
+/**
+ * The native error as a TorchExplainError carrying the caller's stack
+ * (native rejections have none of their own).
+ */
+export function fromNative(e: unknown, callerStack?: string): TorchExplainError {
+  if (e instanceof TorchExplainError) return e;
+  const err = e as { message?: string; code?: string };
+  const code = (err?.code ?? "ERR_NATIVE") as ErrorCode;
+  const out = new TorchExplainError(String(err?.message ?? e), code, { cause: e });
+  if (callerStack) out.stack = `${out.name}: ${out.message}\n${callerStack.split("\n").slice(1).join("\n")}`;
+  return out;
+}
+
+export function abortError(reason: unknown): TorchExplainError {
+  const why = reason instanceof Error ? reason.message : reason === undefined ? "the caller aborted the request" : String(reason);
+  return new TorchExplainError(`aborted: ${why}`, "ERR_ABORTED", { cause: reason });
+}
