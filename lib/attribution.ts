@@ -5,6 +5,7 @@ import { Model } from "./model";
 import { toNative } from "./options";
 import { Tensor } from "./tensor";
 import type { RequestOptions } from "./types";
+import { TorchExplainError } from "./errors";
 
 /** A Tensor for a single input, an array of Tensors for several. */
 export type Inputs = Tensor | Tensor[];
@@ -63,7 +64,7 @@ export abstract class Attribution<Init extends object = object> {
   ): Promise<AttributionResult<I, O>> {
     const list = Array.isArray(inputs) ? inputs : [inputs];
     for (const [i, t] of list.entries())
-      if (!(t instanceof Tensor)) throw new TypeError(`inputs[${i}]: expected a Tensor (make one with tensor())`);
+      if (!(t instanceof Tensor)) throw new TorchExplainError(`inputs[${i}]: expected a Tensor (make one with tensor())`, "ERR_INVALID_ARGUMENT");
     const { showProgress, onProgress, ...rest } = (options ?? {}) as ProgressOptions & Record<string, unknown>;
     const progress = progressCallback(algorithm, showProgress, onProgress);
     const merged = { ...this.init, ...rest, ...extra, ...(progress ? { onProgress: progress } : {}) };

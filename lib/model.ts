@@ -1,6 +1,7 @@
 import { native, NativeModel, request } from "./native";
 import { Tensor } from "./tensor";
 import { toNative } from "./options";
+import { TorchExplainError } from "./errors";
 import type { ForwardArg, RequestOptions } from "./types";
 
 export interface LoadOptions {
@@ -29,6 +30,8 @@ export class Model {
   /** Runs forward() off the event loop. */
   async forward(inputs: Tensor | Tensor[], additionalForwardArgs?: ForwardArg[], options: RequestOptions = {}): Promise<Tensor> {
     const list = Array.isArray(inputs) ? inputs : [inputs];
+    for (const [i, t] of list.entries())
+      if (!(t instanceof Tensor)) throw new TorchExplainError(`inputs[${i}]: expected a Tensor (make one with tensor())`, "ERR_INVALID_ARGUMENT");
     const r = await request({ ...options, additionalForwardArgs } as RequestOptions, (o) =>
       native.run("forward", this.native, list.map((t) => t.native), toNative(o) as object),
     );

@@ -16,10 +16,19 @@ Test models go to test/fixtures/models (`make_models.py tests` writes only those
   the same weights with two ReLU modules.
 - exp_model.pt (calls torch.exp) and product_model.pt (multiplies two
   input-dependent tensors): ops no propagation rule covers.
+- detached_model.pt: a linear layer (3 -> 2) whose output is detached from the
+  input, which gradient methods must refuse rather than return zeros.
+- truncated_storage.pt: a copy of test/fixtures/golden/toy.pt whose largest
+  tensor data record is empty (only the zip is rewritten, with the standard
+  library), which loadModel() must reject as corrupt.
+- deep_brackets.pt / deep_unary.pt: toy.pt whose code nests 100,000 brackets or
+  prefix minus signs (zip rewritten only): TorchScript's recursive compiler would
+  overflow its stack on them, so loadModel() must reject them before compiling.
 """
 import sys
 import json
 import os
+import zipfile
 
 import torch
 import torch.nn as nn
@@ -150,6 +159,41 @@ class ExpModel(nn.Module):
         return self.fc(torch.exp(x))
 
 
+class DetachedModel(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(3, 2)
+
+    def forward(self, x):
+        return self.fc(x).detach()
+
+
+def truncated_copy(src, dst):
+    """Copies the TorchScript zip `src` to `dst` with its largest data record emptied."""
+    with zipfile.ZipFile(src) as zin:
+        infos = zin.infolist()
+        data = [i for i in infos if "/data/" in i.filename and not i.filename.endswith(".pkl")]
+        victim = max(data, key=lambda i: i.file_size).filename
+        with zipfile.ZipFile(dst, "w") as zout:
+            for info in infos:
+                zout.writestr(info, b"" if info.filename == victim else zin.read(info.filename))
+
+
+def nested_copy(src, dst, wrap):
+    """Copies `src` with the first `return` expression of its code wrapped by `wrap`."""
+    with zipfile.ZipFile(src) as zin:
+        with zipfile.ZipFile(dst, "w", zipfile.ZIP_DEFLATED) as zout:
+            for info in zin.infolist():
+                data = zin.read(info.filename)
+                if info.filename.endswith("code/__torch__/models.py"):
+                    code = data.decode()
+                    at = code.index("return ") + len("return ")
+                    end = code.index("\n", at)
+                    code = code[:at] + wrap(code[at:end]) + code[end:]
+                    data = code.encode()
+                zout.writestr(info.filename, data)
+
+
 class ProductModel(nn.Module):
     def __init__(self):
         super().__init__()
@@ -157,6 +201,13 @@ class ProductModel(nn.Module):
 
     def forward(self, x):
         return self.fc(x * x)
+
+
+def nested_fixtures(out):
+    toy = os.path.join(out, "..", "golden", "toy.pt")
+    depth = 100000
+    nested_copy(toy, os.path.join(out, "deep_brackets.pt"), lambda e: "(" * depth + e + ")" * depth)
+    nested_copy(toy, os.path.join(out, "deep_unary.pt"), lambda e: "- " * depth + e)
 
 
 def test_models():
@@ -179,6 +230,10 @@ def test_models():
     torch.jit.script(twice).save(os.path.join(out, "relu_twice.pt"))
     torch.jit.script(ExpModel().eval()).save(os.path.join(out, "exp_model.pt"))
     torch.jit.script(ProductModel().eval()).save(os.path.join(out, "product_model.pt"))
+    torch.manual_seed(4)
+    torch.jit.script(DetachedModel().eval()).save(os.path.join(out, "detached_model.pt"))
+    truncated_copy(os.path.join(out, "..", "golden", "toy.pt"), os.path.join(out, "truncated_storage.pt"))
+    nested_fixtures(out)
     print("wrote", sorted(os.listdir(out)))
 
 

@@ -22,6 +22,14 @@ describe("loading", () => {
   test("a directory", async () => {
     await expect(loadModel(GOLDEN)).rejects.toThrow(/is a directory/);
   });
+  test("code nested deeper than the compiler can recurse", async () => {
+    // Compiling these would overflow the thread's stack: rejected before compiling.
+    for (const f of ["deep_brackets.pt", "deep_unary.pt"]) {
+      const err = await loadModel(path.join(__dirname, "fixtures", "models", f)).catch((e) => e);
+      expect(err.code).toBe("ERR_MODEL_LOAD");
+      expect(err.message).toMatch(/nested too deeply to compile safely/);
+    }
+  });
   test("a device this build cannot use", async () => {
     await expect(loadModel(path.join(GOLDEN, "toy.pt"), { device: "tpu" })).rejects.toThrow(/device: expected 'cpu', 'cuda' or 'cuda:N'/);
   });

@@ -1,6 +1,6 @@
 // Layer attribution: attributions to the output (or input) of a named
 // submodule, reached natively by surgery on the TorchScript graph.
-import { Attribution, Inputs, WithDelta } from "../attribution";
+import { Attribution, Attributions, Inputs, WithDelta } from "../attribution";
 import { Model } from "../model";
 import { native } from "../native";
 import { Tensor } from "../tensor";
@@ -76,9 +76,20 @@ export interface GuidedGradCamOptions extends TargetOptions, LayerOptions {
   interpolateMode?: InterpolateMode;
 }
 
-/** Guided backprop times the layer's GradCAM map resized to the input. */
-export class GuidedGradCam extends LayerMethod<GuidedGradCamOptions> {
+/**
+ * Guided backprop times the layer's GradCAM map resized to the input. Its
+ * result is shaped like the inputs: a Tensor, or an array for an array of inputs.
+ */
+export class GuidedGradCam extends Attribution<{ layer: string }> {
   readonly algorithm = "GuidedGradCam";
+  /** @internal Type-only: lets wrappers (NoiseTunnel) name this method's options. */
+  declare readonly optionsType?: GuidedGradCamOptions;
+  constructor(model: Model, readonly layer: string, init?: object) {
+    super(model, withLayer(layer, init));
+  }
+  attribute<I extends Inputs>(inputs: I, options?: GuidedGradCamOptions): Promise<Attributions<I>> {
+    return this.run(inputs, options) as Promise<Attributions<I>>;
+  }
 }
 
 export interface LayerPathOptions extends TargetOptions, BatchOptions, LayerOptions {

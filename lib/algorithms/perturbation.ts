@@ -8,13 +8,13 @@ import type { BaselineType, TargetOptions } from "../types";
 
 export interface PerturbationOptions extends TargetOptions, ProgressOptions {
   /**
-   * Perturbed copies per forward pass (default 1), or "auto": as many as fit
-   * in `memoryBudget` bytes, which turns hundreds of forward calls on a small
-   * model into a few.
+   * Perturbed copies per forward pass. Default ("auto"): when the model's
+   * output follows its batch (probed once per model and input shape), as
+   * many as make about 50 ms of work within `memoryBudget`, which turns
+   * hundreds of forward calls on a small model into a few; one per pass for
+   * models that return one value per batch. Results do not depend on it.
    */
   perturbationsPerEval?: number | "auto";
-  /** Bytes that "auto" may spend on perturbed inputs (default 256 MiB). */
-  memoryBudget?: number;
 }
 
 export interface FeatureMaskOptions {

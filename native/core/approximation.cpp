@@ -19,7 +19,7 @@ namespace {
 constexpr double kPi = 3.14159265358979323846;
 
 // A batch of roots of P_n, all in the same parametrization: the angle theta
-// (x = cos theta) for roots nearer to 1 than to 0, else phi = pi/2 - theta
+// (x = cos theta) for roots with theta < pi/4, else phi = pi/2 - theta
 // (x = sin phi). Either way the angle that is stored is small, so that x,
 // 1 - x and sin theta all keep their relative accuracy.
 struct Roots {
@@ -28,11 +28,10 @@ struct Roots {
   std::vector<int64_t> k;    // which root: 1 is the largest
 };
 
-// sin theta, x = cos theta and 1 - x, from the stored angle.
-void trig(bool top, double t, double& s, double& x, double& y) {
+// sin theta and x = cos theta, from the stored angle.
+void trig(bool top, double t, double& s, double& x) {
   s = top ? std::sin(t) : std::cos(t);
   x = top ? std::cos(t) : std::sin(t);
-  y = top ? 2 * std::pow(std::sin(t / 2), 2) : 1 - x;
 }
 
 // P_n(cos theta) and dP_n/dtheta at every root of the batch by the three-term
@@ -44,7 +43,8 @@ void recurrence(int64_t n, const Roots& r, std::vector<double>& f, std::vector<d
   size_t m = r.t.size();
   std::vector<double> s(m), x(m), y(m), p(m), q(m);  // p = P_k; q = P_k - P_{k-1} (top) or P_{k-1}
   for (size_t j = 0; j < m; ++j) {
-    trig(r.top, r.t[j], s[j], x[j], y[j]);
+    trig(r.top, r.t[j], s[j], x[j]);
+    y[j] = r.top ? 2 * std::pow(std::sin(r.t[j] / 2), 2) : 1 - x[j];
     p[j] = x[j];
     q[j] = r.top ? -y[j] : 1.0;
   }
@@ -79,7 +79,7 @@ struct Stieltjes {
   int64_t n;
   std::vector<double> h;
 
-  explicit Stieltjes(int64_t n) : n(n), h{1.0} {
+  explicit Stieltjes(int64_t degree) : n(degree), h{1.0} {
     for (int j = 1; j < 40; ++j) h.push_back(h.back() * (j - 0.5) * (j - 0.5) / (j * (n + j + 0.5)));
   }
 
@@ -88,15 +88,15 @@ struct Stieltjes {
   // would gather ~sqrt(n) roundings). Used for n > 100 only, where the series' tail is negligible.
   double constant() const {
     const double z = n + 1.0;
-    auto stirling = [](double z) { double r = 1 / (z * z); return (1 / 12.0 - r * (1 / 360.0 - r / 1260.0)) / z; };
+    auto stirling = [](double v) { double r = 1 / (v * v); return (1 / 12.0 - r * (1 / 360.0 - r / 1260.0)) / v; };
     return 2 / std::sqrt(kPi * z) * std::exp(0.5 - z * std::log1p(0.5 / z) + stirling(z) - stirling(z + 0.5));
   }
 
   // P_n(cos theta) / C_n and its theta-derivative at every root of the batch.
   void operator()(const Roots& r, std::vector<double>& f, std::vector<double>& df) const {
     for (size_t j = 0; j < r.t.size(); ++j) {
-      double s, c, y, ca, sa;  // ca, sa: cos and sin of a_0
-      trig(r.top, r.t[j], s, c, y);
+      double s, c, ca, sa;  // ca, sa: cos and sin of a_0
+      trig(r.top, r.t[j], s, c);
       if (r.top) {
         double a = (n + 0.5) * r.t[j] - kPi / 4;
         ca = std::cos(a), sa = std::sin(a);
@@ -129,7 +129,7 @@ struct Stieltjes {
 
 // Newton's method in the angle on every root of the batch; returns
 // dP_n/dtheta at the roots, for the weights. Once a step is below 1e-9 of
-// the angle, the error left after it is ~1e-18 (quadratic convergence).
+// the angle, the error left after it is ~1e-18 of it (quadratic convergence).
 template <class Eval>
 std::vector<double> newton(Roots& r, const Eval& eval) {
   std::vector<double> f(r.t.size()), df(r.t.size());
@@ -163,10 +163,10 @@ void gauss_legendre(int64_t n, std::vector<double>& nodes, std::vector<double>& 
     // Tricomi's initial guess x = a cos(theta0), a = 1 - 1/(8n^2) + 1/(8n^3),
     // solved for the small angle without cancellation.
     double theta0 = kPi * (4 * k - 1) / (4 * nd + 2), phi0 = kPi * (2 * nd + 2 - 4 * k) / (4 * nd + 2);
-    bool top = theta0 < kPi / 4, exact = n <= 100 || nd * std::sin(theta0) < 50;
+    bool top = theta0 < kPi / 4, by_recurrence = n <= 100 || nd * std::sin(theta0) < 50;
     double t = top ? 2 * std::asin(std::sqrt(one_minus_a / 2 + (1 - one_minus_a) * std::pow(std::sin(theta0 / 2), 2)))
                    : std::asin((1 - one_minus_a) * std::sin(phi0));
-    Roots& b = batches[(exact ? 0 : 2) + (top ? 0 : 1)];
+    Roots& b = batches[(by_recurrence ? 0 : 2) + (top ? 0 : 1)];
     b.t.push_back(t);
     b.k.push_back(k);
   }

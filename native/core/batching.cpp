@@ -1,5 +1,6 @@
 #include "batching.h"
 
+#include <chrono>
 #include <exception>
 #include <future>
 #include <map>
@@ -50,7 +51,12 @@ class AllocationProbe : public c10::MemoryReportingInfoBase {
 // row shape so that only a request's first call pays for the probe.
 struct RowCost {
   double fixed = 0, per_row = 0, kept_per_row = 0;
+  double seconds_per_row = 0;
 };
+
+// Chunks take about this long at most, so that cancellation and waiting
+// requests are served within that time (and chunks stay cache-sized).
+constexpr double kChunkSeconds = 0.05;
 LruCache<std::string, RowCost>& row_costs() {
   static LruCache<std::string, RowCost> cache(1 << 20);
   return cache;
@@ -98,12 +104,15 @@ void for_each_chunk(const Context& ctx, const Rows& rows, const char* kind, cons
     std::optional<RowCost> cost = row_costs().get(key);
     if (!cost && count > g) {
       int64_t peaks[2] = {0, 0}, kept = 0, ends[2] = {g, std::min(count, 3 * g)};
+      double seconds[2] = {0, 0};
       for (int i = 0; i < 2; ++i) {
         auto probe = std::make_shared<AllocationProbe>();
+        auto start = std::chrono::steady_clock::now();
         {
           c10::DebugInfoGuard guard(c10::DebugInfoKind::PROFILER_STATE, probe);
           kept += run_chunk(0, *primary, done, ends[i]);
         }
+        seconds[i] = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
         peaks[i] = probe->peak();
         done = ends[i];
       }
@@ -114,6 +123,9 @@ void for_each_chunk(const Context& ctx, const Rows& rows, const char* kind, cons
         c.per_row = std::max(double(peaks[1] - peaks[0]) / g, double(peaks[1]) / (4 * g));
         c.fixed = std::max(0.0, double(peaks[0]) - c.per_row * g);
         c.kept_per_row = double(kept) / double(ends[1]);
+        // The first probe pays one-time costs too; a pass's fixed cost is
+        // what the second's time does not grow by.
+        c.seconds_per_row = std::max((seconds[1] - std::min(seconds[0], seconds[1])) / g, 0.05 * seconds[1] / (2 * g));
         row_costs().put(key, c, key.size() + sizeof(RowCost));
         cost = c;
       }
@@ -134,6 +146,8 @@ void for_each_chunk(const Context& ctx, const Rows& rows, const char* kind, cons
                   " left; raise memoryBudget or use smaller inputs");
       double fit = cost->per_row > 0 ? (budget - kept_total - cost->fixed) / cost->per_row : double(count);
       size = static_cast<int64_t>(std::min<double>(double(count), std::floor(fit)));
+      if (cost->seconds_per_row > 0)
+        size = std::min<int64_t>(size, std::max<int64_t>(g, static_cast<int64_t>(kChunkSeconds / cost->seconds_per_row)));
       // Spread over the workers when everything fits at once.
       size = std::min<int64_t>(size, (count - done + ctx.devices.size() - 1) / ctx.devices.size());
     }

@@ -69,6 +69,12 @@ void require_budget(const Context& ctx, double bytes, const std::string& what) {
               " MiB; raise memoryBudget or ask for less");
 }
 
+double example_bytes(const Context& ctx) {
+  double bytes = 0;
+  for (const auto& x : ctx.inputs) bytes += double(x.numel() / std::max<int64_t>(1, x.size(0))) * x.element_size();
+  return bytes;
+}
+
 void require_finite(const Context& ctx, const torch::Tensor& t, const std::string& name) {
   if (ctx.allow_non_finite || !t.defined() || !at::isFloatingType(t.scalar_type()) || t.numel() == 0) return;
   if (!torch::isfinite(t).all().item<bool>())

@@ -76,6 +76,9 @@ double default_memory_budget();
 // passes, which the engine plans): an error when over memoryBudget.
 void require_budget(const Context& ctx, double bytes, const std::string& what);
 
+// Bytes of one example's rows over all inputs (an expansion's unit of size).
+double example_bytes(const Context& ctx);
+
 // NaN or infinite values are errors naming `name`, unless allowNonFinite.
 void require_finite(const Context& ctx, const torch::Tensor& t, const std::string& name);
 

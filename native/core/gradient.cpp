@@ -34,6 +34,8 @@ ShapDraws shap_draws(const Context& ctx, const Options& o, const std::string& na
   d.multiply = o.boolean("multiplyByInputs", true);
   d.want_delta = o.boolean("returnConvergenceDelta", false);
   int64_t count = ctx.batch * d.samples;
+  // The draws (noisy ends, picked starts, alphas) are made up front.
+  require_budget(ctx, double(count) * (2 * example_bytes(ctx) + 16), concat(name, "'s ", count, " drawn samples"));
   d.rows = Rows::per_example(ctx.batch, d.samples);
   torch::Tensor examples = d.rows.examples().to(ctx.model->device());
   for (size_t i = 0; i < ctx.inputs.size(); ++i) {

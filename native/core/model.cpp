@@ -2,6 +2,7 @@
 
 #include <filesystem>
 #include <set>
+#include <caffe2/serialize/inline_container.h>
 #include <torch/csrc/jit/runtime/graph_executor.h>
 #include <torch/cuda.h>
 
@@ -62,6 +63,62 @@ void check_value(const c10::IValue& v, const std::string& what, const std::strin
 
 }  // namespace
 
+namespace {
+
+// TorchScript's parser and compiler recurse once per level of nesting, and a
+// few hundred thousand levels overflow any thread's stack (a crash no handler
+// can catch). Models saved by PyTorch nest a few dozen levels: reject code
+// that nests far deeper before the compiler sees it.
+void check_code_nesting(const std::string& path) {
+  constexpr int64_t kMaxDepth = 1000;
+  std::unique_ptr<caffe2::serialize::PyTorchStreamReader> reader;
+  try {
+    reader = std::make_unique<caffe2::serialize::PyTorchStreamReader>(path);
+  } catch (const std::exception&) {
+    return;  // not an archive: the loader reports it
+  }
+  for (const auto& name : reader->getAllRecords()) {
+    if (name.size() < 3 || name.compare(name.size() - 3, 3, ".py") != 0) continue;
+    auto [data, size] = reader->getRecord(name);
+    const char* code = static_cast<const char*>(data.get());
+    int64_t brackets = 0, unary = 0, line_words = 0, indent = 0;
+    bool line_start = true;
+    auto too_deep = [&](const char* what) {
+      fail_with(ErrorCode::ModelLoad, "path: '", path, "' has code nested too deeply to compile safely (", what, " in ", name,
+                "; at most ", kMaxDepth, " levels)");
+    };
+    for (size_t i = 0; i < size; ++i) {
+      char c = code[i];
+      if (c == '\n') {
+        line_start = true, indent = 0, line_words = 0, unary = 0;
+        continue;
+      }
+      if (line_start && c == ' ') {
+        if (++indent > 4 * kMaxDepth) too_deep("indentation");
+        continue;
+      }
+      line_start = false;
+      if (c == '(' || c == '[' || c == '{') {
+        if (++brackets > kMaxDepth) too_deep("brackets");
+      } else if (c == ')' || c == ']' || c == '}') {
+        brackets = std::max<int64_t>(0, brackets - 1);
+      }
+      // Runs of prefix operators, and right-nested words (if/else, not, **).
+      if (c == '-' || c == '+' || c == '~') {
+        if (++unary > kMaxDepth) too_deep("operators");
+      } else if (c != ' ') {
+        unary = 0;
+      }
+      if ((c == 'i' && i + 2 < size && code[i + 1] == 'f' && code[i + 2] == ' ') ||
+          (c == 'n' && i + 3 < size && code[i + 1] == 'o' && code[i + 2] == 't' && code[i + 3] == ' ') ||
+          (c == '*' && i + 1 < size && code[i + 1] == '*'))
+        if (++line_words > 4 * kMaxDepth) too_deep("conditional or power expressions");
+    }
+  }
+}
+
+}  // namespace
+
 void Model::check_storages(const torch::jit::Module& module, const std::string& path) {
   for (const auto& a : module.named_attributes(/*recurse=*/true))
     if (!a.value.isModule()) check_value(a.value, a.name, path);
@@ -86,6 +143,7 @@ std::shared_ptr<Model> Model::load(const std::string& path, const std::string& d
   if (!std::filesystem::is_regular_file(path, ec))
     fail("path: '", path, "' is not a regular file (a FIFO, socket or device cannot be loaded)");
   plain_execution();
+  check_code_nesting(path);
   torch::jit::Module module;
   try {
     module = torch::jit::load(path, device);
@@ -258,8 +316,10 @@ std::shared_ptr<const Model> Model::replica(c10::Device device, size_t index) co
   std::lock_guard<std::mutex> lock(replicas_mutex_);
   auto& slot = replicas_[device.str() + "#" + std::to_string(index)];
   if (!slot) {
-    torch::jit::Module copy = module_.clone();
-    copy.to(device);
+    // Replicas on the model's own device share its (read-only) weights:
+    // a replica per worker then costs graphs, not parameters.
+    torch::jit::Module copy = module_.clone(/*inplace=*/device == device_);
+    if (device != device_) copy.to(device);
     slot = std::shared_ptr<Model>(new Model(std::move(copy), device, path_));
   }
   return slot;

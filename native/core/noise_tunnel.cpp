@@ -3,6 +3,7 @@
 #include "algorithms.h"
 #include "batching.h"
 #include "errors.h"
+#include "scheduler.h"
 
 namespace tx {
 
@@ -37,7 +38,10 @@ Result noise_tunnel(const Context& ctx, const Options& o) {
   if (base == "NoiseTunnel" || base == "forward") fail("NoiseTunnel: cannot wrap '", base, "'");
   std::string type = o.choice("ntType", "smoothgrad", {"smoothgrad", "smoothgrad_sq", "vargrad"});
   int64_t samples = o.has("ntSamples") ? o.integer("ntSamples", 5, 1) : o.integer("nSamples", 5, 1);
-  int64_t per_batch = o.integer("ntSamplesBatchSize", samples, 1);
+  // Noisy copies are made a batch of samples at a time: by default as many as
+  // fit a quarter of the memory budget (the wrapped method needs the rest).
+  int64_t fit = static_cast<int64_t>(ctx.memory_budget / 4 / std::max(1.0, ctx.batch * example_bytes(ctx)));
+  int64_t per_batch = o.integer("ntSamplesBatchSize", std::max<int64_t>(1, std::min(samples, fit)), 1);
   auto stdevs = per_input_numbers(o.get("stdevs"), ctx.inputs.size(), "stdevs", 1.0);
   bool draw = o.boolean("drawBaselineFromDistrib", false);
   bool want_delta = o.boolean("returnConvergenceDelta", false);
@@ -55,6 +59,7 @@ Result noise_tunnel(const Context& ctx, const Options& o) {
   std::vector<torch::Tensor> sum, sum_sq;
   std::vector<torch::Tensor> deltas;
   for (int64_t done = 0; done < samples; done += per_batch) {
+    yield_point();
     int64_t s = std::min(per_batch, samples - done);
     torch::Tensor examples = Rows::per_example(ctx.batch, s).examples();
     torch::Tensor ex_dev = examples.to(ctx.model->device());

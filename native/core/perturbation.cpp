@@ -4,10 +4,13 @@
 #include "perturbation.h"
 
 #include <algorithm>
+#include <chrono>
+#include <sstream>
 #include <numeric>
 
 #include "algorithms.h"
 #include "errors.h"
+#include "lru_cache.h"
 #include "scheduler.h"
 
 namespace tx {
@@ -65,19 +68,63 @@ Features feature_mask_option(const Context& ctx, const Value& v) {
   return f;
 }
 
+namespace {
+
+// What one probe pass tells about a model and an input shape: whether its
+// output follows the batch (so several perturbed copies can share a pass),
+// and a pass's time per row.
+struct BatchProbe {
+  bool follows = false;
+  double seconds_per_row = 0;
+};
+
+BatchProbe probe_batching(const Context& ctx) {
+  static LruCache<std::string, BatchProbe> cache(1 << 20);
+  std::ostringstream key;
+  key << ctx.model.get() << '/' << ctx.batch << '/' << ctx.per_example();
+  for (const auto& x : ctx.inputs) key << '/' << dtype_str(x.scalar_type()) << shape_str(x.sizes().slice(1));
+  if (auto hit = cache.get(key.str())) return *hit;
+  BatchProbe p;
+  try {
+    torch::NoGradGuard no_grad;
+    int64_t n = ctx.batch;
+    torch::Tensor examples = torch::arange(2 * n, torch::kLong).remainder(n);
+    std::vector<torch::Tensor> twice;
+    for (const auto& x : ctx.inputs) twice.push_back(torch::cat({x, x}, 0));
+    auto extra = ctx.per_example() ? select_extra(ctx.extra, n, examples) : ctx.extra;
+    auto start = std::chrono::steady_clock::now();
+    torch::Tensor out = ctx.model->forward(twice, extra);
+    p.seconds_per_row = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count() / (2 * n);
+    p.follows = out.dim() > 0 && out.size(0) == 2 * n;
+  } catch (const std::exception&) {
+    p.follows = false;  // a model that takes fixed batches: one copy per pass
+  }
+  cache.put(key.str(), p, key.str().size() + sizeof(BatchProbe));
+  return p;
+}
+
+// Copies per pass when the caller leaves it to us: about 50 ms of work per
+// pass within the memory budget, or one copy for models that aggregate their batch.
+int64_t automatic_per_eval(const Context& ctx, int64_t total) {
+  BatchProbe p = probe_batching(ctx);
+  if (!p.follows) return 1;
+  double rows = p.seconds_per_row > 0 ? 0.05 / p.seconds_per_row : 4096.0;
+  double row_bytes = 0;
+  for (const auto& x : ctx.inputs) row_bytes += double(x.numel() / ctx.batch) * x.element_size();
+  // Inputs are a fraction of a forward pass's memory; allow for activations.
+  rows = std::min(rows, ctx.memory_budget / std::max(1.0, row_bytes * 16));
+  return std::max<int64_t>(1, std::min<int64_t>(total, static_cast<int64_t>(rows / ctx.batch)));
+}
+
+}  // namespace
+
 int64_t perturbations_per_eval_option(const Context& ctx, const Options& o, int64_t total) {
   const Value& v = o.get("perturbationsPerEval");
+  if (v.is_none()) return automatic_per_eval(ctx, total);
   if (v.kind == Value::Kind::String) {
     if (v.string != "auto") fail("perturbationsPerEval: expected an integer >= 1 or \"auto\", got '", v.string, "'");
-    double budget = o.number("memoryBudget", 256.0 * 1024 * 1024);
-    if (budget <= 0) fail("memoryBudget: expected a positive number of bytes");
-    double row_bytes = 0;
-    for (const auto& x : ctx.inputs) row_bytes += static_cast<double>(x.numel() * x.element_size());
-    // Inputs are a fraction of a forward pass's memory; allow for activations.
-    int64_t fit = static_cast<int64_t>(budget / std::max(1.0, row_bytes * 16));
-    return std::max<int64_t>(1, std::min(total, fit));
+    return automatic_per_eval(ctx, total);
   }
-  (void)o.number("memoryBudget", 0);  // read, so that it is known even when unused
   return std::max<int64_t>(1, std::min(total, o.integer("perturbationsPerEval", 1, 1)));
 }
 

@@ -444,6 +444,8 @@ DeepLiftPairs deeplift_pairs(const Context& ctx, const Options& o, const std::st
   if (b.is_none()) fail("baselines: ", name, " needs a baseline distribution (a tensor of reference samples per input)");
   auto dist = baseline_distribution(ctx, b);
   p.per_example = dist[0].size(0);
+  require_budget(ctx, double(ctx.batch) * p.per_example * 2 * example_bytes(ctx),
+                 concat(name, "'s ", ctx.batch * p.per_example, " input/reference pairs"));
   for (size_t i = 0; i < ctx.inputs.size(); ++i) {
     if (dist[i].size(0) != p.per_example)
       fail("baselines[", i, "]: ", dist[i].size(0), " reference samples, but baselines[0] has ", p.per_example);

@@ -3,10 +3,12 @@
 #include <cmath>
 #include <functional>
 #include <iostream>
+#include <limits>
 
 #include "algorithms.h"
 #include "approximation.h"
 #include "errors.h"
+#include "lru_cache.h"
 #include "rule_ops.h"
 
 using namespace tx;
@@ -62,12 +64,81 @@ void test_quadrature() {
   }
   gauss_legendre(3, x, w);
   check(std::abs(x[2] - std::sqrt(0.6)) < 1e-14 && std::abs(w[1] - 8.0 / 9.0) < 1e-14, "Gauss-Legendre n=3 closed form");
+  // Above 100 nodes most roots come from an asymptotic expansion: check them
+  // against the plain recurrence, in long double, one Newton step from each
+  // returned node. The tolerances allow for the reference's own roundings
+  // (~n ulps, and ~1/(1 - x^2) ulps near the ends) in long double's ulps:
+  // tight where it has 64 bits, as loose as they must be where it has 53.
+  const double ulp = std::numeric_limits<long double>::epsilon();
+  auto legendre = [](int64_t n, long double t, long double& p, long double& dp) {  // P_n(t), P_n'(t)
+    long double p0 = 1;
+    p = t;
+    for (int64_t k = 2; k <= n; ++k) {
+      long double p2 = ((2 * k - 1) * t * p - (k - 1) * p0) / k;
+      p0 = p, p = p2;
+    }
+    dp = n * (p0 - t * p) / ((1 - t) * (1 + t));
+  };
+  for (int64_t n : {150, 1000, 4097}) {
+    gauss_legendre(n, x, w);
+    double node_err = 0, weight_err = 0, sum = 0;  // errors in units of their tolerance
+    bool ordered = x[0] > -1 && x[n - 1] < 1;
+    for (int64_t i = 0; i < n; ++i) {
+      long double r = x[i], p, dp;
+      legendre(n, r, p, dp);
+      r -= p / dp;
+      legendre(n, r, p, dp);
+      double s2 = static_cast<double>((1 - r) * (1 + r)), reference = static_cast<double>(2 / ((1 - r) * (1 + r) * dp * dp));
+      node_err = std::max(node_err, static_cast<double>(std::abs(x[i] - r)) / (2e-15 * std::abs(x[i]) + 4 * ulp));
+      weight_err = std::max(weight_err, std::abs(w[i] / reference - 1) / (1e-12 + (16 * n + 8 / s2) * ulp));
+      sum += w[i];
+      if (i > 0) ordered = ordered && x[i] > x[i - 1] && x[i] == -x[n - 1 - i] && w[i] == w[n - 1 - i];
+    }
+    std::string at = ", n=" + std::to_string(n);
+    check(node_err < 1, "Gauss-Legendre nodes match the recurrence's" + at);
+    check(weight_err < 1, "Gauss-Legendre weights match the recurrence's" + at);
+    check(std::abs(sum - 2) < 1e-13, "Gauss-Legendre weights sum to 2" + at);
+    check(ordered, "Gauss-Legendre nodes ascend in (-1, 1), symmetric" + at);
+    check(n % 2 == 0 || x[n / 2] == 0.0, "Gauss-Legendre odd n has the node 0" + at);
+  }
+  gauss_legendre(500, x, w);
+  for (int k : {10, 20}) {
+    double q = 0;
+    for (int64_t i = 0; i < 500; ++i) q += w[i] * std::pow(x[i], k);
+    check(std::abs(q - 2.0 / (k + 1)) < 1e-14, "Gauss-Legendre n=500 integrates x^" + std::to_string(k));
+  }
+  gauss_legendre(100001, x, w);  // O(n): milliseconds
+  double sum = 0, q = 0;
+  for (size_t i = 0; i < x.size(); ++i) sum += w[i], q += w[i] * std::cos(x[i]);
+  check(std::abs(sum - 2) < 1e-12 && std::abs(q - 2 * std::sin(1.0)) < 1e-12, "Gauss-Legendre n=100001 integrates 1 and cos");
+  auto gl = quadrature("gausslegendre", 7), again = quadrature("gausslegendre", 7);
+  check(gl.alphas == again.alphas && gl.weights == again.weights && std::abs(gl.alphas[3] - 0.5) < 1e-15,
+        "Gauss-Legendre rule on [0, 1], the same from the cache");
   auto left = quadrature("riemann_left", 4);
   check(left.alphas[0] == 0.0 && std::abs(left.alphas[3] - 0.75) < 1e-7, "riemann_left alphas");
   auto trap = quadrature("riemann_trapezoid", 5);
   check(std::abs(trap.weights[0] - 0.1) < 1e-12 && std::abs(trap.weights[2] - 0.2) < 1e-12, "trapezoid weights");
   expect_error([] { quadrature("riemann_left", 1); }, "at least 2 steps", "riemann needs 2 steps");
   expect_error([] { quadrature("simpson", 4); }, "method: expected one of", "unknown method");
+}
+
+void test_lru_cache() {
+  LruCache<int, std::string> cache(100);
+  cache.put(1, "one", 40);
+  cache.put(2, "two", 40);
+  check(cache.get(1) == std::optional<std::string>("one"), "LRU: get returns what was put");
+  cache.put(3, "three", 40);  // over the bound: evicts 2, as 1 was used more recently
+  check(!cache.get(2) && cache.get(1) && cache.get(3), "LRU: evicts the least recently used");
+  check(cache.bytes() == 80 && cache.size() == 2, "LRU: counts bytes and entries");
+  cache.put(4, "huge", 101);
+  check(!cache.get(4) && cache.size() == 2, "LRU: an entry over the bound is not kept, and evicts nothing");
+  cache.put(1, "uno", 10);
+  check(cache.get(1) == std::optional<std::string>("uno") && cache.bytes() == 50, "LRU: put replaces");
+  cache.get(3);
+  cache.put(5, "five", 60);  // 3 was read last: 1 goes, and the total may reach the bound
+  check(!cache.get(1) && cache.get(3) && cache.get(5) && cache.bytes() == 100, "LRU: eviction follows reads");
+  cache.clear();
+  check(cache.size() == 0 && cache.bytes() == 0 && !cache.get(1), "LRU: clear");
 }
 
 void test_integrated_gradients() {
@@ -176,7 +247,7 @@ int main(int argc, char** argv) {
   fixtures = argv[1];
   if (argc > 2) device = argv[2];
   for (auto& [name, fn] : std::vector<std::pair<std::string, void (*)()>>{
-           {"quadrature", test_quadrature}, {"integrated gradients", test_integrated_gradients},
+           {"quadrature", test_quadrature}, {"LRU cache", test_lru_cache}, {"integrated gradients", test_integrated_gradients},
            {"rules", test_rules}, {"layers", test_layers}, {"errors", test_errors}}) {
     try {
       fn();

@@ -35,6 +35,7 @@ const PATH = [...GRAD, "baselines", "nSteps", "method", "returnConvergenceDelta"
 const SHAP = [...GRAD, "!shapBaselines", "nSamples", "stdevs", "returnConvergenceDelta"];
 const PERT = ["target", "additionalForwardArgs", "perturbationsPerEval", "memoryBudget", "showProgress", "onProgress"];
 const DL = [...GRAD, "baselines", "returnConvergenceDelta"];
+const COMMON = [...GRAD, "returnConvergenceDelta", "memoryBudget", "showProgress", "onProgress"];
 const LAYER = ["attributeToLayerInput"];
 const NEURON = ["!neuronSelector", "attributeToNeuronInput"];
 const ALGORITHMS = {
@@ -241,16 +242,17 @@ const ODD = {
 
 function oddValue(c, key) {
   const pool = ODD[key] ? ODD[key](c) : [];
-  return c.r.chance(0.75) && pool.length ? c.r.pick(pool) : c.r.pick(GENERIC);
+  return c.r.chance(0.8) && pool.length ? c.r.pick(pool) : c.r.pick(GENERIC);
 }
 
-/** Unwraps costly() values, marking the case expensive, and notes non-finite ones. */
+/** Unwraps costly() values, marking the case expensive, and notes values that may make results non-finite. */
 function take(c, v) {
   if (v && v[EXPENSIVE]) {
     c.expensive = true;
     v = v.value;
   }
-  if (typeof v === "number" && (!Number.isFinite(v) || Math.abs(v) >= 1e30)) c.nonFinite = true;
+  // Extreme magnitudes (an underflowing kernel width, an overflowing noise) may fairly give non-finite results.
+  if (typeof v === "number" && (!Number.isFinite(v) || Math.abs(v) >= 1e20 || (v !== 0 && Math.abs(v) <= 1e-20))) c.nonFinite = true;
   if (v && v.$tensor && (v.$tensor.fill === "nan" || v.$tensor.fill === "inf")) c.nonFinite = true;
   return v;
 }
@@ -314,7 +316,6 @@ function attributeCase(c, algorithm) {
     }
   }
   for (const k of inner.init || []) if (r.chance(0.3)) init[k] = VALID[k](c);
-  if (options.preset === undefined && init.preset === "epsilonGammaBox") Object.assign(init, { low: -1, high: 1 });
   // Perturbation methods cost one forward pass per feature (and sample): keep the default ones cheap.
   if (inner.perturbation && (model.heavy || featureCount(c) > 256) && !options.featureMask) c.expensive = true;
   if (algorithm === "ShapleyValues" && !options.featureMask && featureCount(c) > 12) options.featureMask = VALID.featureMask(c);
@@ -323,8 +324,10 @@ function attributeCase(c, algorithm) {
   const n = r.pick([0, 0, 0, 0, 1, 1, 1, 1, 2, 3]);
   for (let m = 0; m < n; m++) {
     const roll = r.next();
-    if (roll < 0.55) {
-      const key = r.pick(keys).replace("!", ""), name = OPTION[key] || key;
+    if (roll < 0.6) {
+      // Mostly the algorithm's own options: the shared ones (target, devices, ...) come up everywhere anyway.
+      const own = keys.filter((k) => !COMMON.includes(k));
+      const key = r.pick(own.length && r.chance(0.7) ? own : keys).replace("!", ""), name = OPTION[key] || key;
       options[name] = take(c, oddValue(c, key));
       c.desc.push(`${name}=${trim(show(options[name]))}`);
     } else if (roll < 0.65) {
@@ -409,7 +412,7 @@ function makeCase(seed, i) {
   const r = rng((seed ^ Math.imul(i + 1, 0x9e3779b1)) >>> 0);
   const names = [...Object.keys(ALGORITHMS), ...FUNCTIONS];
   const name = r.chance(0.12) ? r.pick(FUNCTIONS) : r.pick(names);
-  // The heavy model only for cheap algorithms; a wrong-model mismatch is itself a fuzzed input.
+  // The heavy model (a 3x32x32 convnet) only where its size stays cheap: not for perturbation methods.
   let modelName = r.pick(Object.keys(MODELS));
   if (MODELS[modelName].heavy && (ALGORITHMS[name] || {}).perturbation) modelName = "cnn";
   const c = context(r, modelName);

@@ -122,7 +122,8 @@ function checkAttribution(c, inputs, options, result) {
   const ins = Array.isArray(inputs) ? inputs : [inputs];
   // Input attributions are shaped like the inputs (a batch of 1 for a model with one value per batch).
   if ((!spec.layer || spec.toInputs) && !(c.returnInputShape === false && (spec.keys || []).includes("returnInputShape"))) {
-    if (Array.isArray(attrs) !== Array.isArray(inputs) || list.length !== ins.length) return `${list.length} attributions for ${ins.length} inputs`;
+    const form = (x, n) => (Array.isArray(x) ? `an array of ${n}` : "a Tensor");
+    if (Array.isArray(attrs) !== Array.isArray(inputs) || list.length !== ins.length) return `${form(attrs, list.length)} for ${form(inputs, ins.length)} as inputs`;
     for (const [k, t] of list.entries()) {
       const want = ins[k].shape, got = t.shape;
       const ok = shapeOf(t) === JSON.stringify(want) || (c.aggregate && got[0] === 1 && JSON.stringify(got.slice(1)) === JSON.stringify(want.slice(1)));
@@ -231,6 +232,15 @@ function interpolate(c, timers) {
 }
 
 const RUN = { attribute, loadModel, tensor: tensorCall, forward, interpolate };
+// The watcher's self-test: { crash, exit, hang, memory } name the cases that misbehave on
+// purpose; the other cases resolve without touching the library.
+const SELFTEST = process.env.FUZZ_SELFTEST && JSON.parse(process.env.FUZZ_SELFTEST);
+async function misbehave(i) {
+  if (i === SELFTEST.crash) process.kill(process.pid, "SIGSEGV");
+  if (i === SELFTEST.exit) process.exit(7);
+  if (i === SELFTEST.hang) await new Promise(() => setInterval(() => {}, 1000));
+  if (i === SELFTEST.memory) for (const hold = []; ; await new Promise((r) => setTimeout(r, 5))) hold.push(Buffer.alloc(64 << 20, 1));
+}
 
 (async () => {
   emit({ ready: true, pid: process.pid });
@@ -242,7 +252,7 @@ const RUN = { attribute, loadModel, tensor: tensorCall, forward, interpolate };
     const t0 = Date.now();
     let outcome, message;
     try {
-      const bad = await RUN[c.kind](c, timers);
+      const bad = SELFTEST ? await misbehave(i) : await RUN[c.kind](c, timers);
       [outcome, message] = bad ? ["bad", bad] : ["resolved", undefined];
     } catch (e) {
       const ok = e instanceof Error && typeof e.message === "string" && e.message.trim() !== "" && !e.message.startsWith("BAD: ");
