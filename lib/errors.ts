@@ -38,3 +38,16 @@ export function abortError(reason: unknown): TorchExplainError {
   const why = reason instanceof Error ? reason.message : reason === undefined ? "the caller aborted the request" : String(reason);
   return new TorchExplainError(`aborted: ${why}`, "ERR_ABORTED", { cause: reason });
 }
+
+/** Runs a synchronous native call, turning its error into a TorchExplainError. */
+export function guard<T>(call: () => T): T {
+  try {
+    return call();
+  } catch (e) {
+    throw fromNative(e, new Error().stack);
+  }
+}
+
+// Node 20 defines Symbol.dispose; some sandboxes (jest's vm contexts) do not:
+// use the same registered symbol Node uses, so `using` works everywhere.
+(Symbol as { dispose?: symbol }).dispose ??= Symbol.for("nodejs.dispose");

@@ -1,7 +1,7 @@
 import { native, NativeModel, request } from "./native";
 import { Tensor } from "./tensor";
 import { toNative } from "./options";
-import { TorchExplainError } from "./errors";
+import { guard, TorchExplainError } from "./errors";
 import type { ForwardArg, RequestOptions } from "./types";
 
 export interface LoadOptions {
@@ -17,15 +17,15 @@ export class Model {
   constructor(readonly native: NativeModel) {}
 
   get device(): string {
-    return this.native.device;
+    return guard(() => this.native.device);
   }
   /** forward()'s signature, e.g. "forward(a: Tensor, b: Tensor, scale: float)". */
   get signature(): string {
-    return this.native.signature;
+    return guard(() => this.native.signature);
   }
   /** Dotted names of every submodule ("conv1", "layer1.0.conv2", ...). */
   layers(): string[] {
-    return this.native.layers();
+    return guard(() => this.native.layers());
   }
   /** Runs forward() off the event loop. */
   async forward(inputs: Tensor | Tensor[], additionalForwardArgs?: ForwardArg[], options: RequestOptions = {}): Promise<Tensor> {

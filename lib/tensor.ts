@@ -1,6 +1,7 @@
 // Tensors live in native memory; JavaScript holds a handle and copies data
 // out only when asked (data(), toArray()).
 import { native, NativeTensor } from "./native";
+import { guard } from "./errors";
 
 export type DType = "float32" | "float64" | "int64" | "int32" | "bool";
 export type TypedData = Float32Array | Float64Array | BigInt64Array | Int32Array | Uint8Array;
@@ -12,20 +13,20 @@ export class Tensor {
   constructor(readonly native: NativeTensor) {}
 
   get shape(): number[] {
-    return this.native.shape;
+    return guard(() => this.native.shape);
   }
   get dtype(): DType {
-    return this.native.dtype as DType;
+    return guard(() => this.native.dtype as DType);
   }
   get device(): string {
-    return this.native.device;
+    return guard(() => this.native.device);
   }
   get numel(): number {
     return this.shape.reduce((a, b) => a * b, 1);
   }
   /** A row-major copy of the values (BigInt64Array for int64, Uint8Array for bool). */
   data(): TypedData {
-    return this.native.data();
+    return guard(() => this.native.data());
   }
   /** The values as nested arrays of numbers. */
   toArray(): NestedArray {
@@ -50,7 +51,7 @@ export class Tensor {
   }
   /** A copy on another device ("cpu", "cuda:0"). */
   to(device: string): Tensor {
-    return new Tensor(this.native.to(device));
+    return new Tensor(guard(() => this.native.to(device)));
   }
   toString(): string {
     return `Tensor(${JSON.stringify(this.toArray())}, shape=[${this.shape}], dtype=${this.dtype})`;
@@ -105,7 +106,7 @@ export function tensor(data: NestedArray | TypedData | (number | boolean)[], sha
     dtype = dtype ?? (typeof flat[0] === "boolean" ? "bool" : "float32");
     values = convert(flat, dtype);
   }
-  return new Tensor(native.tensorFromBuffer(values, shape, dtype));
+  return new Tensor(guard(() => native.tensorFromBuffer(values, shape!, dtype!)));
 }
 
 function convert(values: (number | boolean)[], dtype: DType): TypedData {

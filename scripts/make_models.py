@@ -6,6 +6,10 @@ and python3-sklearn: /usr/bin/python3 scripts/make_models.py).
   demo; digits_samples.json holds a few held-out images and labels.
 - bench_convnet.pt (3x32x32 inputs) and bench_mlp.pt (64 features): untrained,
   seeded models for the benchmarks, where only the cost of the passes matters.
+- bench_resnet.pt (a residual network with batch norm, about 0.7M parameters, 3x32x32)
+  and bench_textcnn.pt (token ids [N, 128] through an embedding and a 1-d
+  convolution): untrained, seeded, for the benchmarks (`make_models.py bench`
+  writes only these).
 - linear.pt: a seeded linear layer (6 -> 3), whose attributions the tests know exactly;
   linear_sum.pt: the same layer returning one value per batch (aggregate mode).
 
@@ -80,6 +84,70 @@ class TinyMLP(nn.Module):
 
     def forward(self, x):
         return self.fc2(self.relu(self.fc1(x)))
+
+
+class BasicBlock(nn.Module):
+    def __init__(self, cin, cout, stride):
+        super().__init__()
+        self.conv1 = nn.Conv2d(cin, cout, 3, stride=stride, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(cout)
+        self.relu1 = nn.ReLU()
+        self.conv2 = nn.Conv2d(cout, cout, 3, padding=1, bias=False)
+        self.bn2 = nn.BatchNorm2d(cout)
+        self.relu2 = nn.ReLU()
+        self.shortcut = nn.Sequential()
+        if stride != 1 or cin != cout:
+            self.shortcut = nn.Sequential(nn.Conv2d(cin, cout, 1, stride=stride, bias=False), nn.BatchNorm2d(cout))
+
+    def forward(self, x):
+        y = self.bn2(self.conv2(self.relu1(self.bn1(self.conv1(x)))))
+        return self.relu2(y + self.shortcut(x))
+
+
+class BenchResNet(nn.Module):
+    """A small residual network with batch norm (about 0.7M parameters, 3x32x32 inputs)."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 48, 3, padding=1, bias=False)
+        self.bn = nn.BatchNorm2d(48)
+        self.relu = nn.ReLU()
+        self.layer1 = BasicBlock(48, 48, 1)
+        self.layer2 = BasicBlock(48, 96, 2)
+        self.layer3 = BasicBlock(96, 192, 2)
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.fc = nn.Linear(192, 10)
+
+    def forward(self, x):
+        x = self.relu(self.bn(self.conv(x)))
+        x = self.layer3(self.layer2(self.layer1(x)))
+        return self.fc(self.pool(x).flatten(1))
+
+
+class BenchTextCNN(nn.Module):
+    """Token ids [N, T] -> 2 classes: an embedding, a 1-d convolution, max over time."""
+
+    def __init__(self):
+        super().__init__()
+        self.embedding = nn.Embedding(2000, 64)
+        self.conv = nn.Conv1d(64, 96, 3, padding=1)
+        self.relu = nn.ReLU()
+        self.fc = nn.Linear(96, 2)
+
+    def forward(self, x):
+        h = self.relu(self.conv(self.embedding(x).transpose(1, 2)))
+        return self.fc(h.amax(2))
+
+
+def randomize_batch_norms(net):
+    with torch.no_grad():  # non-trivial statistics, as a trained network has
+        for m in net.modules():
+            if isinstance(m, nn.BatchNorm2d):
+                m.running_mean.uniform_(-0.5, 0.5)
+                m.running_var.uniform_(0.5, 2.0)
+                m.weight.uniform_(0.5, 1.5)
+                m.bias.uniform_(-0.2, 0.2)
+    return net
 
 
 class Linear(nn.Module):
@@ -265,11 +333,21 @@ def train_digits():
     }
 
 
+def bench_models():
+    torch.manual_seed(5)
+    torch.jit.script(randomize_batch_norms(BenchResNet()).eval()).save(os.path.join(OUT, "bench_resnet.pt"))
+    torch.manual_seed(6)
+    torch.jit.script(BenchTextCNN().eval()).save(os.path.join(OUT, "bench_textcnn.pt"))
+
+
 def main():
     which = sys.argv[1] if len(sys.argv) > 1 else "all"
     if which in ("tests", "all"):
         test_models()
     if which == "tests":
+        return
+    if which == "bench":
+        bench_models()
         return
     os.makedirs(OUT, exist_ok=True)
     torch.manual_seed(0)
@@ -280,6 +358,7 @@ def main():
     torch.manual_seed(1)
     torch.jit.script(ConvNet().eval()).save(os.path.join(OUT, "bench_convnet.pt"))
     torch.jit.script(TinyMLP().eval()).save(os.path.join(OUT, "bench_mlp.pt"))
+    bench_models()
     torch.manual_seed(2)
     linear = Linear().eval()
     torch.jit.script(linear).save(os.path.join(OUT, "linear.pt"))

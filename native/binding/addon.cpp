@@ -111,6 +111,10 @@ EnvState& State(Napi::Env env) { return *env.GetInstanceData<EnvState>(); }
 void CallJs(napi_env env, napi_value, void*, void* data) {
   std::unique_ptr<Message> m(static_cast<Message*>(data));
   if (env == nullptr) return;  // teardown: free only
+  // A terminating environment (worker.terminate(), process.exit()) cannot run
+  // JavaScript any more: drop the message.
+  bool pending = false;
+  if (napi_is_exception_pending(env, &pending) != napi_ok || pending) return;
   Napi::HandleScope scope(env);
   try {
     m->deliver(Napi::Env(env));
@@ -145,7 +149,7 @@ class TensorWrap : public Napi::ObjectWrap<TensorWrap> {
   static const torch::Tensor& From(Napi::Env env, const Napi::Value& v, const std::string& where) {
     if (!Is(env, v)) tx::fail(where, ": expected a Tensor (make one with tensor())");
     TensorWrap* w = Unwrap(v.As<Napi::Object>());
-    if (!w->tensor_.defined()) tx::fail(where, ": this Tensor was disposed");
+    if (!w->tensor_.defined()) tx::fail_with(tx::ErrorCode::Disposed, where, ": this Tensor was disposed");
     return w->tensor_;
   }
 
@@ -290,7 +294,7 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
     if (!v.IsObject() || !v.As<Napi::Object>().InstanceOf(State(env).model_ctor.Value()))
       tx::fail("model: expected a Model from loadModel()");
     auto m = Unwrap(v.As<Napi::Object>())->model_;
-    if (!m) tx::fail("model: this Model was disposed");
+    if (!m) tx::fail_with(tx::ErrorCode::Disposed, "model: this Model was disposed");
     return m;
   }
   explicit ModelWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<ModelWrap>(info) {}

@@ -3,6 +3,7 @@
 #include <cmath>
 #include <cstdlib>
 #include <fstream>
+#include <sstream>
 #include <unistd.h>
 
 #include "errors.h"
@@ -62,11 +63,17 @@ double default_memory_budget() {
   return pages > 0 && page > 0 ? double(pages) * page / 2 : 1024.0 * 1024 * 1024;
 }
 
+std::string megabytes(double bytes) {
+  std::ostringstream os;
+  os.precision(bytes < 1e7 ? 3 : 0);
+  os << std::fixed << bytes / (1 << 20) << " MiB";
+  return os.str();
+}
+
 void require_budget(const Context& ctx, double bytes, const std::string& what) {
   if (bytes > ctx.memory_budget)
-    fail_with(ErrorCode::MemoryBudget, "memoryBudget: ", what, " needs about ", static_cast<int64_t>(bytes / (1 << 20)),
-              " MiB, more than the budget of ", static_cast<int64_t>(ctx.memory_budget / (1 << 20)),
-              " MiB; raise memoryBudget or ask for less");
+    fail_with(ErrorCode::MemoryBudget, "memoryBudget: ", what, " needs about ", megabytes(bytes), ", more than the budget of ",
+              megabytes(ctx.memory_budget), "; raise memoryBudget or ask for less");
 }
 
 double example_bytes(const Context& ctx) {

@@ -51,6 +51,7 @@ struct Context {
   int64_t chunk_rows = 0;           // rows per forward pass; 0 = as many as fit memory_budget
   double memory_budget = 0;         // bytes an expansion may use at once (memoryBudget)
   bool allow_non_finite = false;    // NaN/Inf inputs and baselines on purpose (allowNonFinite)
+  bool expanded = false;            // the inputs are already an expansion (NoiseTunnel's noisy copies): plan their passes too
   std::vector<c10::Device> devices; // one worker per entry; [0] is the model's device
   const Options* options = nullptr;
   std::shared_ptr<Progress> progress;  // never null
@@ -71,6 +72,9 @@ Context make_context(const Request& req);
 
 // The default memoryBudget: half the memory available now.
 double default_memory_budget();
+
+// "12.3 MiB": sizes in messages.
+std::string megabytes(double bytes);
 
 // Working memory an algorithm is about to take at once (beyond the model's
 // passes, which the engine plans): an error when over memoryBudget.

@@ -5,6 +5,7 @@
 
 #include "algorithms.h"
 #include "errors.h"
+#include "scheduler.h"
 #include "perturbation.h"
 
 namespace tx {
@@ -150,6 +151,7 @@ Result surrogate(const Context& ctx, const Options& o, const std::string& name, 
                                                  : torch::Tensor();
     for (int64_t s = 2; s < samples; ++s)
       for (int64_t g = 0; g < groups; ++g) {
+        if (g == 0 && s % 256 == 0) check_cancelled();
         int64_t k = fc > 1 ? sizes[(s - 2) * groups + g].item<int64_t>() : 1;
         z[s][g].index_fill_(0, torch::randperm(fc, torch::kLong).slice(0, 0, k), true);
       }
@@ -157,6 +159,7 @@ Result surrogate(const Context& ctx, const Options& o, const std::string& name, 
     z = torch::empty({samples, groups, fc}, torch::kBool);
     for (int64_t g = 0; g < groups; ++g)
       for (int64_t s = 0; s < samples; ++s) {
+        check_cancelled();
         Value r = (*perturb_fn.function)({example_inputs(ctx, aggregate ? -1 : g)});
         if (!r.is_tensor() || r.tensor.numel() != fc)
           fail("perturbFunc: expected a tensor of ", fc, " zeros and ones (one per feature), got ",
@@ -185,6 +188,7 @@ Result surrogate(const Context& ctx, const Options& o, const std::string& name, 
     for (int64_t g = 0; g < groups; ++g) {
       Value original = example_inputs(ctx, aggregate ? -1 : g);
       for (int64_t s = 0; s < samples; ++s) {
+        check_cancelled();
         torch::Tensor row = z[s].slice(0, aggregate ? 0 : g, (aggregate ? 0 : g) + 1);  // [1, F]
         Perturbation p = absent_per_example(ctx, f, baselines, row.logical_not().to(dev).unsqueeze(0).expand({1, ctx.batch, fc}));
         List perturbed;

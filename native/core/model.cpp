@@ -42,6 +42,9 @@ void check_tensor(const torch::Tensor& t, const std::string& what, const std::st
   for (int64_t d = 0; d < t.dim(); ++d) extent += (t.size(d) - 1) * t.stride(d);
   int64_t need = (extent + 1) * static_cast<int64_t>(t.element_size());
   int64_t have = static_cast<int64_t>(t.storage().nbytes());
+  if (!t.storage().data())
+    fail_with(ErrorCode::ModelLoad, "path: '", path, "' is corrupt: tensor '", what, "' of shape ", shape_str(t.sizes()),
+              " has no data in the archive");
   if (need > have)
     fail_with(ErrorCode::ModelLoad, "path: '", path, "' is corrupt: tensor '", what, "' of shape ", shape_str(t.sizes()),
               " needs ", need, " bytes of storage, the archive holds ", have);

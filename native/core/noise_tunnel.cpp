@@ -71,7 +71,9 @@ Result noise_tunnel(const Context& ctx, const Options& o) {
     }
     Options part(base_options);
     if (!baselines.is_none()) part.set("baselines", expand_baselines(baselines, ctx, examples, draw));
-    Result r = invoke(base, ctx.with_rows(noisy, examples), part);
+    Context noisy_ctx = ctx.with_rows(noisy, examples);
+    noisy_ctx.expanded = true;
+    Result r = invoke(base, noisy_ctx, part);
     for (size_t i = 0; i < r.attributions.size(); ++i) {
       const torch::Tensor& a = r.attributions[i];
       std::vector<int64_t> shape = {ctx.batch, s};

@@ -448,6 +448,7 @@ Result shapley_value_sampling(const Context& ctx, const Options& o) {
   std::vector<torch::Tensor> orders;
   torch::Tensor present = torch::zeros({count, f.count}, torch::kBool);
   for (int64_t s = 0; s < samples; ++s) {
+    if (s % 64 == 0) check_cancelled();
     torch::Tensor order = torch::randperm(f.count, torch::kLong);
     orders.push_back(order);
     for (int64_t k = 0; k < f.count; ++k) present[s * f.count + k].index_fill_(0, order.slice(0, 0, k + 1), true);
@@ -457,6 +458,7 @@ Result shapley_value_sampling(const Context& ctx, const Options& o) {
   torch::Tensor start = evaluate_inputs(at_baseline);
   torch::Tensor phi = torch::zeros({f.count, v.size(1)}, v.options());
   for (int64_t s = 0; s < samples; ++s) {
+    if (s % 64 == 0) check_cancelled();
     torch::Tensor values = torch::cat({start, v.slice(0, s * f.count, (s + 1) * f.count)}, 0);
     phi.index_add_(0, orders[s].to(phi.device()), values.slice(0, 1) - values.slice(0, 0, -1));
   }

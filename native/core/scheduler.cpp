@@ -108,29 +108,22 @@ class Pool {
     std::lock_guard<std::mutex> lock(mutex_);
     queue_.push_back(std::move(job));
     grow();
-    ready_.notify_one();
+    ready_.notify_all();  // one woken worker may be beyond the configured count
   }
 
-  // Runs one queued request inline when every worker is busy and the caller
-  // has held its worker for a while.
+  // Called by a request between its chunks: when every worker is busy and
+  // requests wait, start a short-lived extra worker for them, so that a
+  // short request waits for one chunk rather than a whole long request. (Not
+  // run inline: the waiting request would then hold up the caller's own
+  // cancellation.) At most kMaxExtra extra workers at a time.
   void yield() {
-    thread_local int depth = 0;
     auto now = std::chrono::steady_clock::now();
-    if (depth >= 4 || now - slice_start < std::chrono::milliseconds(20)) return;
-    std::function<void()> job;
-    {
-      std::lock_guard<std::mutex> lock(mutex_);
-      if (queue_.empty() || busy_ < config_.workers) return;  // a free worker will take it
-      job = std::move(queue_.front());
-      queue_.pop_front();
-    }
-    ++depth;
-    {
-      RequestScope outside(nullptr);  // the inline request has its own token
-      job();
-    }
-    --depth;
-    slice_start = std::chrono::steady_clock::now();
+    if (now - slice_start < std::chrono::milliseconds(20)) return;
+    slice_start = now;
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (queue_.empty() || busy_ < config_.workers || extra_ >= kMaxExtra) return;
+    ++extra_, ++busy_;
+    start_thread([this] { extra(); });
   }
 
  private:
@@ -168,10 +161,29 @@ class Pool {
     }
   }
 
+  // An extra worker: runs waiting requests while every worker is busy, then ends.
+  void extra() {
+    plain_execution();
+    at::set_num_threads(config().threads);
+    std::unique_lock<std::mutex> lock(mutex_);
+    while (!queue_.empty()) {
+      auto job = std::move(queue_.front());
+      queue_.pop_front();
+      lock.unlock();
+      slice_start = std::chrono::steady_clock::now();
+      job();
+      lock.lock();
+      if (busy_ - 1 < config_.workers) break;  // a regular worker is free again
+    }
+    --extra_, --busy_;
+  }
+
+  static constexpr int kMaxExtra = 4;
   std::mutex mutex_;
   std::condition_variable ready_;
   std::deque<std::function<void()>> queue_;
   SchedulerConfig config_;
+  int extra_ = 0;
   int started_ = 0, busy_ = 0, threads_epoch_ = 0;
   static thread_local std::chrono::steady_clock::time_point slice_start;  // when this thread's request last got the CPU
 };
@@ -248,6 +260,7 @@ const char* error_code_name(ErrorCode code) {
     case ErrorCode::MemoryBudget: return "ERR_MEMORY_BUDGET";
     case ErrorCode::ModelLoad: return "ERR_MODEL_LOAD";
     case ErrorCode::ModelForward: return "ERR_MODEL_FORWARD";
+    case ErrorCode::Disposed: return "ERR_DISPOSED";
     default: return "ERR_NATIVE";
   }
 }

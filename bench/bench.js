@@ -1,0 +1,144 @@
+#!/usr/bin/env node
+// npm run bench: times attribution calls against two floors, the same bare
+// forward/backward passes of the model (same rows per pass):
+// - engine: run natively by torchexplain's core with none of its machinery,
+//   timed in alternation with the attribution so that a noisy spell hits both;
+// - PyTorch: run by Debian's python3-torch on the same TorchScript file
+//   (bench/floor.py), when it is installed: a floor that owes nothing to the engine.
+// Prints a Markdown table (the README's figures). BENCH_ONLY=substring runs some.
+"use strict";
+const fs = require("fs");
+const os = require("os");
+const path = require("path");
+const { spawnSync } = require("child_process");
+const tx = require("../dist");
+const { native } = require("../dist/native");
+
+const MODELS = path.join(__dirname, "..", "models");
+const filled = (n, f) => Float32Array.from({ length: n }, (_, i) => f(i));
+const fmt = (s) => (s >= 0.1 ? `${(s * 1e3).toFixed(0)} ms` : s >= 0.001 ? `${(s * 1e3).toFixed(2)} ms` : `${(s * 1e6).toFixed(0)} µs`);
+const ratio = (a, b) => (b ? `${(a / b).toFixed(2)}×` : "—");
+
+// Several functions timed in alternation, each as its fastest call over the
+// rounds. A function that returns a number has timed itself (the native floor).
+async function timeTogether(fns, { seconds = 2, rounds = 6, warmup = 3 } = {}) {
+  for (const f of fns) for (let i = 0; i < warmup; i++) await f();
+  const best = fns.map(() => Infinity);
+  for (let r = 0; r < rounds; r++)
+    for (const [k, f] of fns.entries()) {
+      let calls = 0, elapsed = 0;
+      const start = process.hrtime.bigint();
+      while (calls < 2 || elapsed < seconds / rounds) {
+        const t0 = process.hrtime.bigint();
+        const v = await f();
+        best[k] = Math.min(best[k], typeof v === "number" ? v : Number(process.hrtime.bigint() - t0) / 1e9);
+        calls++;
+        elapsed = Number(process.hrtime.bigint() - start) / 1e9;
+      }
+    }
+  return best;
+}
+
+function hasPythonTorch() {
+  return spawnSync("/usr/bin/python3", ["-c", "import torch, numpy"], { stdio: "ignore" }).status === 0;
+}
+
+// Floor passes: rows (float32 or int64 tensors), the target column, rows per
+// pass (0: all), backward or forward only; several passes add up.
+function pass(file, rows, { target = 0, chunk = 0, backward = true } = {}) {
+  return { model: path.join(MODELS, file), rows, target, chunk, backward };
+}
+
+async function main() {
+  const info = tx.buildInfo();
+  const threads = tx.configure().threads;
+  console.log(`torchexplain benchmarks — LibTorch ${info.libtorch}, CPU, ${os.cpus().length} cores, ${threads} threads per worker, node ${process.version}\n`);
+  const models = {};
+  for (const f of ["bench_convnet.pt", "bench_resnet.pt", "bench_textcnn.pt", "bench_mlp.pt"]) models[f] = await tx.loadModel(path.join(MODELS, f));
+  const img = (n) => tx.tensor(filled(n * 3 * 32 * 32, (i) => Math.sin(i * 0.37)), [n, 3, 32, 32]);
+  const conv = models["bench_convnet.pt"], res = models["bench_resnet.pt"], text = models["bench_textcnn.pt"], mlp = models["bench_mlp.pt"];
+  const x8 = img(8), x16 = img(16), x4 = img(4);
+  const tokens = tx.tensor(BigInt64Array.from({ length: 8 * 128 }, (_, i) => BigInt((i * 7919) % 2000)), [8, 128]);
+  const mlpX = tx.tensor(filled(64, Math.sin), [1, 64]);
+  const groups16 = tx.tensor(Int32Array.from({ length: 64 }, (_, i) => i % 16), [1, 64], "int64");
+  const superpixels = tx.tensor(Int32Array.from({ length: 3 * 32 * 32 }, (_, i) => Math.floor((i % 1024) / 256) * 4 + Math.floor((i % 32) / 8)), [1, 3, 32, 32], "int64");
+  const refs10 = tx.tensor(filled(10 * 3 * 32 * 32, (i) => Math.cos(i) * 0.1), [10, 3, 32, 32]);
+  const intRows = (n) => tx.tensor(BigInt64Array.from({ length: n * 128 }, (_, i) => BigInt((i * 7919) % 2000)), [n, 128]);
+
+  // name, the attribution call, its floor passes, and the reference's time
+  // (Python Captum 0.7 on python3-torch 1.13, 2 threads, measured on this
+  // machine class when the performance issue was filed).
+  const work = [
+    ["IG, conv net, batch 8, 50 steps", () => new tx.IntegratedGradients(conv).attribute(x8, { target: 3 }), [pass("bench_convnet.pt", [img(400)], { target: 3 })], 0.099],
+    ["IG, conv net, batch 8, 50 steps, internalBatchSize 50", () => new tx.IntegratedGradients(conv).attribute(x8, { target: 3, internalBatchSize: 50 }), [pass("bench_convnet.pt", [img(400)], { target: 3, chunk: 50 })], 0.068],
+    ["Occlusion, conv net, batch 8, window 3×8×8, stride 3×4×4, 16 per eval", () => new tx.Occlusion(conv).attribute(x8, { target: 3, slidingWindowShapes: [3, 8, 8], strides: [3, 4, 4], perturbationsPerEval: 16 }),
+      [pass("bench_convnet.pt", [img(392)], { chunk: 128, backward: false }), pass("bench_convnet.pt", [x8], { backward: false })], 0.023],
+    ["IG, residual net, batch 16, 32 steps", () => new tx.IntegratedGradients(res).attribute(x16, { target: 3, nSteps: 32 }), [pass("bench_resnet.pt", [img(512)], { target: 3 })], 2.41],
+    ["IG, residual net, batch 16, 32 steps, internalBatchSize 64", () => new tx.IntegratedGradients(res).attribute(x16, { target: 3, nSteps: 32, internalBatchSize: 64 }), [pass("bench_resnet.pt", [img(512)], { target: 3, chunk: 64 })], 0.96],
+    ["GradientShap, residual net, batch 16, 10 references, 20 samples", () => new tx.GradientShap(res).attribute(x16, { target: 3, baselines: refs10, nSamples: 20 }), [pass("bench_resnet.pt", [img(320)], { target: 3 })], 1.09],
+    ["NoiseTunnel(Saliency), conv net, batch 8, 25 samples", () => new tx.NoiseTunnel(new tx.Saliency(conv)).attribute(x8, { target: 3, nSamples: 25, stdevs: 0.1 }), [pass("bench_convnet.pt", [img(200)], { target: 3 })], 0.040],
+    ["DeepLift, residual net, batch 16", () => new tx.DeepLift(res).attribute(x16, { target: 3, baselines: 0 }), [pass("bench_resnet.pt", [img(32)], { target: 3 })], 0.081],
+    ["LayerGradCam, residual net, layer3, batch 16", () => new tx.LayerGradCam(res, "layer3").attribute(x16, { target: 3 }), [pass("bench_resnet.pt", [x16], { target: 3 })], 0.015],
+    ["LayerIntegratedGradients, text CNN embedding, 8×128 tokens, 32 steps", () => new tx.LayerIntegratedGradients(text, "embedding").attribute(tokens, { target: 1, nSteps: 32 }), [pass("bench_textcnn.pt", [intRows(256)], { target: 1 })], 0.066],
+    ["Occlusion, residual net, batch 4, window 3×8×8, stride 3×4×4", () => new tx.Occlusion(res).attribute(x4, { target: 3, slidingWindowShapes: [3, 8, 8], strides: [3, 4, 4] }),
+      [pass("bench_resnet.pt", [img(196)], { backward: false }), pass("bench_resnet.pt", [x4], { backward: false })], 0.197],
+    ["FeatureAblation, conv net, batch 8, 16 superpixels, 16 per eval", () => new tx.FeatureAblation(conv).attribute(x8, { target: 3, featureMask: superpixels, perturbationsPerEval: 16 }),
+      [pass("bench_convnet.pt", [img(128)], { backward: false }), pass("bench_convnet.pt", [x8], { backward: false })], 0.011],
+    ["LRP epsilon, conv net, batch 8", () => new tx.LRP(conv).attribute(x8, { target: 3 }), [pass("bench_convnet.pt", [x8], { target: 3 })], 0.0062],
+    ["IG, MLP 64-32-10, batch 1, 50 steps", () => new tx.IntegratedGradients(mlp).attribute(mlpX, { target: 1 }), [pass("bench_mlp.pt", [tx.tensor(filled(50 * 64, Math.sin), [50, 64])], { target: 1 })], 0.0037],
+    ["FeatureAblation, MLP, 64 features", () => new tx.FeatureAblation(mlp).attribute(mlpX, { target: 1 }),
+      [pass("bench_mlp.pt", [tx.tensor(filled(64 * 64, Math.sin), [64, 64])], { backward: false }), pass("bench_mlp.pt", [mlpX], { backward: false })], 0.0083],
+    ["ShapleyValueSampling, MLP, 16 groups, 25 samples", () => new tx.ShapleyValueSampling(mlp).attribute(mlpX, { target: 1, featureMask: groups16 }),
+      [pass("bench_mlp.pt", [tx.tensor(filled(400 * 64, Math.sin), [400, 64])], { backward: false }), pass("bench_mlp.pt", [mlpX], { backward: false })], 0.065],
+    ["KernelShap, MLP, 16 groups, 200 samples", () => new tx.KernelShap(mlp).attribute(mlpX, { target: 1, featureMask: groups16, nSamples: 200 }),
+      [pass("bench_mlp.pt", [tx.tensor(filled(200 * 64, Math.sin), [200, 64])], { backward: false }), pass("bench_mlp.pt", [mlpX], { backward: false })], 0.039],
+    ["Lime, MLP, 16 groups, 200 samples", () => new tx.Lime(mlp).attribute(mlpX, { target: 1, featureMask: groups16, nSamples: 200 }),
+      [pass("bench_mlp.pt", [tx.tensor(filled(200 * 64, Math.sin), [200, 64])], { backward: false }), pass("bench_mlp.pt", [mlpX], { backward: false })], 0.042],
+  ].filter(([name]) => !process.env.BENCH_ONLY || name.includes(process.env.BENCH_ONLY));
+
+  const results = [];
+  for (const [name, run, passes, reference] of work) {
+    // The engine's floor: every pass through the bare model, natively.
+    const engineFloor = () =>
+      passes.reduce((sum, p) => sum + (p.rows[0].dtype === "int64" ? NaN : native.benchFloor(models[path.basename(p.model)].native, p.rows.map((r) => r.native), p.target, p.chunk, 1, p.backward)), 0);
+    const [t, floor] = await timeTogether([run, engineFloor]);
+    results.push({ name, t, floor: Number.isNaN(floor) ? 0 : floor, reference, passes });
+    console.error(`  ${name}: ${fmt(t)} (engine floor ${Number.isNaN(floor) ? "—" : fmt(floor)})`);
+  }
+
+  // PyTorch's floor, in one python3 process for all rows (written as raw data).
+  if (hasPythonTorch()) {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "torchexplain-bench-"));
+    let k = 0;
+    const specs = results.flatMap((r) =>
+      r.passes.map((p) => ({
+        ...p,
+        threads,
+        seconds: 2,
+        rows: p.rows.map((t) => {
+          const file = path.join(dir, `rows${k++}.bin`);
+          fs.writeFileSync(file, Buffer.from(t.data().buffer));
+          return { file, shape: t.shape, dtype: t.dtype };
+        }),
+      })),
+    );
+    const py = spawnSync("/usr/bin/python3", [path.join(__dirname, "floor.py")], { input: JSON.stringify(specs), encoding: "utf8", maxBuffer: 1 << 20 });
+    fs.rmSync(dir, { recursive: true, force: true });
+    if (py.status !== 0) throw new Error(`bench/floor.py failed: ${py.stderr}`);
+    const seconds = JSON.parse(py.stdout);
+    k = 0;
+    for (const r of results) r.pyFloor = r.passes.reduce((sum) => sum + seconds[k++], 0);
+  } else {
+    console.error("  (python3-torch not installed: no PyTorch floor)");
+  }
+
+  console.log("| workload | time | ÷ engine floor | ÷ PyTorch floor | reference (Captum) | speed-up |");
+  console.log("| --- | ---: | ---: | ---: | ---: | ---: |");
+  for (const r of results)
+    console.log(`| ${r.name} | ${fmt(r.t)} | ${ratio(r.t, r.floor)} | ${r.pyFloor ? ratio(r.t, r.pyFloor) : "—"} | ${fmt(r.reference)} | ${(r.reference / r.t).toFixed(1)}× |`);
+}
+
+main().catch((e) => {
+  console.error(e);
+  process.exit(1);
+});
