@@ -43,6 +43,19 @@ Napi::Error MakeError(Napi::Env env, const std::exception& e) {
 
 void ThrowError(Napi::Env env, const std::exception& e) { MakeError(env, e).ThrowAsJavaScriptException(); }
 
+// Runs a synchronous entry point: core errors become thrown JavaScript errors with their code.
+template <typename F>
+Napi::Value Guarded(Napi::Env env, F&& body) {
+  try {
+    return body();
+  } catch (const Napi::Error&) {
+    throw;
+  } catch (const std::exception& e) {
+    ThrowError(env, e);
+    return env.Undefined();
+  }
+}
+
 // ---- Per-environment state ----------------------------------------------
 
 // A message from a compute thread, delivered on the JavaScript thread; with
@@ -214,15 +227,10 @@ class TensorWrap : public Napi::ObjectWrap<TensorWrap> {
   }
 
   Napi::Value To(const Napi::CallbackInfo& info) {
-    try {
+    return Guarded(info.Env(), [&]() -> Napi::Value {
       if (!info[0].IsString()) tx::fail("device: expected a device name such as 'cpu' or 'cuda:0'");
       return Wrap(info.Env(), Live(info.Env()).to(tx::parse_device(info[0].As<Napi::String>())));
-    } catch (const Napi::Error&) {
-      throw;
-    } catch (const std::exception& e) {
-      ThrowError(info.Env(), e);
-      return info.Env().Undefined();
-    }
+    });
   }
 
   torch::Tensor tensor_;
@@ -233,7 +241,7 @@ class TensorWrap : public Napi::ObjectWrap<TensorWrap> {
 // tensorFromBuffer(typedArray, shape, dtype): copies the data into a new tensor.
 Napi::Value TensorFromBuffer(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  try {
+  return Guarded(env, [&]() -> Napi::Value {
     if (!info[0].IsTypedArray()) tx::fail("data: expected a typed array");
     if (!info[1].IsArray()) tx::fail("shape: expected an array of sizes");
     if (!info[2].IsString()) tx::fail("dtype: expected a dtype name");
@@ -267,12 +275,7 @@ Napi::Value TensorFromBuffer(const Napi::CallbackInfo& info) {
     torch::Tensor t = torch::from_blob(base, shape, torch::TensorOptions().dtype(st)).clone();
     if (st == torch::kBool) t = t.ne(0);  // any non-zero byte is true
     return TensorWrap::Wrap(env, std::move(t));
-  } catch (const Napi::Error&) {
-    throw;
-  } catch (const std::exception& e) {
-    ThrowError(env, e);
-    return env.Undefined();
-  }
+  });
 }
 
 // ---- Model ----------------------------------------------------------------
@@ -656,7 +659,7 @@ Napi::Value ManualSeed(const Napi::CallbackInfo& info) {
 // configure({ workers?, threads? }) -> the settings now in force.
 Napi::Value Configure(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  try {
+  return Guarded(env, [&]() -> Napi::Value {
     tx::SchedulerConfig c;
     if (info[0].IsObject()) {
       Napi::Object o = info[0].As<Napi::Object>();
@@ -676,12 +679,7 @@ Napi::Value Configure(const Napi::CallbackInfo& info) {
     out.Set("workers", now.workers);
     out.Set("threads", now.threads);
     return out;
-  } catch (const Napi::Error&) {
-    throw;
-  } catch (const std::exception& e) {
-    ThrowError(env, e);
-    return env.Undefined();
-  }
+  });
 }
 
 // shutdown(exitCode, isMainThread): from process 'exit'. Cancels this
@@ -700,7 +698,7 @@ Napi::Value Shutdown(const Napi::CallbackInfo& info) {
 // round of the bare model's passes; synchronous, for the benchmarks only.
 Napi::Value BenchFloor(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  try {
+  return Guarded(env, [&]() -> Napi::Value {
     auto model = ModelWrap::From(env, info[0]);
     if (!info[1].IsArray()) tx::fail("benchFloor(model, inputs, target, chunk, rounds, backward)");
     std::vector<torch::Tensor> rows;
@@ -712,18 +710,13 @@ Napi::Value BenchFloor(const Napi::CallbackInfo& info) {
     bool backward = info[5].ToBoolean();
     double s = backward ? tx::time_forward_backward(*model, rows, target, chunk, rounds) : tx::time_forward(*model, rows, chunk, rounds);
     return Napi::Number::New(env, s);
-  } catch (const Napi::Error&) {
-    throw;
-  } catch (const std::exception& e) {
-    ThrowError(env, e);
-    return env.Undefined();
-  }
+  });
 }
 
 // interpolate(tensor, size, mode): layer attributions resized (synchronous: small tensors).
 Napi::Value Interpolate(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  try {
+  return Guarded(env, [&]() -> Napi::Value {
     torch::Tensor t = TensorWrap::From(env, info[0], "layerAttribution");
     if (!info[1].IsArray()) tx::fail("size: expected an array of output sizes");
     std::vector<int64_t> size;
@@ -738,12 +731,7 @@ Napi::Value Interpolate(const Napi::CallbackInfo& info) {
     if (!at::isFloatingType(t.scalar_type())) tx::fail("layerAttribution: expected a floating-point tensor");
     torch::NoGradGuard no_grad;
     return TensorWrap::Wrap(env, tx::interpolate(t, size, mode));
-  } catch (const Napi::Error&) {
-    throw;
-  } catch (const std::exception& e) {
-    ThrowError(env, e);
-    return env.Undefined();
-  }
+  });
 }
 
 Napi::Value Info(const Napi::CallbackInfo& info) {
