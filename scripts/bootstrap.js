@@ -8,6 +8,7 @@ const { execSync, spawnSync } = require("child_process");
 const fs = require("fs");
 const os = require("os");
 const path = require("path");
+const { findLibTorch, NotFound } = require("./libtorch");
 
 const root = path.join(__dirname, "..");
 const quiet = process.argv.includes("--quiet");
@@ -33,14 +34,15 @@ function newest(paths) {
 const mtime = (p) => (fs.existsSync(path.join(root, p)) ? fs.statSync(path.join(root, p)).mtimeMs : 0);
 
 function ensureLibTorch() {
-  if (process.env.LIBTORCH || process.env.Torch_DIR) return;
-  const candidates = [
-    "/usr/lib/x86_64-linux-gnu/cmake/Torch/TorchConfig.cmake",
-    "/usr/lib/aarch64-linux-gnu/cmake/Torch/TorchConfig.cmake",
-  ];
-  if (candidates.some((c) => fs.existsSync(c))) return;
+  let missing;
+  try {
+    return findLibTorch();
+  } catch (e) {
+    missing = e;
+  }
+  // Debian's package is installed for you only where no other LibTorch was asked for.
   const hasApt = spawnSync("sh", ["-c", "command -v apt-get"]).status === 0;
-  if (!hasApt) throw new Error("LibTorch not found: install it, then set LIBTORCH=/path/to/libtorch (or Torch_DIR)");
+  if (!(missing instanceof NotFound) || process.env.LIBTORCH || process.env.Torch_DIR || !hasApt) throw missing;
   const sudo = process.getuid && process.getuid() === 0 ? "" : "sudo ";
   log("LibTorch not found: installing Debian's libtorch-dev");
   sh(`${sudo}apt-get update -qq && DEBIAN_FRONTEND=noninteractive ${sudo}apt-get install -y -qq libtorch-dev cmake g++ ninja-build`);

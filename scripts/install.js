@@ -1,0 +1,89 @@
+#!/usr/bin/env node
+// npm's install step for the package: builds the native addon with cmake-js
+// against the LibTorch that scripts/libtorch.js finds, offline (Node-API
+// headers come from the node-api-headers package), in a temporary folder so
+// that only build/Release/torchexplain.node stays in the package.
+//
+// Skipped when an addon is already there that loads and was built against the
+// LibTorch found now (`--build-from-source`, as npm passes it, forces a
+// build), and when npm runs it in a git checkout: there `npm ci` only installs
+// the tools, and scripts/bootstrap.js builds for development (npm test).
+"use strict";
+const fs = require("fs");
+const os = require("os");
+const path = require("path");
+const { spawnSync } = require("child_process");
+const { findLibTorch, NotFound } = require("./libtorch");
+
+const root = path.join(__dirname, "..");
+const addon = path.join(root, "build", "Release", "torchexplain.node");
+const log = (msg) => console.error(`[torchexplain] ${msg}`);
+
+// The LibTorch version the CMake files describe ("1.13.0"), or null.
+function libtorchVersion(dir) {
+  try {
+    return /PACKAGE_VERSION "([^"]+)"/.exec(fs.readFileSync(path.join(dir, "TorchConfigVersion.cmake"), "utf8"))[1];
+  } catch {
+    return null;
+  }
+}
+
+// The addon's own report, loaded in a child so that a bad one cannot take this process down.
+function loadedInfo(file) {
+  const r = spawnSync(process.execPath, ["-e", `console.log(JSON.stringify(require(${JSON.stringify(file)}).info()))`], { encoding: "utf8" });
+  return r.status === 0 ? JSON.parse(r.stdout) : null;
+}
+
+function build(torch) {
+  if (spawnSync("cmake", ["--version"], { stdio: "ignore" }).status !== 0)
+    throw new NotFound("CMake not found: it builds the native addon (Debian/Ubuntu: sudo apt-get install cmake g++; or pip install cmake).");
+  const out = fs.mkdtempSync(path.join(os.tmpdir(), "torchexplain-build-"));
+  const started = Date.now();
+  try {
+    const cmakeJs = require.resolve("cmake-js/bin/cmake-js");
+    const jobs = String(os.availableParallelism ? os.availableParallelism() : os.cpus().length);
+    log(`building the native addon against LibTorch ${libtorchVersion(torch.dir) ?? ""} (${torch.from}: ${torch.dir}), ${jobs} jobs`);
+    const args = [cmakeJs, "build", "--out", out, "--parallel", jobs, "--target", "torchexplain_node",
+      `--CDTorch_DIR=${torch.dir}`, "--CDTORCHEXPLAIN_TESTS=OFF"];
+    const r = spawnSync(process.execPath, args, { cwd: root, stdio: "inherit" });
+    if (r.status !== 0) throw new Error(`the native build failed (cmake-js exited with ${r.status ?? r.signal}); its output is above`);
+    fs.mkdirSync(path.dirname(addon), { recursive: true });
+    fs.copyFileSync(path.join(out, "Release", "torchexplain.node"), addon);
+  } finally {
+    fs.rmSync(out, { recursive: true, force: true });
+  }
+  if (!loadedInfo(addon)) throw new Error(`the built addon does not load: node -e "require('${addon}')" shows why`);
+  log(`built ${path.relative(root, addon)} in ${Math.round((Date.now() - started) / 1000)} s`);
+}
+
+function main() {
+  const env = process.env;
+  if (env.npm_lifecycle_event === "install" && fs.existsSync(path.join(root, ".git"))) {
+    log("git checkout: not building here (npm test and npm run demo build into build/ through scripts/bootstrap.js)");
+    return;
+  }
+  let torch = null, missing = null;
+  try {
+    torch = findLibTorch();
+  } catch (e) {
+    if (!(e instanceof NotFound)) throw e;
+    missing = e;
+  }
+  if (fs.existsSync(addon) && env.npm_config_build_from_source !== "true") {
+    const info = loadedInfo(addon);
+    // An addon that loads is kept unless the LibTorch found now is another version.
+    if (info && (!torch || info.libtorch === libtorchVersion(torch.dir))) {
+      log(`using the addon already built (LibTorch ${info.libtorch}); --build-from-source rebuilds it`);
+      return;
+    }
+  }
+  if (missing) throw missing;
+  build(torch);
+}
+
+try {
+  main();
+} catch (e) {
+  console.error(e instanceof NotFound ? `torchexplain: ${e.message}` : `[torchexplain] ${e.message}`);
+  process.exit(1);
+}
