@@ -51,7 +51,7 @@ export abstract class Attribution<Init extends object = object> {
     /** Constructor options (Captum's constructor keyword arguments). */
     readonly init: Init = {} as Init,
   ) {
-    if (!(model instanceof Model)) throw new TypeError("model: expected a Model from loadModel()");
+    if (!(model instanceof Model)) throw new TorchExplainError("model: expected a Model from loadModel()", "ERR_BAD_OPTION");
   }
 
   /** @internal Runs `algorithm` natively; resolves like Captum's attribute(). */
@@ -64,7 +64,7 @@ export abstract class Attribution<Init extends object = object> {
   ): Promise<AttributionResult<I, O>> {
     const list = Array.isArray(inputs) ? inputs : [inputs];
     for (const [i, t] of list.entries())
-      if (!(t instanceof Tensor)) throw new TorchExplainError(`inputs[${i}]: expected a Tensor (make one with tensor())`, "ERR_INVALID_ARGUMENT");
+      if (!(t instanceof Tensor)) throw new TorchExplainError(`inputs[${i}]: expected a Tensor (make one with tensor())`, "ERR_BAD_OPTION");
     const { showProgress, onProgress, ...rest } = (options ?? {}) as ProgressOptions & Record<string, unknown>;
     const progress = progressCallback(algorithm, showProgress, onProgress);
     const merged = { ...this.init, ...rest, ...extra, ...(progress ? { onProgress: progress } : {}) };

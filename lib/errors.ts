@@ -3,7 +3,9 @@
 
 /** The kinds of failure, as `error.code`. */
 export type ErrorCode =
-  | "ERR_INVALID_ARGUMENT" // an argument or option is wrong: the message names it and what was expected
+  | "ERR_BAD_OPTION" // an argument or option has a wrong value or type, or is unknown: the message names it and what was expected
+  | "ERR_BAD_SHAPE" // a tensor's shape does not fit the inputs or the model (baselines, masks, batch sizes, an empty batch)
+  | "ERR_BAD_TARGET" // the target (or a neuronSelector) does not select one output value per example
   | "ERR_ABORTED" // cancelled by an AbortSignal, timeoutMs, or the environment shutting down
   | "ERR_MEMORY_BUDGET" // the request does not fit memoryBudget: the message gives the estimate
   | "ERR_MODEL_LOAD" // the file is not a (sound) TorchScript model
@@ -11,11 +13,28 @@ export type ErrorCode =
   | "ERR_DISPOSED" // a disposed Model or Tensor was used
   | "ERR_NATIVE"; // anything else from the native core
 
+const BAD_INPUT: ReadonlySet<ErrorCode> = new Set(["ERR_BAD_OPTION", "ERR_BAD_SHAPE", "ERR_BAD_TARGET"]);
+
+/**
+ * The argument a message names: by convention the text before its first ':'
+ * ("baselines[0]: shape ..."); for an unknown option, the option
+ * ("IntegratedGradients: unknown option nStep ...").
+ */
+function argumentOf(message: string): string | undefined {
+  const unknown = /^[^:]+: unknown options? ([^\s,(]+)/.exec(message);
+  if (unknown) return unknown[1];
+  const i = message.indexOf(":");
+  return i > 0 ? message.slice(0, i) : undefined;
+}
+
 export class TorchExplainError extends Error {
   readonly code: ErrorCode;
+  /** For bad input (ERR_BAD_*): the argument or option at fault, as the message names it ("baselines[0]", "nSteps"). */
+  readonly argument?: string;
   constructor(message: string, code: ErrorCode, options?: { cause?: unknown }) {
     super(message, options);
     this.code = code;
+    if (BAD_INPUT.has(code)) this.argument = argumentOf(message);
     // Cancellation follows the platform's convention (fetch, timers/promises).
     this.name = code === "ERR_ABORTED" ? "AbortError" : "TorchExplainError";
   }

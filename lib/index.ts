@@ -9,9 +9,10 @@ export { NoiseTunnel, NoiseTunnelOptions } from "./algorithms/noise_tunnel";
 export { TorchExplainError, ErrorCode } from "./errors";
 
 import { native } from "./native";
+import { guard } from "./errors";
 /** The LibTorch version, CUDA availability and the native algorithms. */
 export function buildInfo() {
-  return native.info();
+  return guard(() => native.info());
 }
 
 export interface SchedulerSettings {
@@ -22,7 +23,7 @@ export interface SchedulerSettings {
 }
 /** Sets the compute workers and threads; returns the settings in force. */
 export function configure(settings: SchedulerSettings = {}): Required<SchedulerSettings> {
-  return native.configure(settings);
+  return guard(() => native.configure(settings));
 }
 export {
   FeatureAblation, FeatureAblationOptions, FeaturePermutation, FeaturePermutationOptions, Occlusion, OcclusionOptions,

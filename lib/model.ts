@@ -31,7 +31,7 @@ export class Model {
   async forward(inputs: Tensor | Tensor[], additionalForwardArgs?: ForwardArg[], options: RequestOptions = {}): Promise<Tensor> {
     const list = Array.isArray(inputs) ? inputs : [inputs];
     for (const [i, t] of list.entries())
-      if (!(t instanceof Tensor)) throw new TorchExplainError(`inputs[${i}]: expected a Tensor (make one with tensor())`, "ERR_INVALID_ARGUMENT");
+      if (!(t instanceof Tensor)) throw new TorchExplainError(`inputs[${i}]: expected a Tensor (make one with tensor())`, "ERR_BAD_OPTION");
     const r = await request({ ...options, additionalForwardArgs } as RequestOptions, (o) =>
       native.run("forward", this.native, list.map((t) => t.native), toNative(o) as object),
     );

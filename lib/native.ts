@@ -1,7 +1,7 @@
 // The compiled addon and the shape of what it exports. Only lib/ talks to it.
 import * as path from "path";
 import { isMainThread } from "worker_threads";
-import { fromNative, abortError } from "./errors";
+import { fromNative, abortError, TorchExplainError } from "./errors";
 
 export interface NativeTensor {
   readonly shape: number[];
@@ -52,9 +52,12 @@ function load(): Addon {
     // eslint-disable-next-line @typescript-eslint/no-var-requires
     return require(file) as Addon;
   } catch (e) {
-    throw new Error(
-      `torchexplain: the native addon is not built (${file}): run 'node scripts/bootstrap.js'. ` +
-        `Cause: ${(e as Error).message}`,
+    throw new TorchExplainError(
+      `torchexplain: the native addon is not built or does not load (${file}). Installed packages build it at ` +
+        `install time (npm rebuild torchexplain; README: Install); in a clone of the repository, run ` +
+        `'node scripts/bootstrap.js'. Cause: ${(e as Error).message}`,
+      "ERR_NATIVE",
+      { cause: e },
     );
   }
 }
@@ -83,7 +86,7 @@ export interface RequestControl {
 export async function request<T>(options: RequestControl | undefined, start: (options: object) => NativeHandle<T>): Promise<T> {
   const callerStack = new Error().stack;
   const { signal, ...rest } = options ?? {};
-  if (signal !== undefined && !(signal instanceof AbortSignal)) throw fromNative({ message: "signal: expected an AbortSignal", code: "ERR_INVALID_ARGUMENT" }, callerStack);
+  if (signal !== undefined && !(signal instanceof AbortSignal)) throw fromNative({ message: "signal: expected an AbortSignal", code: "ERR_BAD_OPTION" }, callerStack);
   if (signal?.aborted) throw abortError(signal.reason);
   const handle = start(rest);
   const onAbort = () => handle.cancel(signal?.reason instanceof Error ? signal.reason.message : signal?.reason === undefined ? undefined : String(signal.reason));

@@ -1,7 +1,7 @@
 // Tensors live in native memory; JavaScript holds a handle and copies data
 // out only when asked (data(), toArray()).
 import { native, NativeTensor } from "./native";
-import { guard } from "./errors";
+import { guard, TorchExplainError } from "./errors";
 
 export type DType = "float32" | "float64" | "int64" | "int32" | "bool";
 export type TypedData = Float32Array | Float64Array | BigInt64Array | Int32Array | Uint8Array;
@@ -76,12 +76,12 @@ function dtypeOf(data: ArrayBufferView): DType | undefined {
 
 function flatten(data: NestedArray, shape: number[], out: (number | boolean)[], dim = 0): void {
   if (!Array.isArray(data)) {
-    if (dim !== shape.length) throw new Error("tensor: ragged nested array");
+    if (dim !== shape.length) throw new TorchExplainError("tensor: ragged nested array", "ERR_BAD_SHAPE");
     out.push(data);
     return;
   }
   if (dim === shape.length) shape.push(data.length);
-  else if (shape[dim] !== data.length) throw new Error(`tensor: ragged nested array at dimension ${dim}`);
+  else if (shape[dim] !== data.length) throw new TorchExplainError(`tensor: ragged nested array at dimension ${dim}`, "ERR_BAD_SHAPE");
   for (const d of data) flatten(d, shape, out, dim + 1);
 }
 
@@ -95,7 +95,7 @@ export function tensor(data: NestedArray | TypedData | (number | boolean)[], sha
   if (ArrayBuffer.isView(data)) {
     const own = dtypeOf(data);
     dtype = dtype ?? own ?? (data instanceof Uint8Array ? "bool" : undefined);
-    if (!dtype) throw new Error("tensor: unsupported typed array; use Float32Array, Float64Array, BigInt64Array or Int32Array");
+    if (!dtype) throw new TorchExplainError("tensor: unsupported typed array; use Float32Array, Float64Array, BigInt64Array or Int32Array", "ERR_BAD_OPTION");
     values = own === dtype || (dtype === "bool" && data instanceof Uint8Array) ? data : convert(Array.from(data as ArrayLike<number>), dtype);
     shape = shape ?? [values.length];
   } else {
@@ -111,12 +111,12 @@ export function tensor(data: NestedArray | TypedData | (number | boolean)[], sha
 
 function convert(values: (number | boolean)[], dtype: DType): TypedData {
   const Ctor = TYPED[dtype];
-  if (!Ctor) throw new Error(`tensor: dtype must be one of ${Object.keys(TYPED).join(", ")}; got '${dtype}'`);
+  if (!Ctor) throw new TorchExplainError(`tensor: dtype must be one of ${Object.keys(TYPED).join(", ")}; got '${dtype}'`, "ERR_BAD_OPTION");
   const out = new Ctor(values.length);
   values.forEach((v, i) => {
     const n = Number(v);
     if ((dtype === "int64" || dtype === "int32") && !Number.isInteger(n))
-      throw new Error(`tensor: ${dtype} values must be integers; value ${i} is ${v}`);
+      throw new TorchExplainError(`tensor: ${dtype} values must be integers; value ${i} is ${v}`, "ERR_BAD_OPTION");
     if (dtype === "int64") (out as BigInt64Array)[i] = BigInt(n);
     else (out as Float32Array)[i] = n;
   });
@@ -125,5 +125,5 @@ function convert(values: (number | boolean)[], dtype: DType): TypedData {
 
 /** Seeds LibTorch's random generator (noise, sampled baselines, random paths). */
 export function manualSeed(seed: number): void {
-  native.manualSeed(seed);
+  guard(() => native.manualSeed(seed));
 }

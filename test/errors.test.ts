@@ -1,7 +1,7 @@
 // Bad input is a rejected Promise (or a thrown Error for synchronous calls)
 // whose message names the argument and what was expected; the process lives on.
 import * as path from "path";
-import { GradientShap, IntegratedGradients, loadModel, Model, NoiseTunnel, Saliency, tensor, Tensor } from "../lib";
+import { GradientShap, IntegratedGradients, loadModel, Model, NeuronConductance, NoiseTunnel, Saliency, tensor, Tensor, TorchExplainError } from "../lib";
 import { GOLDEN } from "./helpers";
 
 let toy: Model, multi: Model;
@@ -115,5 +115,51 @@ describe("tensor()", () => {
     expect(() => tensor([1, 2, 3], [2, 2])).toThrow("data: 3 values do not fill shape [2, 2] (4 values)");
     expect(() => tensor([1.5], [1], "int64")).toThrow(/int64 values must be integers/);
     expect(() => tensor([1], [1], "float16" as never)).toThrow(/dtype must be one of/);
+  });
+});
+
+describe("error codes, argument and stack", () => {
+  const rejection = (p: Promise<unknown>) => p.then(() => null, (e: unknown) => e as TorchExplainError);
+  const ig = () => new IntegratedGradients(toy);
+  test("each kind of bad input has its code and names the argument", async () => {
+    const cases: [() => Promise<unknown>, string, string][] = [
+      [() => ig().attribute(x, { target: 0, baselines: tensor([[1, 2]]) }), "ERR_BAD_SHAPE", "baselines[0]"],
+      [() => new Saliency(multi).attribute([tensor([[1, 2, 3, 4]]), tensor([[1, 2, 3], [4, 5, 6]])], { target: 0, additionalForwardArgs: [1] }), "ERR_BAD_SHAPE", "inputs[1]"],
+      [() => ig().attribute(x, { target: 2 }), "ERR_BAD_TARGET", "target"],
+      [() => new Saliency(toy).attribute(x), "ERR_BAD_TARGET", "target"],
+      [() => ig().attribute(x, { target: 0, nSteps: 0 }), "ERR_BAD_OPTION", "nSteps"],
+      [() => ig().attribute(x, { target: 0, nStep: 5 } as never), "ERR_BAD_OPTION", "nStep"],
+      [() => ig().attribute([1, 2, 3] as never, { target: 0 }), "ERR_BAD_OPTION", "inputs[0]"],
+    ];
+    for (const [call, code, argument] of cases) {
+      const e = await rejection(call());
+      expect(e).toBeInstanceOf(TorchExplainError);
+      expect([e!.code, e!.argument]).toEqual([code, argument]);
+    }
+    const ragged = (() => {
+      try {
+        tensor([[1, 2], [3]]);
+      } catch (e) {
+        return e as TorchExplainError;
+      }
+    })();
+    expect([ragged?.code, ragged instanceof TorchExplainError]).toEqual(["ERR_BAD_SHAPE", true]);
+  });
+  test("failures that are not bad input: model load, model forward, memory, abort", async () => {
+    const load = await rejection(loadModel(path.join(GOLDEN, "index.json")));
+    expect([load!.code, load!.argument]).toEqual(["ERR_MODEL_LOAD", undefined]);
+    expect((await rejection(ig().attribute(tensor([[1, 2]]), { target: 0 })))!.code).toBe("ERR_MODEL_FORWARD");
+    expect((await rejection(ig().attribute(x, { target: 0, memoryBudget: 1 })))!.code).toBe("ERR_MEMORY_BUDGET");
+    const aborted = await rejection(ig().attribute(x, { target: 0, signal: AbortSignal.abort() }));
+    expect([aborted!.code, aborted!.name]).toEqual(["ERR_ABORTED", "AbortError"]);
+  });
+  test("a native rejection carries the caller's JavaScript stack", async () => {
+    const e = await rejection(ig().attribute(x, { target: 2 }));
+    expect(e!.stack).toMatch(/^TorchExplainError: target: index 2/);
+    expect(e!.stack).toContain("errors.test.ts");
+  });
+  test("a neuronSelector that NeuronConductance cannot use is named as such", async () => {
+    const e = await rejection(new NeuronConductance(toy, "lin1").attribute(x, { target: 0, neuronSelector: [7] }));
+    expect(e!.message).toMatch(/^neuronSelector: /);
   });
 });

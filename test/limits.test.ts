@@ -127,11 +127,11 @@ describe("cancellation", () => {
     expect(m.signature).toBe("forward(x: Tensor)");
   });
 
-  test("bad signal and timeoutMs values are ERR_INVALID_ARGUMENT", async () => {
+  test("bad signal and timeoutMs values are ERR_BAD_OPTION", async () => {
     const x = tensor([[1, 2, 3]]);
     for (const bad of [{ signal: {} }, { timeoutMs: 0 }, { timeoutMs: -1 }, { timeoutMs: "5" }, { timeoutMs: Infinity }]) {
       const { error } = await outcome(new Saliency(toy).attribute(x, { target: 0, ...(bad as object) }));
-      expect({ bad, code: error?.code }).toEqual({ bad, code: "ERR_INVALID_ARGUMENT" });
+      expect({ bad, code: error?.code }).toEqual({ bad, code: "ERR_BAD_OPTION" });
     }
   });
 
@@ -405,7 +405,7 @@ describe("empty batches", () => {
     expect(value).toBeUndefined();
     expect(error).toBeInstanceOf(TorchExplainError);
     expect(error!.message).toMatch(/batch is empty/);
-    expect(error!.code).toBe("ERR_INVALID_ARGUMENT");
+    expect(error!.code).toBe("ERR_BAD_SHAPE");
   });
   test("an empty reference distribution (zero rows) is rejected for a non-empty batch", async () => {
     const x = input([2, 1, 8, 8]);
@@ -414,7 +414,7 @@ describe("empty batches", () => {
       () => new GradientShap(cnn).attribute(x, { target: 0, baselines: empty([0, 1, 8, 8]) }),
     ]) {
       const { error } = await outcome(call());
-      expect(error?.code).toBe("ERR_INVALID_ARGUMENT");
+      expect(error?.code).toBe("ERR_BAD_SHAPE");
       expect(error?.message).toMatch(/baselines\[0\]: the baseline distribution is empty/);
     }
   });
@@ -432,7 +432,7 @@ describe("non-finite values", () => {
       ["forward NaN", () => toy.forward(withNaN())],
     ] as [string, () => Promise<unknown>][]) {
       const { error } = await outcome(call());
-      expect({ name, code: error?.code, message: error?.message }).toEqual({ name, code: "ERR_INVALID_ARGUMENT", message: expect.stringMatching(/^inputs\[0\]: .*(NaN|infinite|not finite)/) });
+      expect({ name, code: error?.code, message: error?.message }).toEqual({ name, code: "ERR_BAD_OPTION", message: expect.stringMatching(/^inputs\[0\]: .*(NaN|infinite|not finite)/) });
     }
     // The second input of a two-input model is named as such.
     const { error } = await outcome(new Saliency(multi).attribute([input([1, 4]), tensor([[1, NaN, 3]])], { target: 0, additionalForwardArgs: [1] }));
@@ -448,7 +448,7 @@ describe("non-finite values", () => {
       ["FeatureAblation", () => new FeatureAblation(toy).attribute(clean(), { target: 0, baselines: -Infinity })],
     ] as [string, () => Promise<unknown>][]) {
       const { error } = await outcome(call());
-      expect({ name, code: error?.code, message: error?.message }).toEqual({ name, code: "ERR_INVALID_ARGUMENT", message: expect.stringMatching(/^baselines\[0\]: /) });
+      expect({ name, code: error?.code, message: error?.message }).toEqual({ name, code: "ERR_BAD_OPTION", message: expect.stringMatching(/^baselines\[0\]: /) });
     }
     const { error } = await outcome(
       new IntegratedGradients(multi).attribute([input([1, 4]), input([1, 3])], { target: 0, additionalForwardArgs: [1], baselines: [0, NaN] }),
@@ -483,7 +483,7 @@ describe("models whose output does not depend on the input", () => {
       ["NoiseTunnel", () => new NoiseTunnel(new Saliency(detached)).attribute(x, { target: 0, nSamples: 2 })],
     ] as [string, () => Promise<unknown>][]) {
       const { value, error } = await outcome(call());
-      expect({ name, resolved: value !== undefined, code: error?.code }).toEqual({ name, resolved: false, code: "ERR_INVALID_ARGUMENT" });
+      expect({ name, resolved: value !== undefined, code: error?.code }).toEqual({ name, resolved: false, code: "ERR_BAD_TARGET" });
       expect(error!.message).toMatch(/does not depend/);
     }
   });
@@ -497,21 +497,21 @@ describe("models whose output does not depend on the input", () => {
 describe("devices and paths", () => {
   test("a CPU index other than 0 is rejected everywhere a device is named", async () => {
     const load = await outcome(loadModel(path.join(GOLDEN, "toy.pt"), { device: "cpu:5" }));
-    expect(load.error?.code).toBe("ERR_INVALID_ARGUMENT");
+    expect(load.error?.code).toBe("ERR_BAD_OPTION");
     expect(load.error?.message).toMatch(/device: 'cpu:5'/);
     const ig = await outcome(new IntegratedGradients(toy).attribute(tensor([[1, 2, 3]]), { target: 0, devices: ["cpu:5"] }));
     expect(ig.error?.message).toMatch(/cpu:5/);
     expect(() => tensor([1]).to("cpu:5")).toThrow(/cpu:5/);
     for (const bad of ["", "cpu:-1", "cpu:x", "tpu"]) {
       const r = await outcome(loadModel(path.join(GOLDEN, "toy.pt"), { device: bad }));
-      expect({ bad, code: r.error?.code }).toEqual({ bad, code: "ERR_INVALID_ARGUMENT" });
+      expect({ bad, code: r.error?.code }).toEqual({ bad, code: "ERR_BAD_OPTION" });
     }
     expect((await loadModel(path.join(GOLDEN, "toy.pt"), { device: "cpu:0" })).signature).toBe("forward(x: Tensor)");
   });
 
   test("a path with a NUL character is rejected", async () => {
     const { error } = await outcome(loadModel(path.join(GOLDEN, "toy.pt") + "\0.txt"));
-    expect(error?.code).toBe("ERR_INVALID_ARGUMENT");
+    expect(error?.code).toBe("ERR_BAD_OPTION");
     expect(error?.message).toMatch(/NUL/);
   });
 
@@ -522,7 +522,7 @@ describe("devices and paths", () => {
       expect(spawnSync("mkfifo", [fifo]).status).toBe(0);
       const { error, ms } = await outcome(loadModel(fifo, { timeoutMs: 10000 }));
       expect(error?.message).toMatch(/not a regular file/);
-      expect(error?.code).toBe("ERR_INVALID_ARGUMENT");
+      expect(error?.code).toBe("ERR_BAD_OPTION");
       expect(ms).toBeLessThan(5000);
     } finally {
       fs.rmSync(dir, { recursive: true, force: true });
@@ -558,10 +558,10 @@ describe("memoryBudget", () => {
     expect(wrong).toEqual([]);
   });
 
-  test("bad memoryBudget values are ERR_INVALID_ARGUMENT", async () => {
+  test("bad memoryBudget values are ERR_BAD_OPTION", async () => {
     for (const bad of [0, -5, NaN, "64MB"]) {
       const { error } = await outcome(new IntegratedGradients(cnn).attribute(img(), { target: 0, memoryBudget: bad as number }));
-      expect({ bad, code: error?.code }).toEqual({ bad, code: "ERR_INVALID_ARGUMENT" });
+      expect({ bad, code: error?.code }).toEqual({ bad, code: "ERR_BAD_OPTION" });
     }
   });
 

@@ -3,6 +3,7 @@
 import { Attribution, Attributions, Inputs, WithDelta } from "../attribution";
 import { Model } from "../model";
 import { native } from "../native";
+import { guard, TorchExplainError } from "../errors";
 import { Tensor } from "../tensor";
 import type { ApproximationMethod, BaselineType, BatchOptions, DeltaOptions, TargetOptions } from "../types";
 import type { GradientShapOptions, MultiplyByInputs } from "./gradient";
@@ -23,7 +24,7 @@ export type LayerResult<L, O> = O extends { returnConvergenceDelta: true }
 /** @internal The constructor options of a layer or neuron method, the layer checked. */
 export function withLayer<Init extends object, L>(layer: L, init: Init | undefined): Init & { layer: L } {
   if (typeof layer !== "string" && !(Array.isArray(layer) && layer.length > 0 && layer.every((l) => typeof l === "string")))
-    throw new TypeError("layer: expected a submodule name (model.layers() lists them)");
+    throw new TorchExplainError("layer: expected a submodule name (model.layers() lists them)", "ERR_BAD_OPTION");
   return { ...(init ?? ({} as Init)), layer };
 }
 
@@ -162,6 +163,6 @@ export type InterpolateMode = "nearest" | "area" | "linear" | "bilinear" | "bicu
  * LayerAttribution.interpolate.
  */
 export function interpolate(layerAttribution: Tensor, size: number[], mode: InterpolateMode = "nearest"): Tensor {
-  if (!(layerAttribution instanceof Tensor)) throw new TypeError("layerAttribution: expected a Tensor");
-  return new Tensor(native.interpolate(layerAttribution.native, size, mode));
+  if (!(layerAttribution instanceof Tensor)) throw new TorchExplainError("layerAttribution: expected a Tensor", "ERR_BAD_OPTION");
+  return new Tensor(guard(() => native.interpolate(layerAttribution.native, size, mode)));
 }

@@ -270,7 +270,7 @@ Napi::Value TensorFromBuffer(const Napi::CallbackInfo& info) {
     else tx::fail("dtype: expected one of float32, float64, int64, int32, bool; got '", dtype, "'");
     if (arr.TypedArrayType() != want) tx::fail("data: a ", dtype, " tensor needs a matching typed array");
     if (static_cast<int64_t>(arr.ElementLength()) != numel)
-      tx::fail("data: ", arr.ElementLength(), " values do not fill shape ", tx::shape_str(shape), " (", numel, " values)");
+      tx::fail_shape("data: ", arr.ElementLength(), " values do not fill shape ", tx::shape_str(shape), " (", numel, " values)");
     auto* base = static_cast<uint8_t*>(arr.ArrayBuffer().Data()) + arr.ByteOffset();
     torch::Tensor t = torch::from_blob(base, shape, torch::TensorOptions().dtype(st)).clone();
     if (st == torch::kBool) t = t.ne(0);  // any non-zero byte is true

@@ -104,15 +104,15 @@ Context make_context(const Request& req) {
   for (size_t i = 0; i < req.inputs.size(); ++i) {
     const torch::Tensor& x = req.inputs[i];
     if (!x.defined()) fail("inputs[", i, "]: expected a tensor");
-    if (x.dim() < 1) fail("inputs[", i, "]: expected a batch dimension first, got a scalar tensor");
+    if (x.dim() < 1) fail_shape("inputs[", i, "]: expected a batch dimension first, got a scalar tensor");
     if (i > 0 && x.size(0) != c.batch)
-      fail("inputs[", i, "]: batch size ", x.size(0), " differs from inputs[0]'s ", c.batch,
+      fail_shape("inputs[", i, "]: batch size ", x.size(0), " differs from inputs[0]'s ", c.batch,
            " (every input needs the same first dimension)");
     c.batch = x.size(0);
     c.inputs.push_back(x.to(c.model->device()));
   }
   if (c.batch == 0)
-    fail("inputs[0]: the batch is empty (shape ", shape_str(req.inputs[0].sizes()), "); expected at least one example");
+    fail_shape("inputs[0]: the batch is empty (shape ", shape_str(req.inputs[0].sizes()), "); expected at least one example");
   c.allow_non_finite = o.boolean("allowNonFinite", false);
   for (size_t i = 0; i < c.inputs.size(); ++i) require_finite(c, c.inputs[i], "inputs[" + std::to_string(i) + "]");
   double budget = o.number("memoryBudget", 0);
@@ -179,10 +179,10 @@ torch::Tensor baseline_tensor(const Value& v, const torch::Tensor& input, size_t
   bool rest_matches = b.dim() == input.dim() && b.sizes().slice(1) == input.sizes().slice(1);
   if (distribution) {
     if (!rest_matches)
-      fail(name, ": a baseline distribution needs shape [samples", (input.dim() > 1 ? ", " : ""),
+      fail_shape(name, ": a baseline distribution needs shape [samples", (input.dim() > 1 ? ", " : ""),
            shape_str(input.sizes().slice(1)).substr(1), " to match input ", i, " of shape ", shape_str(input.sizes()),
            ", got ", shape_str(b.sizes()));
-    if (b.size(0) == 0) fail(name, ": the baseline distribution is empty; expected at least one reference row");
+    if (b.size(0) == 0) fail_shape(name, ": the baseline distribution is empty; expected at least one reference row");
     return b;
   }
   if (rest_matches && b.size(0) == input.size(0)) return b;
@@ -190,7 +190,7 @@ torch::Tensor baseline_tensor(const Value& v, const torch::Tensor& input, size_t
   if (b.sizes() == input.sizes().slice(1)) return b.unsqueeze(0).expand(input.sizes());
   std::vector<int64_t> one(input.sizes().begin(), input.sizes().end());
   one[0] = 1;
-  fail(name, ": shape ", shape_str(b.sizes()), " does not match input ", i, " of shape ", shape_str(input.sizes()),
+  fail_shape(name, ": shape ", shape_str(b.sizes()), " does not match input ", i, " of shape ", shape_str(input.sizes()),
        "; expected ", shape_str(input.sizes()), " or ", shape_str(one));
 }
 

@@ -8,15 +8,26 @@ namespace tx {
 
 // What kind of failure an error is: the binding turns it into a stable
 // `code` on the rejected JavaScript error.
-enum class ErrorCode { InvalidArgument, Aborted, MemoryBudget, ModelLoad, ModelForward, Disposed, Internal };
+enum class ErrorCode { BadOption, BadShape, BadTarget, Aborted, MemoryBudget, ModelLoad, ModelForward, Disposed, Internal };
 const char* error_code_name(ErrorCode code);
 
 // Bad input from the caller: the message names the argument and what was
-// expected. The binding turns every exception into a rejected Promise; this
-// type only marks messages that are already phrased for the user.
+// expected ("nSteps: expected ..."). The binding turns every exception into a
+// rejected Promise; this type marks messages already phrased for the user.
+// Its code is BadTarget when the argument named is the target, BadOption
+// otherwise, unless the raising site says BadShape (fail_shape).
 class ArgumentError : public std::invalid_argument {
  public:
-  using std::invalid_argument::invalid_argument;
+  explicit ArgumentError(const std::string& message) : ArgumentError(message, kind_of(message)) {}
+  ArgumentError(const std::string& message, ErrorCode code) : std::invalid_argument(message), code_(code) {}
+  ErrorCode code() const { return code_; }
+
+ private:
+  static ErrorCode kind_of(const std::string& m) {
+    bool target = m.compare(0, 6, "target") == 0 && (m.size() == 6 || m[6] == ':' || m[6] == '[');
+    return target ? ErrorCode::BadTarget : ErrorCode::BadOption;
+  }
+  ErrorCode code_;
 };
 
 // The other failures a caller can act on, each with its code.
@@ -40,6 +51,12 @@ std::string concat(const Parts&... parts) {
 template <typename... Parts>
 [[noreturn]] void fail(const Parts&... parts) {
   throw ArgumentError(concat(parts...));
+}
+
+// A tensor argument whose shape does not fit (the inputs, each other, the model).
+template <typename... Parts>
+[[noreturn]] void fail_shape(const Parts&... parts) {
+  throw ArgumentError(concat(parts...), ErrorCode::BadShape);
 }
 
 template <typename... Parts>

@@ -83,13 +83,13 @@ Options handed_on(const Options& o, const std::vector<std::pair<std::string, std
 // Runs `fn`, rephrasing messages that start with one of `prefixes` (an input
 // method's name, "target") as the caller's (the layer method, "neuronSelector").
 template <typename Fn>
-Result relabel(const std::vector<std::pair<std::string, std::string>>& prefixes, Fn fn) {
+auto relabel(const std::vector<std::pair<std::string, std::string>>& prefixes, Fn fn) -> decltype(fn()) {
   try {
     return fn();
   } catch (const ArgumentError& e) {
     std::string m = e.what();
     for (const auto& [from, to] : prefixes)
-      if (m.rfind(from, 0) == 0) throw ArgumentError(to + m.substr(from.size()));
+      if (m.rfind(from, 0) == 0) throw ArgumentError(to + m.substr(from.size()), e.code());
     throw;
   }
 }
@@ -339,7 +339,8 @@ Neuron neuron(const Context& ctx, const Options& o, const char* name, bool own_t
     fail(name, ": takes no target; it explains one neuron of the layer, chosen by neuronSelector");
   if (!o.has("neuronSelector")) fail("neuronSelector: ", name, " needs the neuron to explain (a number, an index array or a function)");
   n.ctx = tapped(ctx, n.taps, TapMode::Return);
-  n.ctx.target = neuron_target(n.ctx, o.get("neuronSelector"));
+  // The selector is parsed as a target: its errors name it (NeuronConductance has a target of its own).
+  n.ctx.target = relabel({{"target", "neuronSelector"}}, [&] { return neuron_target(n.ctx, o.get("neuronSelector")); });
   n.rest = handed_on(o, {}, {"layer", "attributeToNeuronInput", "neuronSelector"});
   return n;
 }
@@ -413,8 +414,12 @@ Result neuron_conductance(const Context& ctx, const Options& o) {
       [&](const ChunkCall& c) {
         auto values = c.model.forward_values(c.leaves, c.extra);
         Tensor through = gradients(ctx.target.select_scalars(values[0], c.examples), {values[1]}, true)[0];
-        Tensor weight = neuron_at.select_scalars(through, c.examples);
-        auto g = gradients(neuron_at.select_scalars(values[1], c.examples), c.leaves);
+        // The neuron is selected like a target: its errors name the selector.
+        auto at_neuron = [&](const Tensor& t) {
+          return relabel({{"target", "neuronSelector"}}, [&] { return neuron_at.select_scalars(t, c.examples); });
+        };
+        Tensor weight = at_neuron(through);
+        auto g = gradients(at_neuron(values[1]), c.leaves);
         for (auto& gi : g) gi = gi * per_row(weight, gi);
         return g;
       });

@@ -48,7 +48,7 @@ Features feature_mask_option(const Context& ctx, const Value& v) {
     bool ok = t.dim() == x.dim() && (t.size(0) == 1 || t.size(0) == x.size(0));
     for (int64_t d = 1; ok && d < x.dim(); ++d) ok = t.size(d) == 1 || t.size(d) == x.size(d);
     if (!ok)
-      fail(name, ": shape ", shape_str(t.sizes()), " does not broadcast to input ", i, " of shape ", shape_str(x.sizes()),
+      fail_shape(name, ": shape ", shape_str(t.sizes()), " does not broadcast to input ", i, " of shape ", shape_str(x.sizes()),
            " (each dimension must be 1 or the input's; the first may be 1 to share the mask across the batch)");
     t = t.to(torch::kCPU, torch::kLong);
     if (t.numel() && t.min().item<int64_t>() < 0) fail(name, ": feature ids must be >= 0, found ", t.min().item<int64_t>());

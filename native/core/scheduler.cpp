@@ -255,7 +255,9 @@ std::future<void> submit_device(size_t slot, std::function<void()> work) {
 
 const char* error_code_name(ErrorCode code) {
   switch (code) {
-    case ErrorCode::InvalidArgument: return "ERR_INVALID_ARGUMENT";
+    case ErrorCode::BadOption: return "ERR_BAD_OPTION";
+    case ErrorCode::BadShape: return "ERR_BAD_SHAPE";
+    case ErrorCode::BadTarget: return "ERR_BAD_TARGET";
     case ErrorCode::Aborted: return "ERR_ABORTED";
     case ErrorCode::MemoryBudget: return "ERR_MEMORY_BUDGET";
     case ErrorCode::ModelLoad: return "ERR_MODEL_LOAD";
@@ -266,7 +268,7 @@ const char* error_code_name(ErrorCode code) {
 }
 
 ErrorCode code_of(const std::exception& e) {
-  if (dynamic_cast<const ArgumentError*>(&e)) return ErrorCode::InvalidArgument;
+  if (auto* a = dynamic_cast<const ArgumentError*>(&e)) return a->code();
   if (auto* c = dynamic_cast<const CodedError*>(&e)) return c->code();
   if (dynamic_cast<const std::bad_alloc*>(&e)) return ErrorCode::MemoryBudget;
   return ErrorCode::Internal;
