@@ -35,7 +35,23 @@ export interface RequestOptions {
   allowNonFinite?: boolean;
 }
 
-export interface TargetOptions extends RequestOptions {
+export interface ProgressOptions {
+  /** Draw a progress bar on stderr when it is a terminal. */
+  showProgress?: boolean;
+  /**
+   * Called with (done, total) as work proceeds, at most every 100 ms and once
+   * at the end: perturbations for perturbation methods, rows of the expanded
+   * batch (path points or samples times examples) for gradient methods,
+   * counted as each chunk of rows finishes. A call may do several passes, each
+   * adding to the total as it starts.
+   */
+  onProgress?: (done: number, total: number) => void;
+}
+
+/** What every attribute() call takes besides the algorithm's own options. */
+export interface AttributeOptions extends RequestOptions, ProgressOptions {}
+
+export interface TargetOptions extends AttributeOptions {
   target?: TargetType;
   additionalForwardArgs?: ForwardArg[];
 }

@@ -170,10 +170,20 @@ void for_each_chunk(const Context& ctx, const Rows& rows, const char* kind, cons
   auto round_up = [g](int64_t n) { return std::max<int64_t>(g, (n + g - 1) / g * g); };
   int64_t size = ctx.chunk_rows;
   auto primary = ctx.model->replica(ctx.devices[0], 0);
+  // Progress in rows for gradient passes (forward passes are perturbations,
+  // which their callers count, or single checks); workers report in turn.
+  bool report = std::strcmp(kind, "forward") != 0;
+  if (report) ctx.progress->expect(count);
+  std::mutex progress_mutex;
   auto run_chunk = [&](size_t w, const Model& model, int64_t begin, int64_t end) {
     yield_point();
     Chunk chunk = build(begin, end);
-    return work(w, model, chunk, begin, end);
+    auto kept = work(w, model, chunk, begin, end);
+    if (report) {
+      std::lock_guard<std::mutex> lock(progress_mutex);
+      ctx.progress->advance(end - begin);
+    }
+    return kept;
   };
   if (size == 0 && count <= rows.batch && !ctx.expanded) {
     // No expansion: the caller's batch is one pass (split over the devices).
