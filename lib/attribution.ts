@@ -4,7 +4,7 @@ import { native, request } from "./native";
 import { Model } from "./model";
 import { toNative } from "./options";
 import { Tensor } from "./tensor";
-import type { RequestOptions } from "./types";
+import type { ProgressOptions, RequestOptions } from "./types";
 import { TorchExplainError } from "./errors";
 
 /** A Tensor for a single input, an array of Tensors for several. */
@@ -14,17 +14,33 @@ export interface WithDelta<A> {
   attributions: A;
   delta: Tensor;
 }
-/** What attribute() resolves to: attributions shaped like the inputs, plus the delta when asked for. */
-export type AttributionResult<I extends Inputs, O> = O extends { returnConvergenceDelta: true }
-  ? WithDelta<Attributions<I>>
-  : Attributions<I>;
+/**
+ * The options P as O allows them: a key that O lacks (a misspelling) is a
+ * compile error even beside valid ones, which a generic `P extends O` alone
+ * lets through; the compiler's message then says which key. Mapped over P's
+ * keys so that TypeScript infers P from an object literal and still types its
+ * callbacks' parameters from O.
+ */
+export type Exact<O, P> = { [K in keyof P]: K extends keyof O ? P[K] : `${K & string} is not an option of this algorithm` };
 
-export interface ProgressOptions {
-  /** Draw a progress bar on stderr when it is a terminal. */
-  showProgress?: boolean;
-  /** Called with (done, total) perturbations as work proceeds, at most every 100 ms and once at the end. */
-  onProgress?: (done: number, total: number) => void;
-}
+// returnConvergenceDelta's type in the options given (false when absent).
+type DeltaFlag<P> = "returnConvergenceDelta" extends keyof P ? P["returnConvergenceDelta" & keyof P] : false;
+
+/**
+ * A, with the convergence delta when the options ask for it: `true` gives
+ * { attributions, delta }, false or absent gives A, and a flag that may be
+ * either (a `boolean`) gives the union. `never` stands for no options.
+ */
+export type MaybeDelta<A, P> = [P] extends [never]
+  ? A
+  : true extends DeltaFlag<P>
+    ? DeltaFlag<P> extends true
+      ? WithDelta<A>
+      : A | WithDelta<A>
+    : A;
+
+/** What attribute() resolves to: attributions shaped like the inputs, plus the delta when asked for. */
+export type AttributionResult<I extends Inputs, P> = MaybeDelta<Attributions<I>, P>;
 
 function progressCallback(name: string, show?: boolean, user?: (done: number, total: number) => void) {
   const tty = show && process.stderr.isTTY;
@@ -54,14 +70,18 @@ export abstract class Attribution<Init extends object = object> {
     if (!(model instanceof Model)) throw new TorchExplainError("model: expected a Model from loadModel()", "ERR_BAD_OPTION");
   }
 
-  /** @internal Runs `algorithm` natively; resolves like Captum's attribute(). */
-  protected async run<I extends Inputs, O extends object>(
-    inputs: I,
-    options: O | undefined,
+  /**
+   * @internal Runs `algorithm` natively; resolves like Captum's attribute():
+   * the attributions (an array when `arrayResult`), with the delta when the
+   * options ask for it. R is the caller's type for that result.
+   */
+  protected async run<R>(
+    inputs: Inputs,
+    options: object | undefined,
     extra: object = {},
     algorithm: string = this.algorithm,
     arrayResult: boolean = Array.isArray(inputs),
-  ): Promise<AttributionResult<I, O>> {
+  ): Promise<R> {
     const list = Array.isArray(inputs) ? inputs : [inputs];
     for (const [i, t] of list.entries())
       if (!(t instanceof Tensor)) throw new TorchExplainError(`inputs[${i}]: expected a Tensor (make one with tensor())`, "ERR_BAD_OPTION");
@@ -70,10 +90,11 @@ export abstract class Attribution<Init extends object = object> {
     const merged = { ...this.init, ...rest, ...extra, ...(progress ? { onProgress: progress } : {}) };
     const r = await request(merged as RequestOptions, (o) => native.run(algorithm, this.model.native, list.map((t) => t.native), toNative(o) as object));
     const tensors = r.attributions.map((t) => new Tensor(t));
-    const attributions = (arrayResult ? tensors : tensors[0]) as Attributions<I>;
-    if ((options as { returnConvergenceDelta?: boolean } | undefined)?.returnConvergenceDelta)
-      return { attributions, delta: new Tensor(r.delta!) } as AttributionResult<I, O>;
-    return attributions as AttributionResult<I, O>;
+    const attributions = arrayResult ? tensors : tensors[0];
+    const result = (options as { returnConvergenceDelta?: boolean } | undefined)?.returnConvergenceDelta
+      ? { attributions, delta: new Tensor(r.delta!) }
+      : attributions;
+    return result as unknown as R;
   }
 
   abstract attribute(inputs: Inputs, options?: object): Promise<unknown>;
@@ -86,7 +107,10 @@ export abstract class Attribution<Init extends object = object> {
 export abstract class OptionsAttribution<O extends object, Init extends object = object> extends Attribution<Init> {
   /** @internal Type-only: lets wrappers (NoiseTunnel) name this algorithm's options. */
   declare readonly optionsType?: O;
-  attribute<I extends Inputs, P extends O = O>(inputs: I, ...options: {} extends O ? [P?] : [P]): Promise<AttributionResult<I, P>> {
+  attribute<I extends Inputs, P extends O = never>(
+    inputs: I,
+    ...options: {} extends O ? [Exact<O, P>?] : [Exact<O, P>]
+  ): Promise<AttributionResult<I, P>> {
     return this.run(inputs, options[0]);
   }
 }

@@ -1,6 +1,6 @@
 export { loadModel, Model, LoadOptions } from "./model";
 export { tensor, Tensor, DType, TypedData, NestedArray, manualSeed } from "./tensor";
-export { Attribution, AttributionResult, Attributions, Inputs, WithDelta, ProgressOptions } from "./attribution";
+export { Attribution, AttributionResult, Attributions, Exact, Inputs, MaybeDelta, WithDelta } from "./attribution";
 export * from "./types";
 export { Saliency, SaliencyOptions, InputXGradient, InputXGradientOptions, GradientShap, GradientShapOptions, MultiplyByInputs } from "./algorithms/gradient";
 export { IntegratedGradients, IntegratedGradientsOptions } from "./algorithms/integrated_gradients";

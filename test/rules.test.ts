@@ -2,7 +2,8 @@
 // LRP): conservation, agreement between model forms, rule selection, errors.
 import * as path from "path";
 import {
-  Deconvolution, DeepLift, DeepLiftShap, GuidedBackprop, IntegratedGradients, loadModel, LRP, Model, Saliency, Tensor, tensor,
+  BatchOptions, Deconvolution, DeepLift, DeepLiftShap, GuidedBackprop, IntegratedGradients, loadModel, LRP, Model, Saliency, Tensor,
+  tensor,
 } from "../lib";
 import { GOLDEN, MODELS, maxAbsDiff, values } from "./helpers";
 
@@ -87,7 +88,8 @@ describe("chunking and workers", () => {
   test("internalBatchSize and worker replicas leave DeepLift and LRP unchanged (pairs are never split)", async () => {
     const baselines = image(3, 2);
     const whole = await new DeepLift(resnet).attribute(x, { baselines, target: [0, 1, 2] });
-    for (const opts of [{ internalBatchSize: 2 }, { internalBatchSize: 3 }, { devices: ["cpu", "cpu"] }])
+    const chunkings: BatchOptions[] = [{ internalBatchSize: 2 }, { internalBatchSize: 3 }, { devices: ["cpu", "cpu"] }];
+    for (const opts of chunkings)
       expect(maxAbsDiff(await new DeepLift(resnet).attribute(x, { baselines, target: [0, 1, 2], ...opts }), whole)).toBeLessThan(1e-6);
     const lrp = await new LRP(resnet).attribute(x, { target: 1 });
     expect(maxAbsDiff(await new LRP(resnet).attribute(x, { target: 1, internalBatchSize: 1 }), lrp)).toBeLessThan(1e-6);

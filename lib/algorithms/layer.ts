@@ -1,6 +1,6 @@
 // Layer attribution: attributions to the output (or input) of a named
 // submodule, reached natively by surgery on the TorchScript graph.
-import { Attribution, Attributions, Inputs, WithDelta } from "../attribution";
+import { Attribution, Attributions, Exact, Inputs, MaybeDelta } from "../attribution";
 import { Model } from "../model";
 import { native } from "../native";
 import { guard, TorchExplainError } from "../errors";
@@ -17,9 +17,7 @@ export interface LayerOptions {
 }
 
 /** What a layer method resolves to: one tensor per layer (an array when several are given), plus the delta when asked for. */
-export type LayerResult<L, O> = O extends { returnConvergenceDelta: true }
-  ? WithDelta<L extends string[] ? Tensor[] : Tensor>
-  : L extends string[] ? Tensor[] : Tensor;
+export type LayerResult<L, P> = MaybeDelta<L extends string[] ? Tensor[] : Tensor, P>;
 
 /** @internal The constructor options of a layer or neuron method, the layer checked. */
 export function withLayer<Init extends object, L>(layer: L, init: Init | undefined): Init & { layer: L } {
@@ -40,13 +38,12 @@ export abstract class LayerMethod<O extends object, Init extends object = object
   constructor(model: Model, readonly layer: L, init?: Init) {
     super(model, withLayer(layer, init));
   }
-  async attribute<P extends O = O>(inputs: Inputs, ...options: {} extends O ? [P?] : [P]): Promise<LayerResult<L, P>> {
-    const r = await this.run(inputs, options[0], {}, this.algorithm, Array.isArray(this.layer));
-    return r as unknown as LayerResult<L, P>;
+  attribute<P extends O = never>(inputs: Inputs, ...options: {} extends O ? [Exact<O, P>?] : [Exact<O, P>]): Promise<LayerResult<L, P>> {
+    return this.run(inputs, options[0], {}, this.algorithm, Array.isArray(this.layer));
   }
 }
 
-export type LayerActivationOptions = LayerOptions & Pick<TargetOptions, "additionalForwardArgs">;
+export type LayerActivationOptions = LayerOptions & Omit<TargetOptions, "target">;
 
 /** The layer's value(s): with several layers, one tensor per layer. */
 export class LayerActivation<L extends string | string[] = string> extends LayerMethod<LayerActivationOptions, object, L> {
@@ -89,7 +86,7 @@ export class GuidedGradCam extends Attribution<{ layer: string }> {
     super(model, withLayer(layer, init));
   }
   attribute<I extends Inputs>(inputs: I, options?: GuidedGradCamOptions): Promise<Attributions<I>> {
-    return this.run(inputs, options) as Promise<Attributions<I>>;
+    return this.run(inputs, options);
   }
 }
 

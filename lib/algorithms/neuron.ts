@@ -1,6 +1,6 @@
 // Neuron attribution: the input methods with one unit of a layer's value as
 // the quantity explained, chosen by `neuronSelector`.
-import { Attribution, AttributionResult, Inputs } from "../attribution";
+import { Attribution, AttributionResult, Exact, Inputs } from "../attribution";
 import { Model } from "../model";
 import type { NativeTensor } from "../native";
 import { toNative } from "../options";
@@ -36,11 +36,11 @@ export abstract class NeuronMethod<O extends object, Init extends object = objec
   constructor(model: Model, readonly layer: string, init?: Init) {
     super(model, withLayer(layer, init));
   }
-  attribute<I extends Inputs, P extends O & NeuronOptions = O & NeuronOptions>(inputs: I, options: P): Promise<AttributionResult<I, P>> {
+  attribute<I extends Inputs, P extends O & NeuronOptions>(inputs: I, options: Exact<O & NeuronOptions, P>): Promise<AttributionResult<I, P>> {
     const selector = options?.neuronSelector;
     if (typeof selector !== "function") return this.run(inputs, options);
     const wrapped = (value: NativeTensor) => toNative(selector(new Tensor(value)));
-    return this.run(inputs, { ...options, neuronSelector: wrapped } as unknown as P);
+    return this.run(inputs, { ...options, neuronSelector: wrapped });
   }
 }
 
@@ -67,8 +67,7 @@ export class NeuronConductance extends NeuronMethod<NeuronConductanceOptions, Mu
   readonly algorithm = "NeuronConductance";
 }
 
-export interface NeuronDeepLiftOptions {
-  additionalForwardArgs?: TargetOptions["additionalForwardArgs"];
+export interface NeuronDeepLiftOptions extends Untargeted<TargetOptions> {
   baselines?: BaselineType;
 }
 

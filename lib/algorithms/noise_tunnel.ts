@@ -1,4 +1,4 @@
-import { Attribution, AttributionResult, Inputs } from "../attribution";
+import { Attribution, AttributionResult, Exact, Inputs } from "../attribution";
 
 export interface NoiseTunnelOptions {
   /** smoothgrad: mean; smoothgrad_sq: mean of squares; vargrad: variance (default smoothgrad). */
@@ -23,10 +23,10 @@ export class NoiseTunnel<A extends Attribution = Attribution> extends Attributio
   constructor(readonly attributionMethod: A) {
     super(attributionMethod.model);
   }
-  attribute<I extends Inputs, O extends NoiseTunnelOptions & OptionsOf<A> = NoiseTunnelOptions & OptionsOf<A>>(
+  attribute<I extends Inputs, P extends NoiseTunnelOptions & OptionsOf<A> = never>(
     inputs: I,
-    options?: O,
-  ): Promise<AttributionResult<I, O>> {
-    return this.run(inputs, { ...this.attributionMethod.init, ...(options ?? {}) } as O, { base: this.attributionMethod.algorithm });
+    options?: Exact<NoiseTunnelOptions & OptionsOf<A>, P>,
+  ): Promise<AttributionResult<I, P>> {
+    return this.run(inputs, { ...this.attributionMethod.init, ...(options ?? {}) }, { base: this.attributionMethod.algorithm });
   }
 }

@@ -1,12 +1,12 @@
 // Perturbation family: attributions from forward passes on perturbed copies
 // of the inputs, built and evaluated natively.
-import { Attribution, AttributionResult, Inputs, OptionsAttribution, ProgressOptions } from "../attribution";
+import { Attribution, AttributionResult, Exact, Inputs, OptionsAttribution } from "../attribution";
 import { Tensor, tensor } from "../tensor";
 import type { NativeTensor } from "../native";
 import { toNative } from "../options";
 import type { BaselineType, TargetOptions } from "../types";
 
-export interface PerturbationOptions extends TargetOptions, ProgressOptions {
+export interface PerturbationOptions extends TargetOptions {
   /**
    * Perturbed copies per forward pass. Default ("auto"): when the model's
    * output follows its batch (probed once per model and input shape), as
@@ -103,7 +103,7 @@ export interface LimeOptions extends ShapleyValuesOptions {
 /** Coefficients of a weighted linear surrogate fitted to random coalitions of features. */
 export class Lime extends Attribution {
   readonly algorithm = "Lime";
-  attribute<I extends Inputs, O extends LimeOptions = LimeOptions>(inputs: I, options?: O): Promise<AttributionResult<I, O>> {
+  attribute<I extends Inputs, P extends LimeOptions = never>(inputs: I, options?: Exact<LimeOptions, P>): Promise<AttributionResult<I, P>> {
     const { perturbFunc, similarityFunc } = options ?? {};
     // Callbacks see Tensors, and hand tensors (or plain numbers) back to the native core.
     const wrapped = {
@@ -116,7 +116,7 @@ export class Lime extends Attribution {
           }
         : {}),
     };
-    return this.run(inputs, wrapped as unknown as O);
+    return this.run(inputs, wrapped);
   }
 }
 
