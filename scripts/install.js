@@ -5,9 +5,10 @@
 // that only build/Release/torchexplain.node stays in the package.
 //
 // Skipped when an addon is already there that loads and was built against the
-// LibTorch found now (`--build-from-source`, as npm passes it, forces a
-// build), and when npm runs it in a git checkout: there `npm ci` only installs
-// the tools, and scripts/bootstrap.js builds for development (npm test).
+// LibTorch found now, unless asked to rebuild (`npm rebuild torchexplain`, or
+// `--build-from-source` as prebuilt-addon tools spell it), and when npm runs
+// it in a git checkout: there `npm ci` only installs the tools, and
+// scripts/bootstrap.js builds for development (npm test).
 "use strict";
 const fs = require("fs");
 const os = require("os");
@@ -69,11 +70,12 @@ function main() {
     if (!(e instanceof NotFound)) throw e;
     missing = e;
   }
-  if (fs.existsSync(addon) && env.npm_config_build_from_source !== "true") {
+  const rebuild = env.npm_command === "rebuild" || env.npm_config_build_from_source === "true";
+  if (fs.existsSync(addon) && !rebuild) {
     const info = loadedInfo(addon);
     // An addon that loads is kept unless the LibTorch found now is another version.
     if (info && (!torch || info.libtorch === libtorchVersion(torch.dir))) {
-      log(`using the addon already built (LibTorch ${info.libtorch}); --build-from-source rebuilds it`);
+      log(`using the addon already built (LibTorch ${info.libtorch}); npm rebuild torchexplain rebuilds it`);
       return;
     }
   }
