@@ -1,6 +1,6 @@
 # The node-gyp description of the addon that CMakeLists.txt builds with
 # cmake-js, for tools that expect node-gyp (electron-rebuild, prebuildify):
-# the same sources (native/sources.json) and the same LibTorch
+# the same sources and definitions (native/sources.json), the same LibTorch
 # (scripts/libtorch.js). Builds build/Release/torchexplain.node.
 {
   "targets": [
@@ -15,8 +15,7 @@
         "<!@(node scripts/libtorch.js include-dirs)"
       ],
       "defines": [
-        "NAPI_VERSION=8",
-        "NODE_ADDON_API_DISABLE_DEPRECATED",
+        "<!@(node -p \"require('./native/sources.json').addonDefines.join(' ')\")",
         "<!@(node scripts/libtorch.js defines)"
       ],
       "libraries": ["<!@(node scripts/libtorch.js libraries)"],
