@@ -121,9 +121,13 @@ class Pool {
     if (now - slice_start < std::chrono::milliseconds(20)) return;
     slice_start = now;
     std::lock_guard<std::mutex> lock(mutex_);
-    if (queue_.empty() || busy_ < config_.workers || extra_ >= kMaxExtra) return;
-    ++extra_, ++busy_;
-    start_thread([this] { extra(); });
+    if (queue_.empty() || busy_ < config_.workers) return;
+    if (idle_extra_ > 0) {
+      ready_.notify_all();
+    } else if (extra_ < kMaxExtra) {
+      ++extra_, ++idle_extra_;
+      start_thread([this] { extra(); });
+    }
   }
 
  private:
@@ -161,21 +165,24 @@ class Pool {
     }
   }
 
-  // An extra worker: runs waiting requests while every worker is busy, then ends.
+  // An extra worker: takes waiting requests only while every regular worker
+  // is busy. Extra workers are kept once started (threads that end take
+  // LibTorch's and OpenMP's thread state down with them at awkward times).
   void extra() {
     plain_execution();
     at::set_num_threads(config().threads);
     std::unique_lock<std::mutex> lock(mutex_);
-    while (!queue_.empty()) {
+    for (;;) {
+      ready_.wait(lock, [this] { return !queue_.empty() && busy_ >= config_.workers; });
       auto job = std::move(queue_.front());
       queue_.pop_front();
+      --idle_extra_, ++busy_;
       lock.unlock();
       slice_start = std::chrono::steady_clock::now();
       job();
       lock.lock();
-      if (busy_ - 1 < config_.workers) break;  // a regular worker is free again
+      ++idle_extra_, --busy_;
     }
-    --extra_, --busy_;
   }
 
   static constexpr int kMaxExtra = 4;
@@ -183,7 +190,7 @@ class Pool {
   std::condition_variable ready_;
   std::deque<std::function<void()>> queue_;
   SchedulerConfig config_;
-  int extra_ = 0;
+  int extra_ = 0, idle_extra_ = 0;
   int started_ = 0, busy_ = 0, threads_epoch_ = 0;
   static thread_local std::chrono::steady_clock::time_point slice_start;  // when this thread's request last got the CPU
 };
