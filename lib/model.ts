@@ -2,6 +2,7 @@ import { native, NativeModel, request } from "./native";
 import { Tensor } from "./tensor";
 import { toNative } from "./options";
 import { guard, TorchExplainError } from "./errors";
+import { DisposableHandle } from "./disposable";
 import type { ForwardArg, RequestOptions } from "./types";
 
 export interface LoadOptions {
@@ -12,9 +13,11 @@ export interface LoadOptions {
 }
 
 /** A TorchScript model (scripted or traced), loaded into native memory. */
-export class Model {
+export class Model extends DisposableHandle {
   /** @internal */
-  constructor(readonly native: NativeModel) {}
+  constructor(readonly native: NativeModel) {
+    super();
+  }
 
   get device(): string {
     return guard(() => this.native.device);
@@ -36,20 +39,6 @@ export class Model {
       native.run("forward", this.native, list.map((t) => t.native), toNative(o) as object),
     );
     return new Tensor(r.attributions[0]);
-  }
-  /** Whether dispose() was called. */
-  get disposed(): boolean {
-    return this.native.disposed;
-  }
-  /**
-   * Frees the model's native memory now rather than at garbage collection.
-   * Requests in flight finish; later use fails with code ERR_DISPOSED.
-   */
-  dispose(): void {
-    this.native.dispose();
-  }
-  [Symbol.dispose](): void {
-    this.dispose();
   }
 }
 

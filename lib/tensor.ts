@@ -2,15 +2,18 @@
 // out only when asked (data(), toArray()).
 import { native, NativeTensor } from "./native";
 import { guard, TorchExplainError } from "./errors";
+import { DisposableHandle } from "./disposable";
 
 export type DType = "float32" | "float64" | "int64" | "int32" | "bool";
 export type TypedData = Float32Array | Float64Array | BigInt64Array | Int32Array | Uint8Array;
 /** Nested arrays of numbers or booleans, one level per dimension. */
 export type NestedArray = number | boolean | NestedArray[];
 
-export class Tensor {
+export class Tensor extends DisposableHandle {
   /** @internal */
-  constructor(readonly native: NativeTensor) {}
+  constructor(readonly native: NativeTensor) {
+    super();
+  }
 
   get shape(): number[] {
     return guard(() => this.native.shape);
@@ -37,17 +40,6 @@ export class Tensor {
       return Array.from({ length: this.shape[dim] }, (_, i) => nest(offset + i * stride, dim + 1));
     };
     return nest(0, 0);
-  }
-  /** Whether dispose() was called. */
-  get disposed(): boolean {
-    return this.native.disposed;
-  }
-  /** Frees the tensor's native memory now; later use throws (code ERR_DISPOSED). */
-  dispose(): void {
-    this.native.dispose();
-  }
-  [Symbol.dispose](): void {
-    this.dispose();
   }
   /** A copy on another device ("cpu", "cuda:0"). */
   to(device: string): Tensor {
