@@ -45,3 +45,5 @@ export {
   NeuronDeepLift, NeuronDeepLiftOptions, NeuronDeepLiftShap, NeuronGradientShap, NeuronGuidedBackprop, NeuronDeconvolution,
   NeuronFeatureAblation,
 } from "./algorithms/neuron";
+export * from "./io";
+export * from "./visualization";

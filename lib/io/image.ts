@@ -1,0 +1,138 @@
+// Images (PNG, JPEG, WebP, and whatever else sharp decodes) into [1, C, H, W]
+// float32 tensors, as torchvision's ToTensor + Normalize make them.
+import * as fs from "fs";
+import * as path from "path";
+import sharp from "sharp";
+import { Tensor, tensor } from "../tensor";
+import { TorchExplainError } from "../errors";
+
+export interface ImageOptions {
+  /** Resize to this size: a number for a square, or [height, width]. Default: the image's own size. */
+  size?: number | [number, number];
+  /** How a resize fits: "fill" (default: stretch to the size) or "cover" (keep the aspect ratio, crop the centre). */
+  fit?: "fill" | "cover";
+  /** Channels of the result: 1 (grey), 3 (RGB, default) or 4 (RGBA). */
+  channels?: 1 | 3 | 4;
+  /** Subtracted per channel after scaling to [0, 1] (a number applies to every channel). Default 0. */
+  mean?: number | number[];
+  /** Divides per channel after the mean. Default 1. */
+  std?: number | number[];
+}
+
+/** The file extensions loadImageFolder() reads. */
+export const IMAGE_EXTENSIONS = [".png", ".jpg", ".jpeg", ".webp", ".gif", ".tif", ".tiff", ".avif"];
+
+function bad(argument: string, message: string): TorchExplainError {
+  return new TorchExplainError(`${argument}: ${message}`, "ERR_BAD_OPTION");
+}
+
+function perChannel(value: number | number[] | undefined, fallback: number, channels: number, name: string): number[] {
+  if (value === undefined) return new Array(channels).fill(fallback);
+  const list = typeof value === "number" ? new Array(channels).fill(value) : value;
+  if (!Array.isArray(list) || list.length !== channels || list.some((v) => typeof v !== "number" || !Number.isFinite(v)))
+    throw bad(name, `expected a number or ${channels} numbers (one per channel); got ${JSON.stringify(value)}`);
+  if (name === "std" && list.some((v) => v === 0)) throw bad(name, "must not be 0");
+  return list;
+}
+
+function checkOptions(options: ImageOptions): { channels: 1 | 3 | 4; size?: [number, number] } {
+  if (options === null || typeof options !== "object") throw bad("options", "expected an object");
+  const known = new Set(["size", "fit", "channels", "mean", "std"]);
+  for (const k of Object.keys(options)) if (!known.has(k)) throw bad(k, `unknown option (image options: ${[...known].join(", ")})`);
+  const channels = options.channels ?? 3;
+  if (channels !== 1 && channels !== 3 && channels !== 4) throw bad("channels", `expected 1, 3 or 4; got ${JSON.stringify(options.channels)}`);
+  if (options.fit !== undefined && options.fit !== "fill" && options.fit !== "cover") throw bad("fit", `expected "fill" or "cover"; got ${JSON.stringify(options.fit)}`);
+  let size: [number, number] | undefined;
+  if (options.size !== undefined) {
+    size = typeof options.size === "number" ? [options.size, options.size] : options.size;
+    if (!Array.isArray(size) || size.length !== 2 || size.some((v) => !Number.isInteger(v) || v < 1))
+      throw bad("size", `expected a positive integer or [height, width]; got ${JSON.stringify(options.size)}`);
+  }
+  return { channels, size };
+}
+
+/** Decodes an image into channel-first float values in [0, 1], normalised. */
+async function decode(source: string | Uint8Array, options: ImageOptions): Promise<{ data: Float32Array; shape: [number, number, number] }> {
+  const { channels, size } = checkOptions(options);
+  const mean = perChannel(options.mean, 0, channels, "mean");
+  const std = perChannel(options.std, 1, channels, "std");
+  let input: string | Buffer;
+  if (source instanceof Uint8Array) input = Buffer.isBuffer(source) ? source : Buffer.from(source.buffer, source.byteOffset, source.byteLength);
+  else if (typeof source === "string") {
+    const st = await fs.promises.stat(source).catch(() => undefined);
+    if (!st) throw bad("path", `no such file: ${source}`);
+    if (!st.isFile()) throw bad("path", `not a regular file: ${source}`);
+    input = source;
+  } else throw bad("source", "expected a file path or a Buffer");
+  let img = sharp(input, { failOn: "error" }).rotate(); // EXIF orientation, as viewers show it
+  if (size) img = img.resize(size[1], size[0], { fit: options.fit ?? "fill" });
+  if (channels === 1) img = img.grayscale();
+  else if (channels === 4) img = img.ensureAlpha();
+  else img = img.removeAlpha().toColourspace("srgb");
+  let raw: { data: Buffer; info: sharp.OutputInfo };
+  try {
+    raw = await img.raw({ depth: "uchar" }).toBuffer({ resolveWithObject: true });
+  } catch (e) {
+    const what = typeof source === "string" ? `'${source}'` : "the buffer";
+    throw bad(typeof source === "string" ? "path" : "source", `cannot decode ${what} as an image (${(e as Error).message})`);
+  }
+  const { width: w, height: h, channels: got } = raw.info;
+  // grayscale() may still deliver an alpha channel; keep the first `channels`.
+  const out = new Float32Array(channels * h * w);
+  const px = raw.data;
+  for (let c = 0; c < channels; c++) {
+    const m = mean[c], s = std[c], base = c * h * w;
+    for (let i = 0; i < h * w; i++) out[base + i] = (px[i * got + c] / 255 - m) / s;
+  }
+  return { data: out, shape: [channels, h, w] };
+}
+
+/** Reads an image (a path or the file's bytes) into a float32 Tensor [1, C, H, W], values in [0, 1] before mean and std. */
+export async function loadImage(source: string | Uint8Array, options: ImageOptions = {}): Promise<Tensor> {
+  const { data, shape } = await decode(source, options);
+  return tensor(data, [1, ...shape], "float32");
+}
+
+export interface ImageBatch {
+  /** [N, C, H, W] float32. */
+  inputs: Tensor;
+  /** The file names, in the batch's order (sorted by name). */
+  files: string[];
+}
+
+/** The image files of a folder, sorted by name (not recursive). */
+export async function listImages(dir: string): Promise<string[]> {
+  const entries = await fs.promises.readdir(dir, { withFileTypes: true }).catch((e: NodeJS.ErrnoException) => {
+    throw bad("dir", e.code === "ENOENT" ? `no such folder: ${dir}` : e.code === "ENOTDIR" ? `not a folder: ${dir}` : `cannot read ${dir}: ${e.message}`);
+  });
+  return entries
+    .filter((e) => e.isFile() && IMAGE_EXTENSIONS.includes(path.extname(e.name).toLowerCase()))
+    .map((e) => e.name)
+    .sort();
+}
+
+/**
+ * Reads a folder's images as one batch [N, C, H, W]. Without `size`, every
+ * image must have the same size.
+ */
+export async function loadImageFolder(dir: string, options: ImageOptions = {}): Promise<ImageBatch> {
+  const files = await listImages(dir);
+  if (files.length === 0) throw bad("dir", `no images (${IMAGE_EXTENSIONS.join(", ")}) in ${dir}`);
+  return { inputs: await loadImageFiles(files.map((f) => path.join(dir, f)), options), files };
+}
+
+/** Reads the given image files as one batch [N, C, H, W]. */
+export async function loadImageFiles(paths: string[], options: ImageOptions = {}): Promise<Tensor> {
+  if (paths.length === 0) throw bad("paths", "no image files given");
+  const decoded: { data: Float32Array; shape: [number, number, number] }[] = [];
+  for (const p of paths) {
+    const d = await decode(p, options);
+    if (decoded.length && d.shape.join() !== decoded[0].shape.join())
+      throw bad("size", `${path.basename(p)} is ${d.shape[2]}×${d.shape[1]} but ${path.basename(paths[0])} is ${decoded[0].shape[2]}×${decoded[0].shape[1]}; pass size to resize them all`);
+    decoded.push(d);
+  }
+  const per = decoded[0].data.length;
+  const all = new Float32Array(per * decoded.length);
+  decoded.forEach((d, i) => all.set(d.data, i * per));
+  return tensor(all, [decoded.length, ...decoded[0].shape], "float32");
+}
