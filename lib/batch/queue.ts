@@ -1,0 +1,165 @@
+// Shards across machines on BullMQ (Redis): `explain --redis` enqueues one
+// queue job per shard and waits for the shards' files; `worker` processes
+// take shards. A worker that dies mid-shard loses its lock; another worker's
+// stalled-job check puts the shard back in the queue, and since a shard's
+// files are written by rename, a shard run twice still counts once.
+import * as path from "path";
+import { Queue, Worker, Job, ConnectionOptions } from "bullmq";
+import { TorchExplainError } from "../errors";
+import { JobManifest, readManifest, runShard, shardFiles } from "./job";
+import * as fs from "fs";
+
+export const DEFAULT_QUEUE = "torchexplain";
+
+/** ioredis options from a redis:// or rediss:// URL (host, port, user, password, database). */
+export function redisConnection(url: string): ConnectionOptions {
+  let u: URL;
+  try {
+    u = new URL(url);
+  } catch {
+    throw new TorchExplainError(`redis: '${url}' is not a URL (expected redis://host:port[/db])`, "ERR_BAD_OPTION");
+  }
+  if (u.protocol !== "redis:" && u.protocol !== "rediss:") throw new TorchExplainError(`redis: expected a redis:// or rediss:// URL; got '${url}'`, "ERR_BAD_OPTION");
+  const db = u.pathname && u.pathname !== "/" ? Number(u.pathname.slice(1)) : 0;
+  return {
+    host: u.hostname || "127.0.0.1",
+    port: u.port ? Number(u.port) : 6379,
+    username: u.username ? decodeURIComponent(u.username) : undefined,
+    password: u.password ? decodeURIComponent(u.password) : undefined,
+    db: Number.isInteger(db) ? db : 0,
+    tls: u.protocol === "rediss:" ? {} : undefined,
+    maxRetriesPerRequest: null, // BullMQ's workers need blocking commands without a retry limit
+  };
+}
+
+/** Waits for a connection, failing after `ms` (ioredis itself retries for ever). */
+async function connected(ready: Promise<unknown>, url: string, ms = 10000): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new TorchExplainError(`redis: cannot connect to ${url} within ${ms / 1000} s`, "ERR_BAD_OPTION")), ms);
+  });
+  try {
+    await Promise.race([ready.catch((e) => Promise.reject(new TorchExplainError(`redis: cannot connect to ${url} (${(e as Error).message})`, "ERR_BAD_OPTION"))), timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+export interface ShardJobData {
+  /** The job's folder (absolute; the same path on every machine). */
+  out: string;
+  shard: number;
+  hash: string;
+}
+
+export interface DistributedOptions {
+  redis: string;
+  queue?: string;
+  /** Called as shards finish (files seen), with the shard's result summary. */
+  onShard?: (shard: number, start: number, end: number, ms: number, worker: string) => void;
+  /** Attempts per shard before the job fails (default 3). */
+  attempts?: number;
+  pollMs?: number;
+}
+
+/**
+ * Enqueues the shards still to do and waits until every shard's files exist.
+ * Fails with the shard's error when a shard fails on its last attempt.
+ */
+export async function runDistributed(manifest: JobManifest, todo: number[], options: DistributedOptions): Promise<void> {
+  const connection = redisConnection(options.redis);
+  const queue = new Queue<ShardJobData>(options.queue ?? DEFAULT_QUEUE, { connection });
+  queue.on("error", () => undefined); // connection errors surface through the awaited calls
+  const out = path.resolve(manifest.spec.out);
+  const run = `${manifest.hash}-${Date.now().toString(36)}`;
+  try {
+    await connected(queue.waitUntilReady(), options.redis);
+    const attempts = options.attempts ?? 3;
+    const ids = new Map<number, string>();
+    await queue.addBulk(
+      todo.map((shard) => {
+        const jobId = `${run}-${shard}`;
+        ids.set(shard, jobId);
+        return {
+          name: "shard",
+          data: { out, shard, hash: manifest.hash },
+          opts: { jobId, attempts, backoff: { type: "fixed", delay: 500 }, removeOnComplete: true, removeOnFail: 1000 },
+        };
+      }),
+    );
+    const pending = new Set(todo);
+    while (pending.size > 0) {
+      for (const shard of [...pending]) {
+        const f = shardFiles(out, shard).json;
+        if (fs.existsSync(f)) {
+          pending.delete(shard);
+          const r = JSON.parse(await fs.promises.readFile(f, "utf8"));
+          options.onShard?.(shard, r.start, r.end, r.timeMs, r.worker);
+          continue;
+        }
+        const job = await Job.fromId<ShardJobData>(queue, ids.get(shard)!);
+        if (job && (await job.isFailed()) && job.attemptsMade >= attempts)
+          throw new TorchExplainError(`shard ${shard} failed on the workers: ${job.failedReason}`, "ERR_NATIVE");
+      }
+      if (pending.size > 0) await new Promise((r) => setTimeout(r, options.pollMs ?? 200));
+    }
+  } finally {
+    await queue.close();
+  }
+}
+
+export interface WorkerOptions {
+  redis: string;
+  queue?: string;
+  concurrency?: number;
+  /** How long a shard's lock lasts without renewal (ms, default 30000): a dead worker's shard returns to the queue after this. */
+  lockDuration?: number;
+  /** How often stalled shards are looked for (ms, default 15000). */
+  stalledInterval?: number;
+  /** Times a shard may stall before it fails (default 2). */
+  maxStalledCount?: number;
+  log?: (line: string) => void;
+}
+
+/** Starts a worker taking shards from the queue; resolves to it once connected (close() stops it). */
+export async function startWorker(options: WorkerOptions): Promise<Worker<ShardJobData>> {
+  const log = options.log ?? (() => undefined);
+  const manifests = new Map<string, JobManifest>();
+  const worker = new Worker<ShardJobData>(
+    options.queue ?? DEFAULT_QUEUE,
+    async (job) => {
+      const { out, shard, hash } = job.data;
+      let manifest = manifests.get(out);
+      if (!manifest || manifest.hash !== hash) {
+        manifest = await readManifest(out);
+        if (manifest.hash !== hash) throw new TorchExplainError(`job: ${out}/job.json is another job than the queued shard's`, "ERR_BAD_OPTION");
+        manifests.set(out, manifest);
+      }
+      if (fs.existsSync(shardFiles(out, shard).json)) {
+        log(`shard ${shard} of ${out}: already done`);
+        return { skipped: true };
+      }
+      log(`shard ${shard} of ${out}: started (attempt ${job.attemptsMade + 1})`);
+      const r = await runShard(manifest, shard);
+      log(`shard ${shard} of ${out}: done, rows ${r.start}-${r.end - 1} in ${r.timeMs} ms`);
+      return { rows: r.end - r.start };
+    },
+    {
+      connection: redisConnection(options.redis),
+      concurrency: options.concurrency ?? 1,
+      lockDuration: options.lockDuration ?? 30000,
+      stalledInterval: options.stalledInterval ?? 15000,
+      maxStalledCount: options.maxStalledCount ?? 2,
+      autorun: true,
+    },
+  );
+  worker.on("failed", (job, err) => log(`shard ${job?.data.shard} of ${job?.data.out}: failed: ${err.message}`));
+  worker.on("error", (err) => log(`worker error: ${err.message}`));
+  try {
+    await connected(worker.waitUntilReady(), options.redis);
+  } catch (e) {
+    await worker.close(true).catch(() => undefined);
+    throw e;
+  }
+  return worker;
+}

@@ -1,0 +1,305 @@
+// The command line: torchexplain explain | worker | info. Every failure is one
+// line on stderr ("torchexplain: <message>") and a non-zero exit status;
+// TORCHEXPLAIN_DEBUG=1 prints stacks too.
+import * as fs from "fs";
+import * as path from "path";
+import { loadModel } from "../model";
+import { tensor } from "../tensor";
+import { assemble, disposeModels, JobSpec, openInputs, prepareJob, runShard, shardRange } from "../batch/job";
+import { Progress } from "../batch/progress";
+import { resolveMethod } from "../batch/methods";
+import { VisualizeSign, SIGNS } from "../visualization/image";
+
+const USAGE = `usage:
+  torchexplain explain --model M.pt --method NAME --inputs FILE|DIR --out DIR
+                       [--target N|predicted] [--options JSON] [--init JSON] [--layer NAME]
+                       [--baselines FILE.npy|NUMBER] [--batch-size N] [--shard-size N]
+                       [--png] [--png-sign SIGN] [--png-scale N] [--resume]
+                       [--image-size N|HxW] [--channels 1|3|4] [--mean a,b,c] [--std a,b,c]
+                       [--redis URL] [--queue NAME]
+  torchexplain worker  --redis URL [--concurrency N] [--queue NAME]
+                       [--lock-duration MS] [--stalled-interval MS]
+  torchexplain info    M.pt [--input-shape 1,3,32,32 | --inputs FILE|DIR]
+
+explain writes DIR/attributions.npy (float32, one row per example), DIR/index.json
+(per example: source, target, predicted class and probability, convergence delta,
+time) and with --png DIR/heatmaps/NNNNNN.png. NAME is a Captum class name
+(IntegratedGradients, Saliency, LayerGradCam, ...) or NoiseTunnel:<name>.`;
+
+class UsageError extends Error {}
+
+type Flags = Record<string, string | true>;
+
+const SPECS: Record<string, { values: string[]; booleans: string[] }> = {
+  explain: {
+    values: ["model", "method", "inputs", "out", "target", "options", "init", "layer", "baselines", "batch-size", "shard-size", "png-sign", "png-scale", "image-size", "channels", "mean", "std", "redis", "queue"],
+    booleans: ["png", "resume"],
+  },
+  worker: { values: ["redis", "concurrency", "queue", "lock-duration", "stalled-interval", "max-stalled"], booleans: [] },
+  info: { values: ["input-shape", "inputs", "image-size", "channels"], booleans: [] },
+};
+
+function parseArgs(command: string, argv: string[]): { flags: Flags; positional: string[] } {
+  const spec = SPECS[command];
+  const flags: Flags = {};
+  const positional: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    if (!a.startsWith("--")) {
+      positional.push(a);
+      continue;
+    }
+    const eq = a.indexOf("=");
+    const name = a.slice(2, eq > 0 ? eq : undefined);
+    if (spec.booleans.includes(name)) {
+      if (eq > 0) throw new UsageError(`--${name} takes no value`);
+      flags[name] = true;
+    } else if (spec.values.includes(name)) {
+      const v = eq > 0 ? a.slice(eq + 1) : argv[++i];
+      if (v === undefined) throw new UsageError(`--${name} needs a value`);
+      flags[name] = v;
+    } else throw new UsageError(`unknown option --${name} for '${command}' (options: ${[...spec.values, ...spec.booleans].map((o) => `--${o}`).join(", ")})`);
+  }
+  return { flags, positional };
+}
+
+function str(flags: Flags, name: string): string | undefined {
+  const v = flags[name];
+  return typeof v === "string" ? v : undefined;
+}
+
+function required(flags: Flags, name: string): string {
+  const v = str(flags, name);
+  if (v === undefined) throw new UsageError(`--${name} is required`);
+  return v;
+}
+
+function positiveInt(flags: Flags, name: string, fallback?: number): number | undefined {
+  const v = str(flags, name);
+  if (v === undefined) return fallback;
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 1) throw new UsageError(`--${name}: expected a positive integer; got '${v}'`);
+  return n;
+}
+
+function json(flags: Flags, name: string): Record<string, unknown> | undefined {
+  const v = str(flags, name);
+  if (v === undefined) return undefined;
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(v);
+  } catch (e) {
+    throw new UsageError(`--${name}: not valid JSON (${(e as Error).message})`);
+  }
+  if (parsed === null || typeof parsed !== "object" || Array.isArray(parsed)) throw new UsageError(`--${name}: expected a JSON object, e.g. '{"nSteps": 32}'`);
+  return parsed as Record<string, unknown>;
+}
+
+function numbers(v: string | undefined, name: string): number[] | undefined {
+  if (v === undefined) return undefined;
+  const list = v.split(",").map(Number);
+  if (list.some((x) => !Number.isFinite(x))) throw new UsageError(`--${name}: expected numbers separated by commas; got '${v}'`);
+  return list;
+}
+
+function imageOptions(flags: Flags): JobSpec["image"] {
+  const size = str(flags, "image-size");
+  let parsed: number | [number, number] | undefined;
+  if (size !== undefined) {
+    const m = /^(\d+)(?:x(\d+))?$/.exec(size);
+    if (!m) throw new UsageError(`--image-size: expected N or HxW; got '${size}'`);
+    parsed = m[2] ? [Number(m[1]), Number(m[2])] : Number(m[1]);
+  }
+  const channels = positiveInt(flags, "channels");
+  if (channels !== undefined && ![1, 3, 4].includes(channels)) throw new UsageError(`--channels: expected 1, 3 or 4; got ${channels}`);
+  const mean = numbers(str(flags, "mean"), "mean");
+  const std = numbers(str(flags, "std"), "std");
+  const o: NonNullable<JobSpec["image"]> = {};
+  if (parsed !== undefined) o.size = parsed;
+  if (channels !== undefined) o.channels = channels as 1 | 3 | 4;
+  if (mean) o.mean = mean.length === 1 ? mean[0] : mean;
+  if (std) o.std = std.length === 1 ? std[0] : std;
+  return o;
+}
+
+function existing(file: string, flag: string): string {
+  const abs = path.resolve(file);
+  if (!fs.existsSync(abs)) throw new UsageError(`--${flag}: no such file or folder: ${file}`);
+  return abs;
+}
+
+async function explain(argv: string[]): Promise<number> {
+  const { flags, positional } = parseArgs("explain", argv);
+  if (positional.length) throw new UsageError(`unexpected argument '${positional[0]}'`);
+  const model = existing(required(flags, "model"), "model");
+  const methodName = required(flags, "method");
+  const inputs = existing(required(flags, "inputs"), "inputs");
+  const out = path.resolve(required(flags, "out"));
+  const layer = str(flags, "layer");
+  const init = json(flags, "init");
+  const options = json(flags, "options");
+  const method = resolveMethod(methodName, layer, init ?? {}); // an unknown method fails here, before any work
+  const targetText = str(flags, "target");
+  let target: JobSpec["target"];
+  if (targetText !== undefined) {
+    if (targetText === "predicted") target = "predicted";
+    else if (/^\d+$/.test(targetText)) target = Number(targetText);
+    else throw new UsageError(`--target: expected a class index or 'predicted'; got '${targetText}'`);
+    if (!method.info.target) throw new UsageError(`--target: ${methodName} takes no target`);
+  }
+  if (options && "target" in options) throw new UsageError("--options: give the target with --target");
+  let baselines = str(flags, "baselines");
+  if (baselines !== undefined && !/^-?\d+(\.\d+)?$/.test(baselines)) baselines = existing(baselines, "baselines");
+  const batchSize = positiveInt(flags, "batch-size", 32)!;
+  const shardSize = positiveInt(flags, "shard-size", Math.max(batchSize, 64))!;
+  const pngSign = str(flags, "png-sign") as VisualizeSign | undefined;
+  if (pngSign !== undefined && !SIGNS.includes(pngSign)) throw new UsageError(`--png-sign: expected one of ${SIGNS.join(", ")}; got '${pngSign}'`);
+  const spec: JobSpec = {
+    model,
+    method: methodName,
+    ...(layer !== undefined ? { layer } : {}),
+    ...(target !== undefined ? { target } : {}),
+    ...(options ? { options } : {}),
+    ...(init ? { init } : {}),
+    inputs,
+    ...(baselines !== undefined ? { baselines } : {}),
+    image: imageOptions(flags),
+    batchSize,
+    shardSize,
+    ...(flags.png ? { png: true, pngSign: pngSign ?? "absolute_value", pngScale: positiveInt(flags, "png-scale", 1) } : {}),
+    out,
+  };
+  const started = Date.now();
+  const { manifest, todo } = await prepareJob(spec, !!flags.resume);
+  const skipped = manifest.shards - todo.length;
+  if (skipped > 0) process.stderr.write(`resuming: ${skipped} of ${manifest.shards} shards already done\n`);
+  const doneRows = Array.from({ length: manifest.shards }, (_, s) => s)
+    .filter((s) => !todo.includes(s))
+    .reduce((sum, s) => {
+      const [a, b] = shardRange(spec, manifest.count, s);
+      return sum + b - a;
+    }, 0);
+  const progress = new Progress(manifest.count, manifest.shards, process.stderr, { rows: doneRows, shards: skipped });
+  const redis = str(flags, "redis");
+  if (redis) {
+    const { runDistributed } = await import("../batch/queue");
+    process.stderr.write(`${todo.length} shards queued on ${redis}; waiting for workers (torchexplain worker --redis ${redis})\n`);
+    await runDistributed(manifest, todo, {
+      redis,
+      queue: str(flags, "queue"),
+      onShard: (s, a, b, ms, worker) => progress.shard(s, a, b, ms, true, ` by ${worker}`),
+    });
+  } else {
+    for (const s of todo) {
+      const r = await runShard(manifest, s, (n) => progress.rows(n));
+      progress.shard(s, r.start, r.end, r.timeMs, false);
+    }
+  }
+  progress.finish();
+  const { shape } = await assemble(manifest, { totalMs: Date.now() - started });
+  process.stdout.write(`wrote ${path.join(out, "attributions.npy")} [${shape}] and ${path.join(out, "index.json")}${spec.png ? ` and ${path.join(out, "heatmaps")}/` : ""}\n`);
+  return 0;
+}
+
+async function worker(argv: string[]): Promise<number> {
+  const { flags, positional } = parseArgs("worker", argv);
+  if (positional.length) throw new UsageError(`unexpected argument '${positional[0]}'`);
+  const redis = required(flags, "redis");
+  const { startWorker } = await import("../batch/queue");
+  const log = (line: string) => process.stdout.write(`[worker ${process.pid}] ${line}\n`);
+  const w = await startWorker({
+    redis,
+    queue: str(flags, "queue"),
+    concurrency: positiveInt(flags, "concurrency", 1),
+    lockDuration: positiveInt(flags, "lock-duration"),
+    stalledInterval: positiveInt(flags, "stalled-interval"),
+    maxStalledCount: positiveInt(flags, "max-stalled"),
+    log,
+  });
+  log(`ready on ${redis}`);
+  await new Promise<void>((resolve) => {
+    const stop = () => {
+      log("stopping: finishing the shards in hand");
+      w.close().then(resolve, resolve);
+    };
+    process.once("SIGINT", stop);
+    process.once("SIGTERM", stop);
+  });
+  disposeModels();
+  return 0;
+}
+
+/** A guess at an example input when none is given: common image shapes, then features from a matmul error. */
+async function guessInput(model: Awaited<ReturnType<typeof loadModel>>): Promise<number[] | undefined> {
+  for (const shape of [[1, 3, 224, 224], [1, 3, 32, 32], [1, 1, 28, 28], [1, 1, 8, 8]]) {
+    const x = tensor(new Float32Array(shape.reduce((a, b) => a * b, 1)), shape);
+    try {
+      (await model.forward(x)).dispose();
+      return shape;
+    } catch (e) {
+      const m = /cannot be multiplied \(\d+x\d+ and (\d+)x\d+\)/.exec((e as Error).message);
+      if (m) {
+        const s = [1, Number(m[1])];
+        try {
+          (await model.forward(tensor(new Float32Array(s[1]), s))).dispose();
+          return s;
+        } catch {
+          /* not a plain MLP */
+        }
+      }
+    } finally {
+      x.dispose();
+    }
+  }
+  return undefined;
+}
+
+async function info(argv: string[]): Promise<number> {
+  const { flags, positional } = parseArgs("info", argv);
+  if (positional.length !== 1) throw new UsageError("info takes one model file: torchexplain info M.pt");
+  const file = existing(positional[0], "model");
+  const model = await loadModel(file);
+  const lines = [`model: ${file}`, `signature: ${model.signature}`, `device: ${model.device}`, `layers: ${model.layers().join(", ") || "(none)"}`];
+  let shape = numbers(str(flags, "input-shape"), "input-shape");
+  let guessed = false;
+  const inputsFile = str(flags, "inputs");
+  let example;
+  if (inputsFile) {
+    const src = await openInputs(existing(inputsFile, "inputs"), imageOptions(flags));
+    example = (await src.rows(0, 1)).tensor;
+    shape = example.shape;
+  } else if (!shape) {
+    shape = await guessInput(model);
+    guessed = true;
+  }
+  if (shape) {
+    example ??= tensor(new Float32Array(shape.reduce((a, b) => a * b, 1)), shape);
+    const out = await model.forward(example);
+    lines.push(`example input: [${shape}]${guessed ? " (guessed; give --input-shape or --inputs)" : ""}`, `output: [${out.shape}] ${out.dtype}`);
+    out.dispose();
+    example.dispose();
+  } else lines.push("output: unknown (give --input-shape 1,3,32,32 or --inputs FILE to run an example)");
+  process.stdout.write(lines.join("\n") + "\n");
+  model.dispose();
+  return 0;
+}
+
+/** Runs the command line; resolves to the exit status. */
+export async function main(argv: string[]): Promise<number> {
+  const [command, ...rest] = argv;
+  try {
+    if (command === "explain") return await explain(rest);
+    if (command === "worker") return await worker(rest);
+    if (command === "info") return await info(rest);
+    if (command === undefined || command === "--help" || command === "-h" || command === "help") {
+      (command === undefined ? process.stderr : process.stdout).write(USAGE + "\n");
+      return command === undefined ? 2 : 0;
+    }
+    throw new UsageError(`unknown command '${command}' (explain, worker, info; --help)`);
+  } catch (e) {
+    const message = e instanceof Error ? e.message.split("\n")[0] : String(e);
+    process.stderr.write(`${process.stderr.isTTY ? "\n" : ""}torchexplain: ${message}\n`); // a new line after a progress bar
+    if (process.env.TORCHEXPLAIN_DEBUG && e instanceof Error) process.stderr.write(`${e.stack}\n`);
+    return e instanceof UsageError ? 2 : 1;
+  }
+}

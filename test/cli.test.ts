@@ -1,0 +1,176 @@
+// The command line (bin/torchexplain.js, run as a user runs it): explain on a
+// .npy file, a folder of PNGs and JSON Lines gives the API's attributions;
+// index.json, heat maps, --resume, info, and bad input as one line and a
+// non-zero exit.
+import { spawnSync } from "child_process";
+import * as fs from "fs";
+import * as os from "os";
+import * as path from "path";
+import sharp from "sharp";
+import { loadModel, tensor, IntegratedGradients, Saliency, loadImageFolder, loadNpy, saveNpy, Model, Tensor } from "../lib";
+import { ensureDist } from "./dist";
+
+const root = path.join(__dirname, "..");
+const bin = path.join(root, "bin", "torchexplain.js");
+const samples = JSON.parse(fs.readFileSync(path.join(root, "models", "digits_samples.json"), "utf8"));
+const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "torchexplain-cli-"));
+let model: Model;
+
+function cli(args: string[]) {
+  const r = spawnSync(process.execPath, [bin, ...args], { cwd: tmp, encoding: "utf8", timeout: 60000 });
+  return { status: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+const nums = (t: Tensor | { data: ArrayLike<number> }) => Array.from((t instanceof Tensor ? t.data() : t.data) as ArrayLike<number>, Number);
+function expectClose(actual: number[], expected: number[], rtol = 1e-4) {
+  expect(actual.length).toBe(expected.length);
+  const scale = 1e-5 * Math.max(1, ...expected.map(Math.abs));
+  for (let i = 0; i < expected.length; i++) expect(Math.abs(actual[i] - expected[i])).toBeLessThanOrEqual(rtol * Math.abs(expected[i]) + scale);
+}
+
+async function predicted(x: Tensor): Promise<{ cls: number[]; prob: number[] }> {
+  const out = (await model.forward(x)).toArray() as number[][];
+  const cls = out.map((r) => r.indexOf(Math.max(...r)));
+  const prob = out.map((r, i) => {
+    const m = Math.max(...r);
+    const s = r.reduce((a, v) => a + Math.exp(v - m), 0);
+    return Math.exp(r[cls[i]] - m) / s;
+  });
+  return { cls, prob };
+}
+
+beforeAll(async () => {
+  ensureDist();
+  model = await loadModel(path.join(root, "models", "digits_cnn.pt"));
+  await saveNpy(path.join(tmp, "digits.npy"), tensor(Float32Array.from(samples.images), samples.shape));
+  // The same digits as 8×8 grey PNGs (values rounded to 1/255).
+  fs.mkdirSync(path.join(tmp, "pngs"));
+  const per = 64;
+  for (let i = 0; i < samples.shape[0]; i++) {
+    const px = Buffer.from(samples.images.slice(i * per, (i + 1) * per).map((v: number) => Math.round(v * 255)));
+    await sharp(px, { raw: { width: 8, height: 8, channels: 1 } }).png().toFile(path.join(tmp, "pngs", `digit_${i}.png`));
+  }
+});
+afterAll(() => {
+  model?.dispose();
+  fs.rmSync(tmp, { recursive: true, force: true });
+});
+
+test("explain on a .npy file: the API's attributions, index.json, heat maps, a line per shard", async () => {
+  const r = cli(["explain", "--model", path.join(root, "models", "digits_cnn.pt"), "--method", "IntegratedGradients", "--inputs", "digits.npy",
+    "--out", "out-npy", "--options", '{"nSteps": 16}', "--shard-size", "4", "--batch-size", "2", "--png", "--png-scale", "3"]);
+  expect(r.stderr).not.toMatch(/torchexplain:/);
+  expect(r.status).toBe(0);
+  // Not a terminal: one line per shard (6 examples in shards of 4).
+  expect(r.stderr.match(/^shard \d\/2 \(rows \d+-\d+\) done in .*ETA/gm)?.length).toBe(2);
+  const out = path.join(tmp, "out-npy");
+  const attr = await loadNpy(path.join(out, "attributions.npy"));
+  expect(attr.shape).toEqual(samples.shape);
+  expect(attr.dtype).toBe("float32");
+  const x = await loadNpy(path.join(tmp, "digits.npy"));
+  const pred = await predicted(x);
+  const api = await new IntegratedGradients(model).attribute(x, { target: pred.cls, nSteps: 16, returnConvergenceDelta: true });
+  expectClose(nums(attr), nums(api.attributions));
+  const index = JSON.parse(fs.readFileSync(path.join(out, "index.json"), "utf8"));
+  expect(index.count).toBe(6);
+  expect(index.examples.map((e: { index: number }) => e.index)).toEqual([0, 1, 2, 3, 4, 5]);
+  const deltas = nums(api.delta);
+  index.examples.forEach((e: { source: string; target: number; predicted: number; probability: number; delta: number; timeMs: number; heatmap: string }, i: number) => {
+    expect(e.source).toBe(`digits.npy[${i}]`);
+    expect(e.target).toBe(pred.cls[i]);
+    expect(e.predicted).toBe(pred.cls[i]);
+    expect(Math.abs(e.probability - pred.prob[i])).toBeLessThan(1e-5);
+    expect(Math.abs(e.delta - deltas[i])).toBeLessThan(1e-4 + 1e-3 * Math.abs(deltas[i]));
+    expect(e.timeMs).toBeGreaterThanOrEqual(0);
+    expect(e.heatmap).toBe(`heatmaps/${String(i).padStart(6, "0")}.png`);
+  });
+  // Heat maps: valid PNGs of the input's size times --png-scale.
+  const maps = fs.readdirSync(path.join(out, "heatmaps")).sort();
+  expect(maps).toHaveLength(6);
+  for (const m of maps) {
+    const meta = await sharp(path.join(out, "heatmaps", m)).metadata();
+    expect([meta.format, meta.width, meta.height]).toEqual(["png", 24, 24]);
+  }
+});
+
+test("explain on a folder of PNG images: the API's attributions on the same images", async () => {
+  const r = cli(["explain", "--model", path.join(root, "models", "digits_cnn.pt"), "--method", "Saliency", "--inputs", "pngs", "--channels", "1",
+    "--out", "out-png", "--target", "3", "--png"]);
+  expect(r.stderr).not.toMatch(/torchexplain:/);
+  expect(r.status).toBe(0);
+  const { inputs, files } = await loadImageFolder(path.join(tmp, "pngs"), { channels: 1 });
+  const api = await new Saliency(model).attribute(inputs, { target: 3 });
+  const attr = await loadNpy(path.join(tmp, "out-png", "attributions.npy"));
+  expect(attr.shape).toEqual([6, 1, 8, 8]);
+  expectClose(nums(attr), nums(api));
+  const index = JSON.parse(fs.readFileSync(path.join(tmp, "out-png", "index.json"), "utf8"));
+  expect(index.examples.map((e: { source: string }) => e.source)).toEqual(files);
+  expect(index.examples.every((e: { target: number }) => e.target === 3)).toBe(true);
+  for (const e of index.examples) {
+    const meta = await sharp(path.join(tmp, "out-png", e.heatmap)).metadata();
+    expect([meta.width, meta.height]).toEqual([8, 8]);
+  }
+});
+
+test("explain on JSON Lines rows: per-row targets, a tabular model", async () => {
+  const rows = Array.from({ length: 5 }, (_, i) => JSON.stringify({ inputs: Array.from({ length: 64 }, (_, k) => Math.sin(i + k)), target: i % 3, id: `row-${i}` }));
+  fs.writeFileSync(path.join(tmp, "rows.jsonl"), rows.join("\n") + "\n");
+  const r = cli(["explain", "--model", path.join(root, "models", "bench_mlp.pt"), "--method", "Saliency", "--inputs", "rows.jsonl", "--out", "out-jsonl", "--options", '{"abs": false}']);
+  expect(r.status).toBe(0);
+  const mlp = await loadModel(path.join(root, "models", "bench_mlp.pt"));
+  const x = tensor(rows.map((l) => JSON.parse(l).inputs));
+  const api = await new Saliency(mlp).attribute(x, { target: [0, 1, 2, 0, 1], abs: false });
+  expectClose(nums(await loadNpy(path.join(tmp, "out-jsonl", "attributions.npy"))), nums(api));
+  const index = JSON.parse(fs.readFileSync(path.join(tmp, "out-jsonl", "index.json"), "utf8"));
+  expect(index.examples.map((e: { source: string; target: number }) => [e.source, e.target])).toEqual(rows.map((_, i) => [`row-${i}`, i % 3]));
+  mlp.dispose();
+});
+
+test("--resume runs only the shards not finished", () => {
+  const args = ["explain", "--model", path.join(root, "models", "digits_cnn.pt"), "--method", "Saliency", "--inputs", "digits.npy", "--out", "out-resume", "--shard-size", "2", "--target", "1"];
+  expect(cli(args).status).toBe(0);
+  const shards = path.join(tmp, "out-resume", "shards");
+  const before = fs.readFileSync(path.join(tmp, "out-resume", "attributions.npy"));
+  const kept = fs.statSync(path.join(shards, "shard-000000.json")).mtimeMs;
+  fs.rmSync(path.join(shards, "shard-000001.json")); // as if the job had stopped during shard 1
+  const r = cli([...args, "--resume"]);
+  expect(r.status).toBe(0);
+  expect(r.stderr).toMatch(/resuming: 2 of 3 shards already done/);
+  expect(r.stderr.match(/^shard \d\/3/gm)).toEqual(["shard 2/3"]);
+  expect(fs.statSync(path.join(shards, "shard-000000.json")).mtimeMs).toBe(kept);
+  expect(Buffer.compare(fs.readFileSync(path.join(tmp, "out-resume", "attributions.npy")), before)).toBe(0);
+  // Another job in the same folder is not mixed in.
+  const other = cli([...args.slice(0, -1), "2", "--resume"]);
+  expect(other.status).not.toBe(0);
+  expect(other.stderr).toMatch(/^torchexplain: resume: .* holds a different job/m);
+});
+
+test("info: signature, layers, output shape", () => {
+  const r = cli(["info", path.join(root, "models", "digits_cnn.pt"), "--input-shape", "2,1,8,8"]);
+  expect(r.status).toBe(0);
+  expect(r.stdout).toMatch(/^signature: forward\(/m);
+  expect(r.stdout).toMatch(/^layers: .*conv1/m);
+  expect(r.stdout).toMatch(/^output: \[2,10\] float32$/m);
+  const guessed = cli(["info", path.join(root, "models", "bench_mlp.pt")]);
+  expect(guessed.stdout).toMatch(/^example input: \[1,64\] \(guessed/m);
+});
+
+describe("bad input: a non-zero exit and one clear line, no stack", () => {
+  const base = ["explain", "--model", path.join(root, "models", "digits_cnn.pt"), "--inputs", "digits.npy", "--out", "out-bad"];
+  test.each([
+    ["a missing file", [...base.slice(0, 3), "--method", "Saliency", "--inputs", "nope.npy", "--out", "x"], /^torchexplain: --inputs: no such file or folder: nope\.npy$/],
+    ["an unknown method", [...base, "--method", "IntegratedGradient"], /^torchexplain: method: unknown method 'IntegratedGradient' \(known: /],
+    ["an option the method rejects", [...base, "--method", "IntegratedGradients", "--options", '{"nStep": 4}'], /^torchexplain: .*nStep/],
+    ["options that are not JSON", [...base, "--method", "Saliency", "--options", "{nSteps: 4}"], /^torchexplain: --options: not valid JSON/],
+    ["a layer method without a layer", [...base, "--method", "LayerGradCam"], /^torchexplain: layer: LayerGradCam needs a layer/],
+    ["an unknown flag", [...base, "--method", "Saliency", "--nsteps", "3"], /^torchexplain: unknown option --nsteps for 'explain'/],
+    ["a target out of range", [...base, "--method", "Saliency", "--target", "12"], /^torchexplain: target: /],
+  ])("%s", (_, args, message) => {
+    const r = cli(args as string[]);
+    expect(r.status).not.toBe(0);
+    const lines = r.stderr.trim().split("\n");
+    expect(lines.at(-1)).toMatch(message);
+    expect(r.stderr).not.toMatch(/^\s+at /m);
+    expect(lines.filter((l) => l.startsWith("torchexplain:"))).toHaveLength(1);
+  });
+});
