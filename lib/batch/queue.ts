@@ -8,6 +8,7 @@ import { Queue, Worker, Job, ConnectionOptions } from "bullmq";
 import { TorchExplainError } from "../errors";
 import { JobManifest, readManifest, runShard, shardFiles } from "./job";
 import * as fs from "fs";
+import * as net from "net";
 
 export const DEFAULT_QUEUE = "torchexplain";
 
@@ -32,17 +33,47 @@ export function redisConnection(url: string): ConnectionOptions {
   };
 }
 
-/** Waits for a connection, failing after `ms` (ioredis itself retries for ever). */
-async function connected(ready: Promise<unknown>, url: string, ms = 10000): Promise<void> {
+/**
+ * Waits for a connection: fails at once when nothing listens there (ioredis
+ * would retry for ever), or after `ms` without an answer.
+ */
+async function connected(client: { waitUntilReady(): Promise<unknown>; on(event: "error", f: (e: Error) => void): unknown; off(event: "error", f: (e: Error) => void): unknown }, url: string, ms = 10000): Promise<void> {
   let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new TorchExplainError(`redis: cannot connect to ${url} within ${ms / 1000} s`, "ERR_BAD_OPTION")), ms);
+  let onError: ((e: Error) => void) | undefined;
+  const fail = (why: string) => new TorchExplainError(`redis: cannot connect to ${url} (${why})`, "ERR_BAD_OPTION");
+  const failed = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(fail(`no answer within ${ms / 1000} s`)), ms);
+    onError = (e: Error) => {
+      const code = (e as NodeJS.ErrnoException).code;
+      if (code === "ECONNREFUSED" || code === "ENOTFOUND" || code === "EAI_AGAIN" || /NOAUTH|WRONGPASS/.test(e.message)) reject(fail(e.message));
+    };
+    client.on("error", onError);
   });
   try {
-    await Promise.race([ready.catch((e) => Promise.reject(new TorchExplainError(`redis: cannot connect to ${url} (${(e as Error).message})`, "ERR_BAD_OPTION"))), timeout]);
+    await Promise.race([client.waitUntilReady().catch((e) => Promise.reject(fail((e as Error).message))), failed]);
   } finally {
     clearTimeout(timer);
+    client.off("error", onError!);
   }
+}
+
+/** One PING over a plain socket: a clear error at once when nothing answers (before BullMQ's clients, which retry for ever). */
+export function probe(c: { host: string; port: number }, url: string, ms = 5000): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const sock = net.connect(c.port, c.host);
+    const fail = (why: string) => {
+      sock.destroy();
+      reject(new TorchExplainError(`redis: cannot connect to ${url} (${why})`, "ERR_BAD_OPTION"));
+    };
+    sock.setTimeout(ms, () => fail(`no answer within ${ms / 1000} s`));
+    sock.once("error", (e) => fail(e.message));
+    sock.once("connect", () => sock.write("PING\r\n"));
+    // Any reply (+PONG, or -NOAUTH when a password is needed) shows a Redis server there.
+    sock.once("data", () => {
+      sock.destroy();
+      resolve();
+    });
+  });
 }
 
 export interface ShardJobData {
@@ -57,6 +88,8 @@ export interface DistributedOptions {
   queue?: string;
   /** Called as shards finish (files seen), with the shard's result summary. */
   onShard?: (shard: number, start: number, end: number, ms: number, worker: string) => void;
+  /** Called once the shards are in the queue. */
+  onQueued?: (shards: number) => void;
   /** Attempts per shard before the job fails (default 3). */
   attempts?: number;
   pollMs?: number;
@@ -68,12 +101,13 @@ export interface DistributedOptions {
  */
 export async function runDistributed(manifest: JobManifest, todo: number[], options: DistributedOptions): Promise<void> {
   const connection = redisConnection(options.redis);
+  await probe(connection as { host: string; port: number }, options.redis);
   const queue = new Queue<ShardJobData>(options.queue ?? DEFAULT_QUEUE, { connection });
   queue.on("error", () => undefined); // connection errors surface through the awaited calls
   const out = path.resolve(manifest.spec.out);
   const run = `${manifest.hash}-${Date.now().toString(36)}`;
   try {
-    await connected(queue.waitUntilReady(), options.redis);
+    await connected(queue, options.redis);
     const attempts = options.attempts ?? 3;
     const ids = new Map<number, string>();
     await queue.addBulk(
@@ -87,6 +121,7 @@ export async function runDistributed(manifest: JobManifest, todo: number[], opti
         };
       }),
     );
+    options.onQueued?.(todo.length);
     const pending = new Set(todo);
     while (pending.size > 0) {
       for (const shard of [...pending]) {
@@ -124,6 +159,8 @@ export interface WorkerOptions {
 /** Starts a worker taking shards from the queue; resolves to it once connected (close() stops it). */
 export async function startWorker(options: WorkerOptions): Promise<Worker<ShardJobData>> {
   const log = options.log ?? (() => undefined);
+  const connection = redisConnection(options.redis);
+  await probe(connection as { host: string; port: number }, options.redis);
   const manifests = new Map<string, JobManifest>();
   const worker = new Worker<ShardJobData>(
     options.queue ?? DEFAULT_QUEUE,
@@ -145,7 +182,7 @@ export async function startWorker(options: WorkerOptions): Promise<Worker<ShardJ
       return { rows: r.end - r.start };
     },
     {
-      connection: redisConnection(options.redis),
+      connection,
       concurrency: options.concurrency ?? 1,
       lockDuration: options.lockDuration ?? 30000,
       stalledInterval: options.stalledInterval ?? 15000,
@@ -156,7 +193,7 @@ export async function startWorker(options: WorkerOptions): Promise<Worker<ShardJ
   worker.on("failed", (job, err) => log(`shard ${job?.data.shard} of ${job?.data.out}: failed: ${err.message}`));
   worker.on("error", (err) => log(`worker error: ${err.message}`));
   try {
-    await connected(worker.waitUntilReady(), options.redis);
+    await connected(worker, options.redis);
   } catch (e) {
     await worker.close(true).catch(() => undefined);
     throw e;

@@ -183,9 +183,9 @@ async function explain(argv: string[]): Promise<number> {
   const redis = str(flags, "redis");
   if (redis) {
     const { runDistributed } = await import("../batch/queue");
-    process.stderr.write(`${todo.length} shards queued on ${redis}; waiting for workers (torchexplain worker --redis ${redis})\n`);
     await runDistributed(manifest, todo, {
       redis,
+      onQueued: (n) => process.stderr.write(`${n} shards queued on ${redis}; waiting for workers (torchexplain worker --redis ${redis})\n`),
       queue: str(flags, "queue"),
       onShard: (s, a, b, ms, worker) => progress.shard(s, a, b, ms, true, ` by ${worker}`),
     });
@@ -287,6 +287,10 @@ async function info(argv: string[]): Promise<number> {
 /** Runs the command line; resolves to the exit status. */
 export async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
+  // Errors that escape every caller (a Redis connection dropping in a client's
+  // background) end the command with one line too.
+  process.on("unhandledRejection", (e) => fatal(e));
+  process.on("uncaughtException", (e) => fatal(e));
   try {
     if (command === "explain") return await explain(rest);
     if (command === "worker") return await worker(rest);
@@ -302,4 +306,10 @@ export async function main(argv: string[]): Promise<number> {
     if (process.env.TORCHEXPLAIN_DEBUG && e instanceof Error) process.stderr.write(`${e.stack}\n`);
     return e instanceof UsageError ? 2 : 1;
   }
+}
+
+function fatal(e: unknown): never {
+  process.stderr.write(`torchexplain: ${e instanceof Error ? e.message.split("\n")[0] : String(e)}\n`);
+  if (process.env.TORCHEXPLAIN_DEBUG && e instanceof Error) process.stderr.write(`${e.stack}\n`);
+  process.exit(1);
 }
