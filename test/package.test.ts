@@ -87,6 +87,15 @@ function must(r: ReturnType<typeof run>, what: string) {
     const pasted = must(run(process.execPath, ["readme.js"], { cwd: app, env }), "the README's lines");
     expect(pasted.output.trim()).toBe("[ 1, 1, 8, 8 ]");
 
+    // 4b. The torchexplain command as npm links it, and a picture (sharp, from the registry) in the new project.
+    const info = must(run("npx", ["--no-install", "torchexplain", "info", "node_modules/torchexplain/models/digits_cnn.pt"], { cwd: app, env }), "npx torchexplain info");
+    expect(info.stdout).toMatch(/^output: \[1,10\] float32$/m);
+    const picture = `
+      const { visualizeImageAttr, tensor } = require("torchexplain");
+      visualizeImageAttr(tensor(Float32Array.from({ length: 64 }, (_, i) => i - 32), [1, 8, 8]), null, { sign: "all", title: "t" })
+        .then((png) => require("sharp")(png).metadata()).then((m) => console.log(m.format, m.height > 8));`;
+    expect(must(run(process.execPath, ["-e", picture], { cwd: app, env }), "a picture").stdout.trim()).toBe("png true");
+
     // 5. Strict TypeScript against the installed declarations; a misspelt option beside valid ones fails.
     fs.writeFileSync(
       path.join(app, "good.ts"),
