@@ -73,6 +73,7 @@ test("explain on a .npy file: the API's attributions, index.json, heat maps, a l
   expectClose(nums(attr), nums(api.attributions));
   const index = JSON.parse(fs.readFileSync(path.join(out, "index.json"), "utf8"));
   expect(index.count).toBe(6);
+  expect(index.targets).toBe("predicted"); // no --target: each example's top class
   expect(index.examples.map((e: { index: number }) => e.index)).toEqual([0, 1, 2, 3, 4, 5]);
   const deltas = nums(api.delta);
   index.examples.forEach((e: { source: string; target: number; predicted: number; probability: number; delta: number; timeMs: number; heatmap: string }, i: number) => {
@@ -105,6 +106,7 @@ test("explain on a folder of PNG images: the API's attributions on the same imag
   expectClose(nums(attr), nums(api));
   const index = JSON.parse(fs.readFileSync(path.join(tmp, "out-png", "index.json"), "utf8"));
   expect(index.examples.map((e: { source: string }) => e.source)).toEqual(files);
+  expect(index.targets).toBe("given");
   expect(index.examples.every((e: { target: number }) => e.target === 3)).toBe(true);
   for (const e of index.examples) {
     const meta = await sharp(path.join(tmp, "out-png", e.heatmap)).metadata();
@@ -122,6 +124,7 @@ test("explain on JSON Lines rows: per-row targets, a tabular model", async () =>
   const api = await new Saliency(mlp).attribute(x, { target: [0, 1, 2, 0, 1], abs: false });
   expectClose(nums(await loadNpy(path.join(tmp, "out-jsonl", "attributions.npy"))), nums(api));
   const index = JSON.parse(fs.readFileSync(path.join(tmp, "out-jsonl", "index.json"), "utf8"));
+  expect(index.targets).toBe("rows");
   expect(index.examples.map((e: { source: string; target: number }) => [e.source, e.target])).toEqual(rows.map((_, i) => [`row-${i}`, i % 3]));
   mlp.dispose();
 });

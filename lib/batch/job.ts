@@ -56,6 +56,8 @@ export interface ExampleRecord {
 }
 
 export interface ShardResult {
+  /** How targets were chosen: "predicted", "given" (--target), "rows" (the inputs' own), or "none" (the method takes none). */
+  targetMode: "predicted" | "given" | "rows" | "none";
   shard: number;
   start: number;
   end: number;
@@ -319,6 +321,7 @@ export async function runShard(manifest: JobManifest, shard: number, onRows?: (r
   const examples: ExampleRecord[] = [];
   const chunks: Float32Array[] = [];
   let shape: number[] | undefined;
+  let targetMode: ShardResult["targetMode"] = "none";
   for (let b = start; b < end; b += spec.batchSize) {
     const e = Math.min(end, b + spec.batchSize);
     const rows = await inputs.rows(b, e);
@@ -332,8 +335,12 @@ export async function runShard(manifest: JobManifest, shard: number, onRows?: (r
         if (spec.target === "predicted" || (spec.target === undefined && !rows.targets?.some((t) => t !== undefined))) {
           if (!pred) throw new TorchExplainError(`target: 'predicted' needs a model output of shape [batch, classes]; the output is [${out.shape}] (give --target)`, "ERR_BAD_TARGET");
           target = pred.cls;
-        } else if (spec.target !== undefined) target = new Array(e - b).fill(spec.target);
-        else {
+          targetMode = "predicted";
+        } else if (spec.target !== undefined) {
+          target = new Array(e - b).fill(spec.target);
+          targetMode = "given";
+        } else {
+          targetMode = "rows";
           const missing = rows.targets!.findIndex((t) => t === undefined);
           if (missing >= 0) throw new TorchExplainError(`target: ${rows.sources[missing]} has no "target" while other rows do (give --target)`, "ERR_BAD_TARGET");
           target = rows.targets as number[];
@@ -401,7 +408,7 @@ export async function runShard(manifest: JobManifest, shard: number, onRows?: (r
   const all = new Float32Array(chunks.reduce((s, c) => s + c.length, 0));
   let o = 0;
   for (const c of chunks) { all.set(c, o); o += c.length; }
-  const result: ShardResult = { shard, start, end, shape: shape!, examples, timeMs: Date.now() - began, worker: `${os.hostname()}:${process.pid}` };
+  const result: ShardResult = { targetMode, shard, start, end, shape: shape!, examples, timeMs: Date.now() - began, worker: `${os.hostname()}:${process.pid}` };
   const files = shardFiles(spec.out, shard);
   await saveNpy(files.npy, { data: all, shape: [end - start, ...shape!] });
   await writeAtomic(files.json, JSON.stringify(result) + "\n");
@@ -432,6 +439,7 @@ export async function assemble(manifest: JobManifest, extra: Record<string, unkn
     layer: spec.layer ?? null,
     inputs: spec.inputs,
     target: spec.target ?? null,
+    targets: results[0].targetMode,
     options: spec.options ?? {},
     count: manifest.count,
     shape: [manifest.count, ...shape],

@@ -133,8 +133,11 @@ export async function runDistributed(manifest: JobManifest, todo: number[], opti
           continue;
         }
         const job = await Job.fromId<ShardJobData>(queue, ids.get(shard)!);
-        if (job && (await job.isFailed()) && job.attemptsMade >= attempts)
+        if (job && (await job.isFailed()) && job.attemptsMade >= attempts) {
+          // The job has failed: its other shards would be work for nothing.
+          for (const other of pending) if (other !== shard) await queue.remove(ids.get(other)!).catch(() => undefined);
           throw new TorchExplainError(`shard ${shard} failed on the workers: ${job.failedReason}`, "ERR_NATIVE");
+        }
       }
       if (pending.size > 0) await new Promise((r) => setTimeout(r, options.pollMs ?? 200));
     }
