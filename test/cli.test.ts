@@ -177,3 +177,26 @@ describe("bad input: a non-zero exit and one clear line, no stack", () => {
     expect(lines.filter((l) => l.startsWith("torchexplain:"))).toHaveLength(1);
   });
 });
+
+test("progress: a bar with rate and ETA on a terminal, a line per shard otherwise", async () => {
+  const { Progress } = await import("../lib/batch/progress");
+  const sink = (isTTY: boolean) => {
+    const chunks: string[] = [];
+    return { chunks, stream: { isTTY, write: (s: string) => (chunks.push(s), true) } as unknown as NodeJS.WriteStream };
+  };
+  const tty = sink(true);
+  const p = new Progress(10, 2, tty.stream);
+  p.rows(5);
+  p.shard(0, 0, 5, 20, false);
+  p.rows(5);
+  p.shard(1, 5, 10, 20, false);
+  p.finish();
+  const text = tty.chunks.join("");
+  expect(text).toMatch(/\r\[#{15}-{15}\] 5\/10 examples, shard 1\/2, [\d.]+\/s, ETA /);
+  expect(text).toMatch(/\r\[#{30}\] 10\/10 examples, shard 2\/2, [\d.]+\/s, ETA [\d.]+ s\s*\n$/);
+  const log = sink(false);
+  const q = new Progress(10, 2, log.stream, { rows: 5, shards: 1 }); // resumed: one shard done before
+  q.shard(1, 5, 10, 1500, true);
+  q.finish();
+  expect(log.chunks).toEqual([expect.stringMatching(/^shard 2\/2 \(rows 5-9\) done in 1\.5 s; 10\/10 examples, [\d.]+\/s, ETA .*\n$/)]);
+});

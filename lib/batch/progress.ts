@@ -26,6 +26,7 @@ export class Progress {
   }
 
   private eta(): string {
+    if (this.done >= this.total) return seconds(0);
     const r = this.rate();
     if (r <= 0) return "?";
     return seconds((this.total - this.done) / r);
