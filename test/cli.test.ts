@@ -7,7 +7,7 @@ import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
 import sharp from "sharp";
-import { loadModel, tensor, IntegratedGradients, Saliency, loadImageFolder, loadNpy, saveNpy, Model, Tensor } from "../lib";
+import { loadModel, tensor, IntegratedGradients, Saliency, LayerGradCam, loadImageFolder, loadNpy, saveNpy, Model, Tensor } from "../lib";
 import { ensureDist } from "./dist";
 
 const root = path.join(__dirname, "..");
@@ -127,6 +127,27 @@ test("explain on JSON Lines rows: per-row targets, a tabular model", async () =>
   expect(index.targets).toBe("rows");
   expect(index.examples.map((e: { source: string; target: number }) => [e.source, e.target])).toEqual(rows.map((_, i) => [`row-${i}`, i % 3]));
   mlp.dispose();
+});
+
+test("a layer method (--layer) and baselines from a .npy, as the API computes them", async () => {
+  const x = await loadNpy(path.join(tmp, "digits.npy"));
+  const pred = await predicted(x);
+  const r = cli(["explain", "--model", path.join(root, "models", "digits_cnn.pt"), "--method", "LayerGradCam", "--layer", "conv2", "--inputs", "digits.npy", "--out", "out-layer", "--png"]);
+  expect(r.status).toBe(0);
+  const api = await new LayerGradCam(model, "conv2").attribute(x, { target: pred.cls });
+  const attr = await loadNpy(path.join(tmp, "out-layer", "attributions.npy"));
+  expect(attr.shape).toEqual(api.shape); // the layer's shape, not the input's
+  expectClose(nums(attr), nums(api));
+  const meta = await sharp(path.join(tmp, "out-layer", "heatmaps", "000000.png")).metadata();
+  expect([meta.width, meta.height]).toEqual([api.shape[3], api.shape[2]]);
+  // Baselines: one row per example, each example its own (here: the image at half ink).
+  const half = tensor(Float32Array.from(x.data() as Float32Array, (v) => v / 2), x.shape);
+  await saveNpy(path.join(tmp, "half.npy"), half);
+  const b = cli(["explain", "--model", path.join(root, "models", "digits_cnn.pt"), "--method", "IntegratedGradients", "--inputs", "digits.npy", "--baselines", "half.npy",
+    "--out", "out-base", "--target", "2", "--options", '{"nSteps": 8}', "--shard-size", "4"]);
+  expect(b.status).toBe(0);
+  const ig = await new IntegratedGradients(model).attribute(x, { target: 2, nSteps: 8, baselines: half });
+  expectClose(nums(await loadNpy(path.join(tmp, "out-base", "attributions.npy"))), nums(ig));
 });
 
 test("--resume runs only the shards not finished", () => {
