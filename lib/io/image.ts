@@ -2,7 +2,7 @@
 // float32 tensors, as torchvision's ToTensor + Normalize make them.
 import * as fs from "fs";
 import * as path from "path";
-import sharp from "sharp";
+import sharp = require("sharp"); // works with and without esModuleInterop (sharp is `export =`)
 import { Tensor, tensor } from "../tensor";
 import { TorchExplainError } from "../errors";
 

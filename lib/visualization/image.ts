@@ -3,7 +3,7 @@
 // with sharp instead of a matplotlib figure. One attribution pixel is one
 // picture pixel (times `scale`); titles and colour bars are SVG text composited
 // by sharp with the machine's fonts.
-import sharp from "sharp";
+import sharp = require("sharp"); // works with and without esModuleInterop (sharp is `export =`)
 import { Tensor } from "../tensor";
 import { TorchExplainError } from "../errors";
 import { getColormap, Colormap, RGB } from "./colormaps";
