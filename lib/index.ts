@@ -47,3 +47,13 @@ export {
 } from "./algorithms/neuron";
 export * from "./io";
 export * from "./visualization";
+
+export type { InsightsOptions, InsightsServer } from "./insights/server";
+export type { Dataset, DatasetInput, InputKind } from "./insights/dataset";
+/**
+ * Serves Insights, the explorer in the browser (as `torchexplain insights`): resolves once it
+ * listens, with its `url` and fastify `app` (`app.close()` stops it). fastify loads on first use.
+ */
+export async function startInsights(options: import("./insights/server").InsightsOptions & { port?: number; host?: string }) {
+  return (await import("./insights/server")).startInsights(options);
+}

@@ -20,11 +20,16 @@ const USAGE = `usage:
   torchexplain worker  --redis URL [--concurrency N] [--queue NAME]
                        [--lock-duration MS] [--stalled-interval MS]
   torchexplain info    M.pt [--input-shape 1,3,32,32 | --inputs FILE|DIR]
+  torchexplain insights --model M.pt --inputs FILE|DIR [--labels labels.json]
+                       [--port P] [--host H] [--max-steps N]
+                       [--image-size N|HxW] [--channels 1|3|4] [--mean a,b,c] [--std a,b,c]
 
 explain writes DIR/attributions.npy (float32, one row per example), DIR/index.json
 (per example: source, target, predicted class and probability, convergence delta,
 time) and with --png DIR/heatmaps/NNNNNN.png. NAME is a Captum class name
-(IntegratedGradients, Saliency, LayerGradCam, ...) or NoiseTunnel:<name>.`;
+(IntegratedGradients, Saliency, LayerGradCam, ...) or NoiseTunnel:<name>.
+insights serves a web page to browse the examples and explain them
+(http://127.0.0.1:P/, port 7070 by default; --port 0 picks a free one).`;
 
 class UsageError extends Error {}
 
@@ -37,6 +42,7 @@ const SPECS: Record<string, { values: string[]; booleans: string[] }> = {
   },
   worker: { values: ["redis", "concurrency", "queue", "lock-duration", "stalled-interval", "max-stalled"], booleans: [] },
   info: { values: ["input-shape", "inputs", "image-size", "channels"], booleans: [] },
+  insights: { values: ["model", "inputs", "labels", "port", "host", "max-steps", "image-size", "channels", "mean", "std"], booleans: [] },
 };
 
 function parseArgs(command: string, argv: string[]): { flags: Flags; positional: string[] } {
@@ -284,6 +290,27 @@ async function info(argv: string[]): Promise<number> {
   return 0;
 }
 
+async function insights(argv: string[]): Promise<number> {
+  const { flags, positional } = parseArgs("insights", argv);
+  if (positional.length) throw new UsageError(`unexpected argument '${positional[0]}'`);
+  const model = existing(required(flags, "model"), "model");
+  const inputs = existing(required(flags, "inputs"), "inputs");
+  const labelsFile = str(flags, "labels");
+  const labels = labelsFile !== undefined ? existing(labelsFile, "labels") : undefined;
+  const portText = str(flags, "port") ?? "7070";
+  const port = Number(portText);
+  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new UsageError(`--port: expected 0 to 65535; got '${portText}'`);
+  const { startInsights } = await import("../insights/server");
+  const server = await startInsights({ model, inputs, labels, image: imageOptions(flags), port, host: str(flags, "host") ?? "127.0.0.1", maxSteps: positiveInt(flags, "max-steps") });
+  process.stdout.write(`torchexplain insights: ${server.dataset.count} examples of ${path.basename(model)} at ${server.url}/ (Ctrl-C stops)\n`);
+  await new Promise<void>((resolve) => {
+    const stop = () => void server.app.close().then(resolve, resolve);
+    process.once("SIGINT", stop);
+    process.once("SIGTERM", stop);
+  });
+  return 0;
+}
+
 /** Runs the command line; resolves to the exit status. */
 export async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
@@ -295,11 +322,12 @@ export async function main(argv: string[]): Promise<number> {
     if (command === "explain") return await explain(rest);
     if (command === "worker") return await worker(rest);
     if (command === "info") return await info(rest);
+    if (command === "insights") return await insights(rest);
     if (command === undefined || command === "--help" || command === "-h" || command === "help") {
       (command === undefined ? process.stderr : process.stdout).write(USAGE + "\n");
       return command === undefined ? 2 : 0;
     }
-    throw new UsageError(`unknown command '${command}' (explain, worker, info; --help)`);
+    throw new UsageError(`unknown command '${command}' (explain, worker, info, insights; --help)`);
   } catch (e) {
     const message = e instanceof Error ? e.message.split("\n")[0] : String(e);
     process.stderr.write(`${process.stderr.isTTY ? "\n" : ""}torchexplain: ${message}\n`); // a new line after a progress bar

@@ -1,0 +1,375 @@
+// Insights (torchexplain insights): the server's routes through fastify's inject
+// (examples, filters, explanations of images, tokens, tabular and two-input
+// models, downloads, bad input, cancellation), then the page in a real browser:
+// Debian's Chromium driven by playwright-core (installed with apt-get when missing).
+import { execSync, spawn } from "child_process";
+import * as fs from "fs";
+import * as path from "path";
+import sharp from "sharp";
+import type { Browser, Page } from "playwright-core";
+import { chromium } from "playwright-core";
+import { createInsightsServer, startInsights, InsightsServer } from "../lib/insights/server";
+import { loadModel, tensor, IntegratedGradients, parseNpy } from "../lib";
+import { ensureDist } from "./dist";
+
+// fastify's inject loads light-my-request, which requires the ESM-only cookie 2 (Node 20.19+ can
+// require() it; jest's module registry cannot). It only serialises request cookies, which no test sends.
+jest.mock("cookie", () => ({
+  stringifySetCookie: () => {
+    throw new Error("cookie is stubbed in test/insights.test.ts");
+  },
+}));
+
+const root = path.join(__dirname, "..");
+const DIGITS = { model: path.join(root, "models", "digits_cnn.pt"), inputs: path.join(root, "models", "digits_samples.json") };
+const FIX = path.join(__dirname, "fixtures", "insights");
+const samples = JSON.parse(fs.readFileSync(DIGITS.inputs, "utf8")) as { labels: number[]; shape: number[]; images: number[] };
+const CHROMIUM = "/usr/bin/chromium";
+const LAUNCH_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run"];
+
+type Inject = InsightsServer["app"]["inject"];
+async function waitJob(inject: Inject, id: string, timeoutMs = 20000): Promise<any> { // eslint-disable-line @typescript-eslint/no-explicit-any
+  const end = Date.now() + timeoutMs;
+  for (;;) {
+    const j = (await inject({ url: `/api/jobs/${id}` })).json();
+    if (j.status !== "running") return j;
+    if (Date.now() > end) throw new Error(`job ${id} still running after ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+describe("server routes (inject)", () => {
+  let s: InsightsServer;
+  beforeAll(async () => {
+    s = await createInsightsServer(DIGITS);
+  });
+  afterAll(async () => {
+    await s?.app.close();
+  });
+
+  test("info, the page and its files, examples with predictions; filters by class and by correctness", async () => {
+    const info = (await s.app.inject("/api/info")).json();
+    expect(info.count).toBe(6);
+    expect(info.inputs).toEqual([{ name: "image", kind: "image", shape: [1, 8, 8], dtype: "float32" }]);
+    expect(info.classes).toHaveLength(10);
+    expect(info.methods.map((m: { name: string }) => m.name)).toEqual(expect.arrayContaining(["IntegratedGradients", "Saliency", "LayerGradCam", "NoiseTunnel:Saliency"]));
+    const page = await s.app.inject("/");
+    expect(page.headers["content-type"]).toMatch(/text\/html/);
+    expect(page.body).toContain('data-testid="method"');
+    // Offline: the page refers to nothing outside the server.
+    expect(page.body).not.toMatch(/https?:\/\//);
+    expect((await s.app.inject("/static/app.js")).statusCode).toBe(200);
+    expect((await s.app.inject("/static/nope.js")).statusCode).toBe(404);
+
+    const all = (await s.app.inject("/api/examples")).json();
+    expect(all.total).toBe(6);
+    expect(all.examples.map((e: { label: number }) => e.label)).toEqual(samples.labels);
+    // Predictions are the model's own: compare with a forward pass here.
+    const model = await loadModel(DIGITS.model);
+    const out = (await model.forward(tensor(Float32Array.from(samples.images), samples.shape))).toArray() as number[][];
+    model.dispose();
+    const cls = out.map((r) => r.indexOf(Math.max(...r)));
+    expect(all.examples.map((e: { predicted: number }) => e.predicted)).toEqual(cls);
+    for (const e of all.examples) expect(e.probability).toBeGreaterThan(0), expect(e.probability).toBeLessThanOrEqual(1 + 1e-6);
+
+    const five = (await s.app.inject("/api/examples?class=5")).json();
+    expect(five.examples.map((e: { index: number }) => e.index)).toEqual(samples.labels.flatMap((l, i) => (l === 5 ? [i] : [])));
+    const right = (await s.app.inject("/api/examples?correct=true")).json();
+    const wrong = (await s.app.inject("/api/examples?correct=false")).json();
+    expect(right.total + wrong.total).toBe(6);
+    expect(right.total).toBe(cls.filter((c, i) => c === samples.labels[i]).length);
+    expect((await s.app.inject("/api/examples?class=x")).statusCode).toBe(400);
+
+    const preview = await s.app.inject("/api/examples/0/inputs/0.png");
+    expect(preview.headers["content-type"]).toBe("image/png");
+    const meta = await sharp(preview.rawPayload).metadata();
+    expect([meta.width, meta.height]).toEqual([160, 160]); // 8 pixels × 20
+  });
+
+  test("an explanation: the picture, and the raw attributions equal the library's", async () => {
+    const r = await s.app.inject({ method: "POST", url: "/api/explain", payload: { example: 2, method: "IntegratedGradients", nSteps: 24, target: "label" } });
+    expect(r.statusCode).toBe(202);
+    const job = await waitJob(s.app.inject.bind(s.app), r.json().id);
+    expect(job.status).toBe("done");
+    expect(job.result.target).toBe(samples.labels[2]);
+    expect(typeof job.result.delta).toBe("number");
+    const [o] = job.result.outputs;
+    expect(o.kind).toBe("image");
+    const png = await s.app.inject(o.picture);
+    const meta = await sharp(png.rawPayload).metadata();
+    expect([meta.width, meta.height]).toEqual([160, 160]);
+    const npy = await s.app.inject(o.npy);
+    expect(npy.headers["content-disposition"]).toMatch(/attachment; filename="IntegratedGradients-example2-attributions-0\.npy"/);
+    const a = parseNpy(npy.rawPayload);
+    expect(a.shape).toEqual([1, 1, 8, 8]);
+    const model = await loadModel(DIGITS.model);
+    const x = tensor(Float32Array.from(samples.images.slice(2 * 64, 3 * 64)), [1, 1, 8, 8]);
+    const expected = Array.from((await new IntegratedGradients(model).attribute(x, { target: samples.labels[2], nSteps: 24 })).data() as Float32Array);
+    model.dispose();
+    const got = Array.from(a.data as Float32Array);
+    for (let i = 0; i < 64; i++) expect(Math.abs(got[i] - expected[i])).toBeLessThanOrEqual(1e-5 + 1e-4 * Math.abs(expected[i]));
+    expect(Math.abs(o.sum - expected.reduce((p, v) => p + v, 0))).toBeLessThan(1e-4);
+
+    // A layer method: the layer's map, resized to the image.
+    const g = await s.app.inject({ method: "POST", url: "/api/explain", payload: { example: 0, method: "LayerGradCam", layer: "conv2" } });
+    const gj = await waitJob(s.app.inject.bind(s.app), g.json().id);
+    expect(gj.status).toBe("done");
+    expect(gj.result.outputs[0].shape).toEqual([1, 1, 4, 4]);
+    expect((await sharp((await s.app.inject(gj.result.outputs[0].picture)).rawPayload).metadata()).width).toBe(160);
+  });
+
+  test("bad input is a 400 with the reason (the library's own message where it decides); the server keeps serving", async () => {
+    const post = (payload: object | string) => s.app.inject({ method: "POST", url: "/api/explain", payload, headers: { "content-type": "application/json" } });
+    const cases: [object | string, RegExp][] = [
+      [{ example: 0, method: "IntegratedGradients", nSteps: 1e8 }, /^nSteps: at most 10000/],
+      [{ example: 0, method: "IntegratedGradients", options: "{nSteps: 5" }, /^options: not valid JSON/],
+      [{ example: 0, method: "IntegratedGradients", options: { internalBatchSize: 1e9 } }, /^internalBatchSize: at most/],
+      [{ example: 0, method: "Integrated" }, /unknown method 'Integrated'/],
+      [{ example: 0, method: "LayerGradCam" }, /^layer: LayerGradCam needs a layer/],
+      [{ example: 0, method: "LayerGradCam", layer: "conv9" }, /no submodule 'conv9'/],
+      [{ example: 6, method: "Saliency" }, /^example: expected an index from 0 to 5/],
+      [{ example: 0, method: "Saliency", target: 10 }, /^target: expected predicted, label or a class index from 0 to 9/],
+      [{ example: 0, method: "Saliency", options: { target: 1 } }, /^options: target cannot be set here/],
+      ["{not json", /JSON/],
+    ];
+    for (const [payload, message] of cases) {
+      const r = await post(payload);
+      expect({ payload, status: r.statusCode }).toEqual({ payload, status: 400 });
+      expect(r.json().error).toMatch(message);
+    }
+    // Over the body limit (64 KiB): 413, said in words.
+    const big = await post({ example: 0, method: "Saliency", options: { x: "a".repeat(70 * 1024) } });
+    expect(big.statusCode).toBe(413);
+    expect(big.json().error).toMatch(/request body too large: at most 65536 bytes/);
+    // An option only the library checks: its message, on the job.
+    const r = await post({ example: 0, method: "IntegratedGradients", nSteps: 4, options: { method: "simpson" } });
+    const job = await waitJob(s.app.inject.bind(s.app), r.json().id);
+    expect(job.status).toBe("error");
+    expect(job.error.code).toBe("ERR_BAD_OPTION");
+    expect(job.error.message).toMatch(/method/);
+    expect((await s.app.inject("/api/info")).statusCode).toBe(200);
+  });
+
+  test("a long explanation reports progress and stops when cancelled", async () => {
+    const r = await s.app.inject({ method: "POST", url: "/api/explain", payload: { example: 1, method: "ShapleyValueSampling", nSamples: 10000 } });
+    const id = r.json().id;
+    let j;
+    const end = Date.now() + 10000;
+    do {
+      await new Promise((res) => setTimeout(res, 20));
+      j = (await s.app.inject(`/api/jobs/${id}`)).json();
+    } while (j.progress.done === 0 && Date.now() < end);
+    expect(j.status).toBe("running");
+    expect(j.progress.total).toBe(640000); // 10000 orders × 64 features
+    expect(j.progress.done).toBeGreaterThan(0);
+    const t0 = Date.now();
+    expect((await s.app.inject({ method: "POST", url: `/api/jobs/${id}/cancel` })).json().id).toBe(id);
+    const done = await waitJob(s.app.inject.bind(s.app), id, 5000);
+    expect(done.status).toBe("cancelled");
+    expect(done.error.code).toBe("ERR_ABORTED");
+    expect(Date.now() - t0).toBeLessThan(3000);
+    expect(done.progress.done).toBeLessThan(640000);
+  });
+});
+
+describe("other inputs (inject)", () => {
+  test("tokens of a text model, bars of a tabular one, two inputs of a two-input model side by side", async () => {
+    const text = await createInsightsServer({ model: path.join(root, "test", "fixtures", "golden", "text.pt"), inputs: path.join(FIX, "text.json") });
+    try {
+      const info = (await text.app.inject("/api/info")).json();
+      expect(info.classes).toEqual(["negative", "positive"]);
+      expect([info.defaultMethod, info.defaultLayer]).toEqual(["LayerIntegratedGradients", "embedding"]);
+      const r = await text.app.inject({ method: "POST", url: "/api/explain", payload: { example: 0, method: "LayerIntegratedGradients", layer: "embedding", nSteps: 16 } });
+      const j = await waitJob(text.app.inject.bind(text.app), r.json().id);
+      const o = j.result.outputs[0];
+      expect(o.kind).toBe("text");
+      expect(o.tokens.map((t: { text: string }) => t.text)).toEqual("i loved the movie it was great".split(" "));
+      // Scaled to [-1, 1]: the largest magnitude is 1.
+      expect(Math.max(...o.tokens.map((t: { value: number }) => Math.abs(t.value)))).toBeCloseTo(1, 6);
+    } finally {
+      await text.app.close();
+    }
+    const tab = await createInsightsServer({ model: path.join(root, "models", "bench_mlp.pt"), inputs: path.join(FIX, "tabular.jsonl") });
+    try {
+      const ex = (await tab.app.inject("/api/examples")).json();
+      expect(ex.total).toBe(8);
+      expect(ex.examples[3]).toMatchObject({ name: "row 3", label: 3 });
+      const r = await tab.app.inject({ method: "POST", url: "/api/explain", payload: { example: 3, method: "FeatureAblation", baselines: "mean" } });
+      const j = await waitJob(tab.app.inject.bind(tab.app), r.json().id);
+      expect(j.result.outputs[0].kind).toBe("tabular");
+      expect(j.result.outputs[0].bars).toHaveLength(64);
+    } finally {
+      await tab.app.close();
+    }
+    const multi = await createInsightsServer({ model: path.join(root, "test", "fixtures", "golden", "multi.pt"), inputs: path.join(FIX, "multi.json") });
+    try {
+      const r = await multi.app.inject({ method: "POST", url: "/api/explain", payload: { example: 1, method: "IntegratedGradients", nSteps: 16 } });
+      const j = await waitJob(multi.app.inject.bind(multi.app), r.json().id);
+      expect(j.result.outputs.map((o: { title: string; shape: number[] }) => [o.title, o.shape])).toEqual([["a", [1, 4]], ["b", [1, 3]]]);
+      expect(j.result.outputs[1].bars.map((b: { name: string }) => b.name)).toEqual(["b0", "b1", "b2"]);
+      // Completeness across both inputs: the attributions sum to F(x) - F(0) less the reported delta (the extra forward argument 0.7 used in both).
+      const doc = JSON.parse(fs.readFileSync(path.join(FIX, "multi.json"), "utf8"));
+      const m = await loadModel(path.join(root, "test", "fixtures", "golden", "multi.pt"));
+      const f = async (a: number[], b: number[]) => ((await m.forward([tensor([a]), tensor([b])], [0.7])).toArray() as number[][])[0][j.result.target];
+      const gap = (await f(doc.inputs[0].data[1], doc.inputs[1].data[1])) - (await f([0, 0, 0, 0], [0, 0, 0]));
+      m.dispose();
+      const sum = j.result.outputs[0].sum + j.result.outputs[1].sum;
+      expect(Math.abs(sum - gap - j.result.delta)).toBeLessThan(1e-4);
+      expect(Math.abs(j.result.delta)).toBeLessThan(0.05 * Math.max(1, Math.abs(gap)));
+    } finally {
+      await multi.app.close();
+    }
+  });
+});
+
+test("torchexplain insights: serves until SIGTERM, then exits 0; misuse exits 2", async () => {
+  ensureDist();
+  const bin = path.join(root, "bin", "torchexplain.js");
+  const child = spawn(process.execPath, [bin, "insights", "--model", DIGITS.model, "--inputs", DIGITS.inputs, "--port", "0"], { stdio: ["ignore", "pipe", "pipe"] });
+  let out = "";
+  child.stderr.on("data", (d) => (out += d));
+  const url = await new Promise<string>((resolve, reject) => {
+    child.stdout.on("data", (d) => {
+      out += d;
+      const m = /at (http:\/\/127\.0\.0\.1:\d+)\//.exec(out);
+      if (m) resolve(m[1]);
+    });
+    child.on("exit", () => reject(new Error(`exited early: ${out}`)));
+  });
+  expect(out).toMatch(/6 examples of digits_cnn\.pt/);
+  const info = (await (await fetch(`${url}/api/info`)).json()) as { count: number };
+  expect(info.count).toBe(6);
+  const code = new Promise((resolve) => child.on("exit", resolve));
+  child.kill("SIGTERM");
+  expect(await code).toBe(0);
+  const bad = spawn(process.execPath, [bin, "insights", "--inputs", DIGITS.inputs], { stdio: ["ignore", "ignore", "pipe"] });
+  let err = "";
+  bad.stderr.on("data", (d) => (err += d));
+  expect(await new Promise((resolve) => bad.on("exit", resolve))).toBe(2);
+  expect(err).toBe("torchexplain: --model is required\n");
+});
+
+// ---- the page in Chromium ------------------------------------------------------------------------
+
+function ensureChromium(): void {
+  if (fs.existsSync(CHROMIUM)) return;
+  // The test machines run as root: install Debian's Chromium (playwright-core downloads no browser).
+  try {
+    execSync("apt-get install -y chromium", { stdio: "ignore", timeout: 300000 });
+  } catch {
+    execSync("apt-get update && apt-get install -y chromium", { stdio: "ignore", timeout: 600000 });
+  }
+  if (!fs.existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} is missing and apt-get could not install chromium`);
+}
+
+describe("the page in Chromium", () => {
+  let browser: Browser;
+  let server: InsightsServer & { url: string };
+  let page: Page;
+  beforeAll(async () => {
+    ensureChromium();
+    [browser, server] = await Promise.all([chromium.launch({ executablePath: CHROMIUM, args: LAUNCH_ARGS }), startInsights({ ...DIGITS, port: 0 })]);
+    page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+    page.setDefaultTimeout(15000);
+    await page.goto(server.url + "/");
+    await page.locator("[data-testid=example]").first().waitFor();
+  }, 300000);
+  afterAll(async () => {
+    await browser?.close();
+    await server?.app.close();
+  });
+
+  const pictureSizes = () =>
+    page.$$eval("img[data-testid=attribution]", (imgs) => (imgs as HTMLImageElement[]).map((i) => ({ complete: i.complete, w: i.naturalWidth, src: i.src })));
+
+  test("filters: by class and by correct/incorrect", async () => {
+    expect(await page.locator("[data-testid=example]").count()).toBe(6);
+    await page.selectOption("[data-testid=filter-class]", "5");
+    await page.waitForFunction(() => document.querySelectorAll("[data-testid=example]").length === 3);
+    expect(await page.$$eval("[data-testid=example]", (els) => els.map((e) => Number(e.getAttribute("data-index"))))).toEqual(
+      samples.labels.flatMap((l, i) => (l === 5 ? [i] : [])),
+    );
+    await page.selectOption("[data-testid=filter-class]", "");
+    const all = (await (await fetch(`${server.url}/api/examples`)).json()) as { examples: { correct: boolean }[] };
+    const wrong = all.examples.filter((e) => !e.correct).length;
+    await page.selectOption("[data-testid=filter-correct]", "false");
+    await page.waitForFunction((n) => document.querySelectorAll("[data-testid=example]").length === n, wrong);
+    await expect(page.locator("[data-testid=example-count]").textContent()).resolves.toContain(`${wrong} of 6`);
+    await page.selectOption("[data-testid=filter-correct]", "true");
+    await page.waitForFunction((n) => document.querySelectorAll("[data-testid=example]").length === n, 6 - wrong);
+    expect(await page.$$eval("[data-testid=example]", (els) => els.every((e) => e.getAttribute("data-correct") === "true"))).toBe(true);
+    await page.selectOption("[data-testid=filter-correct]", "");
+    await page.waitForFunction(() => document.querySelectorAll("[data-testid=example]").length === 6);
+  });
+
+  test("pick an example and a method, explain: the picture loads; a second method side by side", async () => {
+    await page.locator("[data-testid=example][data-index='2']").click();
+    await page.selectOption("select[data-testid=method]", "IntegratedGradients");
+    await page.fill("[data-testid=steps]", "16");
+    await page.click("button[data-testid=explain]");
+    await page.waitForFunction(() => {
+      const imgs = document.querySelectorAll<HTMLImageElement>("img[data-testid=attribution]");
+      return imgs.length === 1 && imgs[0].complete && imgs[0].naturalWidth > 0;
+    });
+    const [img] = await pictureSizes();
+    expect(img.w).toBe(160);
+    // The bytes the page showed are a PNG of that size.
+    const bytes = Buffer.from(await (await fetch(img.src)).arrayBuffer());
+    const meta = await sharp(bytes).metadata();
+    expect([meta.format, meta.width, meta.height]).toEqual(["png", 160, 160]);
+    await expect(page.locator("[data-testid=status]").textContent()).resolves.toBe("done");
+    const npyHref = await page.getAttribute("[data-testid=download-npy]", "href");
+    expect(parseNpy(Buffer.from(await (await fetch(server.url + npyHref)).arrayBuffer())).shape).toEqual([1, 1, 8, 8]);
+
+    await page.selectOption("[data-testid=method-compare]", "LayerGradCam");
+    await page.selectOption("[data-testid=layer-compare]", "conv2");
+    await page.click("button[data-testid=explain]");
+    await page.waitForFunction(() => {
+      const imgs = [...document.querySelectorAll<HTMLImageElement>("img[data-testid=attribution]")];
+      return imgs.length === 2 && imgs.every((i) => i.complete && i.naturalWidth > 0);
+    });
+    expect(await page.$$eval("[data-testid=result]", (els) => els.map((e) => e.getAttribute("data-method")))).toEqual(["IntegratedGradients", "LayerGradCam"]);
+    await page.selectOption("[data-testid=method-compare]", "");
+  });
+
+  test("bad input shows an error on the page and the server keeps serving", async () => {
+    await page.locator("[data-testid=example][data-index='0']").click();
+    await page.selectOption("select[data-testid=method]", "IntegratedGradients");
+    // The field's max is the limit; bypass it as a hand-made request would.
+    await page.$eval("[data-testid=steps]", (e) => ((e as HTMLInputElement).value = "100000000"));
+    await page.click("button[data-testid=explain]");
+    await page.locator("[data-testid=error]").waitFor({ state: "visible" });
+    await expect(page.locator("[data-testid=error]").textContent()).resolves.toMatch(/nSteps: at most 10000/);
+    await page.fill("[data-testid=steps]", "8");
+    await page.fill("[data-testid=options]", "{internalBatchSize: 4");
+    await page.click("button[data-testid=explain]");
+    await page.waitForFunction(() => /options: not valid JSON/.test(document.querySelector("[data-testid=error]")?.textContent ?? ""));
+    // The library's own rejection (an approximation method it does not know), shown as it says it.
+    await page.fill("[data-testid=options]", '{"method": "simpson"}');
+    await page.click("button[data-testid=explain]");
+    await page.waitForFunction(() => /IntegratedGradients: .*method/.test(document.querySelector("[data-testid=error]")?.textContent ?? ""));
+    expect((await fetch(`${server.url}/api/info`)).status).toBe(200);
+    // And the next good request works.
+    await page.fill("[data-testid=options]", "");
+    await page.click("button[data-testid=explain]");
+    await page.waitForFunction(() => document.querySelector<HTMLImageElement>("img[data-testid=attribution]")?.naturalWidth === 160);
+    expect(await page.locator("[data-testid=error]").isHidden()).toBe(true);
+  });
+
+  test("a long explanation shows progress and is cancelled from the page", async () => {
+    await page.locator("[data-testid=example][data-index='1']").click();
+    await page.selectOption("select[data-testid=method]", "ShapleyValueSampling");
+    await page.fill("[data-testid=samples]", "10000");
+    await page.click("button[data-testid=explain]");
+    // Progress shown as a percentage of the 640,000 perturbations.
+    await page.waitForFunction(() => /of 640000\)/.test(document.querySelector("[data-testid=status]")?.textContent ?? ""));
+    expect(await page.$eval("[data-testid=progress]", (p) => (p as HTMLProgressElement).value)).toBeGreaterThan(0);
+    const t0 = Date.now();
+    await page.click("button[data-testid=cancel]");
+    await page.waitForFunction(() => document.querySelector("[data-testid=status]")?.textContent === "cancelled");
+    expect(Date.now() - t0).toBeLessThan(5000);
+    expect(await page.locator("button[data-testid=explain]").isEnabled()).toBe(true);
+    expect(await page.locator("img[data-testid=attribution]").count()).toBe(0);
+    expect((await fetch(`${server.url}/api/info`)).status).toBe(200);
+  });
+});
