@@ -417,11 +417,11 @@ export async function createInsightsServer(options: InsightsOptions): Promise<In
       job.progress = { done, total };
       notify(job);
     };
-    void run(job, method, i, opts, sign, vis, target).finally(() => bl.tensors.forEach((t) => t.dispose()));
+    void run(job, method, i, opts, sign, vis, target, layer).finally(() => bl.tensors.forEach((t) => t.dispose()));
     return reply.status(202).send(snapshot(job));
   });
 
-  async function run(job: Job, method: ResolvedMethod, i: number, opts: Record<string, unknown>, sign: VisualizeSign, vis: ImageVisualizationMethod, target: number | null) {
+  async function run(job: Job, method: ResolvedMethod, i: number, opts: Record<string, unknown>, sign: VisualizeSign, vis: ImageVisualizationMethod, target: number | null, layer?: string) {
     const xs = rows(dataset, i, i + 1);
     const toDispose: Tensor[] = [...xs];
     try {
@@ -435,7 +435,7 @@ export async function createInsightsServer(options: InsightsOptions): Promise<In
       const deltaT = (r as { delta?: Tensor }).delta;
       if (deltaT) toDispose.push(deltaT);
       const outputs: Rendered[] = [];
-      for (const [k, a] of list.entries()) outputs.push(await render(job, k, a, list.length, i, sign, vis));
+      for (const [k, a] of list.entries()) outputs.push(await render(job, k, a, list.length, i, sign, vis, layer));
       const metrics = await computeMetrics(method, xs, list, opts).catch((e: Error) => ({ error: e.message.split("\n")[0] }));
       const delta = deltaT ? Number((deltaT.data() as ArrayLike<number>)[0]) : undefined;
       job.result = { target, ...(delta !== undefined ? { delta } : {}), timeMs, outputs, metrics };
@@ -451,7 +451,7 @@ export async function createInsightsServer(options: InsightsOptions): Promise<In
   }
 
   /** One attribution tensor drawn for the page: over its input when it has the input's shape, else as the layer's map. */
-  async function render(job: Job, k: number, a: Tensor, n: number, i: number, sign: VisualizeSign, vis: ImageVisualizationMethod): Promise<Rendered> {
+  async function render(job: Job, k: number, a: Tensor, n: number, i: number, sign: VisualizeSign, vis: ImageVisualizationMethod, layer?: string): Promise<Rendered> {
     const shape = a.shape.slice(1);
     const values = Float64Array.from(a.data() as ArrayLike<number>, Number);
     const npy = `attributions-${k}.npy`;
@@ -459,7 +459,7 @@ export async function createInsightsServer(options: InsightsOptions): Promise<In
     const sum = values.reduce((s, v) => s + v, 0);
     const x = n === dataset.inputs.length ? dataset.inputs[k] : dataset.inputs.length === 1 ? dataset.inputs[0] : undefined;
     const sameShape = x !== undefined && shape.join() === x.exampleShape.join();
-    const title = x ? `${x.name}${sameShape ? "" : " (layer)"}` : `output ${k}`;
+    const title = x ? `${x.name}${sameShape ? "" : ` (at layer ${layer ?? "?"}, [${shape}])`}` : `output ${k}`;
     const base: Omit<Rendered, "kind"> = { input: x ? dataset.inputs.indexOf(x) : -1, title, npy: `/api/jobs/${job.id}/${npy}`, shape: a.shape, sum };
     const picture = async (png: Buffer) => {
       const name = `picture-${k}.png`;

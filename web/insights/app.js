@@ -45,7 +45,7 @@
   // ---- set-up ---------------------------------------------------------------------------------
   async function init() {
     info = await api("/api/info");
-    const shapes = info.inputs.map((x) => `${x.name} ${x.kind} [${x.shape}]`).join(" · ");
+    const shapes = info.inputs.map((x) => `${x.name}${x.name === x.kind ? "" : ` (${x.kind})`} [${x.shape}]`).join(" · ");
     $("model").textContent = `${info.model} — ${info.count} examples — ${shapes}`;
     $("model").title = info.signature;
     for (const [c, name] of info.classes.entries()) $("filter-class").append(el("option", { value: c, text: name === String(c) ? `class ${c}` : `${c}: ${name}` }));
@@ -62,6 +62,10 @@
     $("visualization").value = "blended_heat_map";
     for (const s of info.signs) $("sign").append(el("option", { value: s, text: s.replace(/_/g, " ") }));
     $("sign").value = "absolute_value";
+    // Picture settings matter only where something is drawn over an image.
+    const images = info.inputs.some((x) => x.kind === "image");
+    $("visualization-wrap").hidden = !images;
+    $("sign-wrap").hidden = !images;
     $("steps").max = info.limits.maxSteps;
     $("samples").max = info.limits.maxSteps;
     fillTargets();
@@ -137,7 +141,7 @@
         "data-testid": "example",
         "data-index": x.index,
         "data-correct": x.correct === null ? "unknown" : String(x.correct),
-        class: `example ${x.correct === true ? "correct" : x.correct === false ? "incorrect" : ""} ${x.index === selected ? "selected" : ""}`,
+        class: `example ${x.inputs.some((i) => i.kind === "image") ? "" : "textual"} ${x.correct === true ? "correct" : x.correct === false ? "incorrect" : ""} ${x.index === selected ? "selected" : ""}`,
         tabindex: 0,
         onclick: () => select(x),
         onkeydown: (e) => (e.key === "Enter" || e.key === " ") && select(x),
