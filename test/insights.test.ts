@@ -4,12 +4,13 @@
 // Debian's Chromium driven by playwright-core (installed with apt-get when missing).
 import { execSync, spawn } from "child_process";
 import * as fs from "fs";
+import * as os from "os";
 import * as path from "path";
 import sharp from "sharp";
 import type { Browser, Page } from "playwright-core";
 import { chromium } from "playwright-core";
 import { createInsightsServer, startInsights, InsightsServer } from "../lib/insights/server";
-import { loadModel, tensor, IntegratedGradients, parseNpy } from "../lib";
+import { loadModel, tensor, IntegratedGradients, parseNpy, saveNpz, Tensor } from "../lib";
 import { ensureDist } from "./dist";
 
 // fastify's inject loads light-my-request, which requires the ESM-only cookie 2 (Node 20.19+ can
@@ -110,6 +111,18 @@ describe("server routes (inject)", () => {
     for (let i = 0; i < 64; i++) expect(Math.abs(got[i] - expected[i])).toBeLessThanOrEqual(1e-5 + 1e-4 * Math.abs(expected[i]));
     expect(Math.abs(o.sum - expected.reduce((p, v) => p + v, 0))).toBeLessThan(1e-4);
 
+    // Server-sent events: progress while it runs, then the job once ("end"); a finished job's stream is its end alone.
+    const long = await s.app.inject({ method: "POST", url: "/api/explain", payload: { example: 2, method: "IntegratedGradients", nSteps: 2000, options: { internalBatchSize: 20 } } });
+    const stream = await s.app.inject(`/api/jobs/${long.json().id}/events`);
+    expect(stream.headers["content-type"]).toBe("text/event-stream");
+    const events = stream.body.trim().split("\n\n").map((e) => /^event: (\w+)\ndata: (.*)$/s.exec(e)!.slice(1));
+    expect(events.slice(0, -1).every(([name]) => name === "progress")).toBe(true);
+    expect(events.length).toBeGreaterThan(1);
+    const [endName, endData] = events[events.length - 1];
+    expect([endName, JSON.parse(endData).status, JSON.parse(endData).progress.done]).toEqual(["end", "done", 2000]);
+    const again = await s.app.inject(`/api/jobs/${long.json().id}/events`);
+    expect(again.body).toMatch(/^event: end\ndata: \{/);
+
     // A layer method: the layer's map, resized to the image.
     const g = await s.app.inject({ method: "POST", url: "/api/explain", payload: { example: 0, method: "LayerGradCam", layer: "conv2" } });
     const gj = await waitJob(s.app.inject.bind(s.app), g.json().id);
@@ -172,7 +185,81 @@ describe("server routes (inject)", () => {
   });
 });
 
+test("metrics next to each explanation: given ones are called with the explanation; a failing one says why; layer maps get none", async () => {
+  const seen: { target: unknown; shape: number[]; algorithm: string }[] = [];
+  const s = await createInsightsServer({
+    ...DIGITS,
+    metrics: {
+      // Stand-ins for infidelity and sensitivity: the sum of the attributions, and an error.
+      infidelity: async (c) => {
+        seen.push({ target: c.options.target, shape: (c.attributions as Tensor).shape, algorithm: c.algorithm.constructor.name });
+        return Array.from((c.attributions as Tensor).data() as Float32Array).reduce((a, b) => a + b, 0);
+      },
+      sensitivity: async () => {
+        throw new Error("perturbRadius: must be positive");
+      },
+    },
+  });
+  try {
+    expect((await s.app.inject("/api/info")).json().metrics).toEqual({ infidelity: true, sensitivity: true });
+    const r = await s.app.inject({ method: "POST", url: "/api/explain", payload: { example: 0, method: "Saliency" } });
+    const j = await waitJob(s.app.inject.bind(s.app), r.json().id);
+    expect(seen).toEqual([{ target: j.result.target, shape: [1, 1, 8, 8], algorithm: "Saliency" }]);
+    expect(Math.abs(j.result.metrics.infidelity - j.result.outputs[0].sum)).toBeLessThan(1e-4);
+    expect(j.result.metrics.sensitivity).toBe("unavailable: perturbRadius: must be positive");
+    const g = await s.app.inject({ method: "POST", url: "/api/explain", payload: { example: 0, method: "LayerGradCam", layer: "conv2" } });
+    const gj = await waitJob(s.app.inject.bind(s.app), g.json().id);
+    expect(gj.result.metrics.infidelity).toMatch(/^n\/a: the attributions are a layer's/);
+  } finally {
+    await s.app.close();
+  }
+});
+
 describe("other inputs (inject)", () => {
+  test("a folder of class subfolders, an .npz with labels, a labels file of class names", async () => {
+    const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "torchexplain-insights-"));
+    try {
+      // The digits as 8×8 grey PNGs in one subfolder per class (values rounded to 1/255).
+      for (let i = 0; i < 6; i++) {
+        const dir = path.join(tmp, "digits", `class_${samples.labels[i]}`);
+        fs.mkdirSync(dir, { recursive: true });
+        const px = Buffer.from(samples.images.slice(i * 64, (i + 1) * 64).map((v) => Math.round(v * 255)));
+        await sharp(px, { raw: { width: 8, height: 8, channels: 1 } }).png().toFile(path.join(dir, `digit_${i}.png`));
+      }
+      const folder = await createInsightsServer({ model: DIGITS.model, inputs: path.join(tmp, "digits"), image: { channels: 1 } });
+      try {
+        const info = (await folder.app.inject("/api/info")).json();
+        expect(info.inputs[0]).toMatchObject({ kind: "image", shape: [1, 8, 8] });
+        const ex = (await folder.app.inject("/api/examples")).json().examples as { name: string; label: number; labelName: string }[];
+        // Subfolders sorted by name are the classes 0, 1, 2, ...: class_4, class_5, class_7, class_9.
+        expect(ex.map((e) => [e.name, e.label, e.labelName])).toEqual([
+          ["class_4/digit_2.png", 0, "class_4"], ["class_5/digit_0.png", 1, "class_5"], ["class_5/digit_3.png", 1, "class_5"],
+          ["class_5/digit_5.png", 1, "class_5"], ["class_7/digit_1.png", 2, "class_7"], ["class_9/digit_4.png", 3, "class_9"],
+        ]);
+      } finally {
+        await folder.app.close();
+      }
+      await saveNpz(path.join(tmp, "digits.npz"), { images: tensor(Float32Array.from(samples.images), samples.shape), labels: tensor(samples.labels, [6], "int64") });
+      fs.writeFileSync(path.join(tmp, "names.json"), JSON.stringify(["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]));
+      const npz = await createInsightsServer({ model: DIGITS.model, inputs: path.join(tmp, "digits.npz"), labels: path.join(tmp, "names.json") });
+      try {
+        const info = (await npz.app.inject("/api/info")).json();
+        expect(info.inputs).toHaveLength(1); // "labels" is not an input
+        expect(info.classes[5]).toBe("five");
+        const ex = (await npz.app.inject("/api/examples?class=5")).json().examples as { index: number; labelName: string }[];
+        expect(ex.map((e) => [e.index, e.labelName])).toEqual([[0, "five"], [3, "five"], [5, "five"]]);
+      } finally {
+        await npz.app.close();
+      }
+      fs.writeFileSync(path.join(tmp, "short.json"), JSON.stringify([1, 2]));
+      await expect(createInsightsServer({ model: DIGITS.model, inputs: path.join(tmp, "digits.npz"), labels: path.join(tmp, "short.json") })).rejects.toThrow(
+        "labels: expected 6 class indices (one per example)",
+      );
+    } finally {
+      fs.rmSync(tmp, { recursive: true, force: true });
+    }
+  });
+
   test("tokens of a text model, bars of a tabular one, two inputs of a two-input model side by side", async () => {
     const text = await createInsightsServer({ model: path.join(root, "test", "fixtures", "golden", "text.pt"), inputs: path.join(FIX, "text.json") });
     try {
@@ -268,7 +355,7 @@ describe("the page in Chromium", () => {
   let page: Page;
   beforeAll(async () => {
     ensureChromium();
-    [browser, server] = await Promise.all([chromium.launch({ executablePath: CHROMIUM, args: LAUNCH_ARGS }), startInsights({ ...DIGITS, port: 0 })]);
+    [browser, server] = await Promise.all([chromium.launch({ executablePath: CHROMIUM, args: LAUNCH_ARGS }), startInsights({ ...DIGITS, port: 0, metrics: { infidelity: async () => 0.125 } })]);
     page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
     page.setDefaultTimeout(15000);
     await page.goto(server.url + "/");
@@ -318,6 +405,7 @@ describe("the page in Chromium", () => {
     const meta = await sharp(bytes).metadata();
     expect([meta.format, meta.width, meta.height]).toEqual(["png", 160, 160]);
     await expect(page.locator("[data-testid=status]").textContent()).resolves.toBe("done");
+    await expect(page.locator("[data-testid=metric-infidelity]").textContent()).resolves.toBe("infidelity 0.125"); // the stand-in metric's value
     const npyHref = await page.getAttribute("[data-testid=download-npy]", "href");
     expect(parseNpy(Buffer.from(await (await fetch(server.url + npyHref)).arrayBuffer())).shape).toEqual([1, 1, 8, 8]);
 

@@ -8,6 +8,7 @@ import * as path from "path";
 import { fastify, FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import { Model, loadModel } from "../model";
 import { Tensor, tensor } from "../tensor";
+import type { Attribution } from "../attribution";
 import { TorchExplainError } from "../errors";
 import { interpolate } from "../algorithms/layer";
 import { toNpy } from "../io/npy";
@@ -33,6 +34,8 @@ export interface InsightsOptions {
   maxRunning?: number;
   /** fastify's logger (default off). */
   logger?: boolean;
+  /** Metrics shown next to each explanation, by name (default: libraryMetrics()). */
+  metrics?: Record<string, InsightsMetric | undefined>;
 }
 
 /** Where the page's files are: web/insights at the package's root (from lib/insights and dist/insights alike). */
@@ -54,6 +57,51 @@ export const INSIGHTS_METHODS = [
 // Step and sample counts the page may set, in its fields or its options.
 const COUNT_OPTIONS = ["nSteps", "nSamples", "ntSamples", "internalBatchSize", "ntSamplesBatchSize", "perturbationsPerEval"];
 const FORBIDDEN_OPTIONS = ["target", "signal", "onProgress", "showProgress", "devices", "additionalForwardArgs", "memoryBudget"];
+
+/** What a metric gets: the explanation's inputs, attributions, the method (a fresh instance) and its options (target, baselines, ...). */
+export interface MetricContext {
+  model: Model;
+  algorithm: Attribution;
+  inputs: Tensor | Tensor[];
+  attributions: Tensor | Tensor[];
+  options: Record<string, unknown>;
+  signal: AbortSignal;
+}
+/** A metric of one explanation: a number, or a tensor (or number array) whose first value is shown. */
+export type InsightsMetric = (context: MetricContext) => Promise<number | number[] | Tensor>;
+
+/**
+ * The library's infidelity and sensitivityMax (lib/metrics), when lib/index exports them, as
+ * Insights metrics; none otherwise. Called as Captum calls them: infidelity(model, perturbFunc,
+ * inputs, attributions, options) with a Gaussian perturbation (perturbFunc left to the library's
+ * default), and sensitivityMax(explanationFunc, inputs, options).
+ */
+export function libraryMetrics(): Record<string, InsightsMetric> {
+  const lib = require("../index") as Record<string, unknown>; // eslint-disable-line @typescript-eslint/no-var-requires
+  const out: Record<string, InsightsMetric> = {};
+  const infidelity = lib.infidelity as ((...a: unknown[]) => Promise<number | Tensor>) | undefined;
+  const sensitivityMax = lib.sensitivityMax as ((...a: unknown[]) => Promise<number | Tensor>) | undefined;
+  if (typeof infidelity === "function")
+    out.infidelity = (c) => {
+      const { target, additionalForwardArgs, baselines } = c.options;
+      return infidelity(c.model, undefined, c.inputs, c.attributions, { target, additionalForwardArgs, baselines, nPerturbSamples: 10, signal: c.signal });
+    };
+  if (typeof sensitivityMax === "function")
+    out.sensitivity = (c) =>
+      sensitivityMax((x: Tensor | Tensor[], o: object) => (c.algorithm as unknown as { attribute(x: unknown, o: object): Promise<unknown> }).attribute(x, { ...c.options, ...o }), c.inputs, { nPerturbSamples: 10, signal: c.signal });
+  return out;
+}
+
+function scalar(v: unknown): number {
+  if (v instanceof Tensor) {
+    const n = Number((v.data() as ArrayLike<number | bigint>)[0]);
+    v.dispose();
+    return n;
+  }
+  if (Array.isArray(v)) return Number(v[0]);
+  if (v && typeof v === "object" && "attributions" in v) return scalar((v as { attributions: unknown }).attributions);
+  return Number(v);
+}
 
 interface Rendered {
   /** Which model input it belongs to (or -1: a layer's attribution not shown over an input). */
@@ -203,8 +251,8 @@ export async function createInsightsServer(options: InsightsOptions): Promise<In
   // ---- what the page needs to know -----------------------------------------------------------
   const inputsInfo = dataset.inputs.map((x) => ({ name: x.name, kind: x.kind, shape: x.exampleShape, dtype: x.dtype }));
   const hasText = dataset.inputs.some((x) => x.kind === "text");
-  const index = require("../index") as Record<string, unknown>; // eslint-disable-line @typescript-eslint/no-var-requires
-  const metricFns = { infidelity: typeof index.infidelity === "function", sensitivity: typeof index.sensitivityMax === "function" };
+  const metrics = options.metrics ?? libraryMetrics();
+  const metricFns = Object.fromEntries(Object.entries(metrics).map(([k, f]) => [k, typeof f === "function"]));
   app.get("/api/info", async () => ({
     model: modelName,
     signature: model.signature,
@@ -497,42 +545,22 @@ export async function createInsightsServer(options: InsightsOptions): Promise<In
     return { ...base, kind: "tabular", bars };
   }
 
-  /** Infidelity and sensitivity next to the explanation, when the library has them (lib/metrics). */
+  /** The metrics next to each explanation (errors are shown in their place, the explanation stays). */
   async function computeMetrics(method: ResolvedMethod, xs: Tensor[], attrs: Tensor[], opts: Record<string, unknown>): Promise<Record<string, number | string>> {
     const out: Record<string, number | string> = {};
-    if (!metricFns.infidelity && !metricFns.sensitivity) return out;
-    const one = (t: unknown) => {
-      const v = (t as { attributions?: Tensor }).attributions ?? t;
-      if (v instanceof Tensor) {
-        const n = Number((v.data() as ArrayLike<number>)[0]);
-        v.dispose();
-        return n;
-      }
-      return Number(v);
-    };
-    const inputs = xs.length === 1 ? xs[0] : xs;
-    const attributions = attrs.length === 1 ? attrs[0] : attrs;
-    const common: Record<string, unknown> = {};
-    if (opts.target !== undefined) common.target = opts.target;
-    if (opts.additionalForwardArgs) common.additionalForwardArgs = opts.additionalForwardArgs;
+    const { signal, onProgress: _p, returnConvergenceDelta: _d, ...explainOptions } = opts;
     const layerShaped = attrs.some((a, k) => a.shape.join() !== xs[k]?.shape.join());
-    if (metricFns.infidelity && !layerShaped) {
-      try {
-        const fn = index.infidelity as (...a: unknown[]) => Promise<unknown>;
-        out.infidelity = one(await fn(model, inputs, attributions, { ...common, signal: opts.signal }));
-      } catch (e) {
-        out.infidelity = `unavailable: ${(e as Error).message.split("\n")[0]}`;
+    for (const [name, fn] of Object.entries(metrics)) {
+      if (!fn) continue;
+      if (layerShaped) {
+        out[name] = "n/a: the attributions are a layer's, not the inputs'";
+        continue;
       }
-    }
-    if (metricFns.sensitivity) {
       try {
-        const fn = index.sensitivityMax as (...a: unknown[]) => Promise<unknown>;
-        const algorithm = method.make(model);
-        const { signal: _s, onProgress: _p, ...explainOptions } = opts;
-        if ("returnConvergenceDelta" in explainOptions) delete explainOptions.returnConvergenceDelta;
-        out.sensitivity = one(await fn(algorithm, inputs, { ...explainOptions, signal: opts.signal }));
+        const v = await fn({ model, algorithm: method.make(model), inputs: xs.length === 1 ? xs[0] : xs, attributions: attrs.length === 1 ? attrs[0] : attrs, options: explainOptions, signal: signal as AbortSignal });
+        out[name] = scalar(v);
       } catch (e) {
-        out.sensitivity = `unavailable: ${(e as Error).message.split("\n")[0]}`;
+        out[name] = `unavailable: ${(e as Error).message.split("\n")[0]}`;
       }
     }
     return out;

@@ -258,7 +258,8 @@
     const r = job.result;
     const facts = [`target ${r.target === null ? "—" : info.classes[r.target] ?? r.target}`, `${r.timeMs} ms`];
     if (r.delta !== undefined) facts.push(`delta ${fmt(r.delta)}`);
-    const metrics = Object.entries(r.metrics || {}).map(([k, v]) => el("span", { class: "metric", "data-testid": `metric-${k}`, text: `${k} ${fmt(v)}`, title: typeof v === "string" ? v : "" }));
+    // A metric that could not be computed says why in its tooltip.
+    const metrics = Object.entries(r.metrics || {}).map(([k, v]) => el("span", { class: "metric", "data-testid": `metric-${k}`, text: `${k} ${typeof v === "number" ? fmt(v) : "n/a"}`, title: typeof v === "string" ? v : `${k} = ${v}` }));
     const outputs = r.outputs.map((o) => output(job, o));
     return el("div", { class: "result", "data-testid": "result", "data-method": job.method },
       el("h3", { text: job.method }),
