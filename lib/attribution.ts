@@ -58,6 +58,21 @@ function progressCallback(name: string, show?: boolean, user?: (done: number, to
   };
 }
 
+/**
+ * @internal Runs a native algorithm on a model: the one path from the API to
+ * the native worker (checks inputs, progress, signal/timeout, options).
+ */
+export async function runAlgorithm(model: Model, algorithm: string, inputs: Inputs, options: object): Promise<{ attributions: Tensor[]; delta?: Tensor }> {
+  const list = Array.isArray(inputs) ? inputs : [inputs];
+  for (const [i, t] of list.entries())
+    if (!(t instanceof Tensor)) throw new TorchExplainError(`inputs[${i}]: expected a Tensor (make one with tensor())`, "ERR_BAD_OPTION");
+  const { showProgress, onProgress, ...rest } = options as ProgressOptions & Record<string, unknown>;
+  const progress = progressCallback(algorithm, showProgress, onProgress);
+  const merged = { ...rest, ...(progress ? { onProgress: progress } : {}) };
+  const r = await request(merged as RequestOptions, (o) => native.run(algorithm, model.native, list.map((t) => t.native), toNative(o) as object));
+  return { attributions: r.attributions.map((t) => new Tensor(t)), delta: r.delta ? new Tensor(r.delta) : undefined };
+}
+
 export abstract class Attribution<Init extends object = object> {
   /** The native algorithm's name. */
   abstract readonly algorithm: string;
@@ -82,19 +97,20 @@ export abstract class Attribution<Init extends object = object> {
     algorithm: string = this.algorithm,
     arrayResult: boolean = Array.isArray(inputs),
   ): Promise<R> {
-    const list = Array.isArray(inputs) ? inputs : [inputs];
-    for (const [i, t] of list.entries())
-      if (!(t instanceof Tensor)) throw new TorchExplainError(`inputs[${i}]: expected a Tensor (make one with tensor())`, "ERR_BAD_OPTION");
-    const { showProgress, onProgress, ...rest } = (options ?? {}) as ProgressOptions & Record<string, unknown>;
-    const progress = progressCallback(algorithm, showProgress, onProgress);
-    const merged = { ...this.init, ...rest, ...extra, ...(progress ? { onProgress: progress } : {}) };
-    const r = await request(merged as RequestOptions, (o) => native.run(algorithm, this.model.native, list.map((t) => t.native), toNative(o) as object));
-    const tensors = r.attributions.map((t) => new Tensor(t));
-    const attributions = arrayResult ? tensors : tensors[0];
+    const tensors = await runAlgorithm(this.model, algorithm, inputs, { ...this.init, ...(options ?? {}), ...extra });
+    const attributions = arrayResult ? tensors.attributions : tensors.attributions[0];
     const result = (options as { returnConvergenceDelta?: boolean } | undefined)?.returnConvergenceDelta
-      ? { attributions, delta: new Tensor(r.delta!) }
+      ? { attributions, delta: tensors.delta! }
       : attributions;
     return result as unknown as R;
+  }
+
+  /**
+   * @internal The native algorithm and constructor options behind this object,
+   * for callers that run it on other inputs (metrics, wrappers).
+   */
+  nativeCall(): { algorithm: string; init: object } {
+    return { algorithm: this.algorithm, init: this.init };
   }
 
   abstract attribute(inputs: Inputs, options?: object): Promise<unknown>;

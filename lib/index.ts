@@ -48,12 +48,19 @@ export {
 export * from "./io";
 export * from "./visualization";
 
-export type { InsightsOptions, InsightsServer } from "./insights/server";
+export type { InsightsOptions, InsightsMetric, MetricContext, StartInsightsOptions, InsightsHandle } from "./insights/types";
 export type { Dataset, DatasetInput, InputKind } from "./insights/dataset";
 /**
- * Serves Insights, the explorer in the browser (as `torchexplain insights`): resolves once it
- * listens, with its `url` and fastify `app` (`app.close()` stops it). fastify loads on first use.
+ * Serves Insights, the explorer in the browser (as `torchexplain insights`); resolves once it
+ * listens. The server (and fastify) load on first use, through a plain require() that keeps
+ * fastify's typings out of these.
  */
-export async function startInsights(options: import("./insights/server").InsightsOptions & { port?: number; host?: string }) {
-  return (await import("./insights/server")).startInsights(options);
+export async function startInsights(options: import("./insights/types").StartInsightsOptions): Promise<import("./insights/types").InsightsHandle> {
+  const { startInsights: start } = require("./insights/server"); // eslint-disable-line @typescript-eslint/no-var-requires
+  const s = await start(options);
+  return { url: s.url, dataset: s.dataset, close: async () => void (await s.app.close()) };
 }
+export { FGSM, PGD, FGSMOptions, PGDOptions, AttackBounds, AttackOptions, Perturbed } from "./robust/attacks";
+export { infidelity, InfidelityOptions, PerturbFunc } from "./metrics/infidelity";
+export { sensitivityMax, SensitivityOptions, Explainer } from "./metrics/sensitivity";
+export { Concept, ConceptData, TCAV, TCAVInit, TCAVOptions, TCAVScore, TCAVScores, CAV, SignificanceResult } from "./concept/tcav";

@@ -15,7 +15,11 @@ export interface LoadOptions {
 /** A TorchScript model (scripted or traced), loaded into native memory. */
 export class Model extends DisposableHandle {
   /** @internal */
-  constructor(readonly native: NativeModel) {
+  constructor(
+    readonly native: NativeModel,
+    /** The file it was loaded from. */
+    readonly path?: string,
+  ) {
     super();
   }
 
@@ -44,5 +48,5 @@ export class Model extends DisposableHandle {
 
 export async function loadModel(path: string, options: LoadOptions = {}): Promise<Model> {
   const { device, ...control } = options;
-  return new Model(await request(control, (o) => native.loadModel(path, device ?? "cpu", o)));
+  return new Model(await request(control, (o) => native.loadModel(path, device ?? "cpu", o)), path);
 }

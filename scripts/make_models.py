@@ -161,6 +161,24 @@ class Linear(nn.Module):
         return self.fc(x)
 
 
+class ConceptNet(nn.Module):
+    """TCAV tests: `hidden` is the identity on 4 features and output 0 (1) rises
+    (falls) along the first one, so a concept along +e0 raises class 0."""
+
+    def __init__(self):
+        super().__init__()
+        self.hidden = nn.Linear(4, 4)
+        self.out = nn.Linear(4, 2)
+        with torch.no_grad():
+            self.hidden.weight.copy_(torch.eye(4))
+            self.hidden.bias.zero_()
+            self.out.weight.copy_(torch.tensor([[1.0, 0, 0, 0], [-1.0, 0, 0, 0]]))
+            self.out.bias.zero_()
+
+    def forward(self, x):
+        return self.out(self.hidden(x))
+
+
 class LinearSum(Linear):
     """One value per batch (Captum's aggregate mode): the sum of the first output."""
 
@@ -298,6 +316,7 @@ def test_models():
     torch.jit.script(twice).save(os.path.join(out, "relu_twice.pt"))
     torch.jit.script(ExpModel().eval()).save(os.path.join(out, "exp_model.pt"))
     torch.jit.script(ProductModel().eval()).save(os.path.join(out, "product_model.pt"))
+    torch.jit.script(ConceptNet().eval()).save(os.path.join(out, "concept_net.pt"))
     torch.manual_seed(4)
     torch.jit.script(DetachedModel().eval()).save(os.path.join(out, "detached_model.pt"))
     truncated_copy(os.path.join(out, "..", "golden", "toy.pt"), os.path.join(out, "truncated_storage.pt"))

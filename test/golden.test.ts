@@ -23,7 +23,9 @@ const exported = torchexplain as unknown as Record<string, unknown>;
 describe("golden cases (Captum 0.7 reference)", () => {
   for (const id of index.cases) {
     const c = readJson<GoldenCase>(path.join(GOLDEN, `${id}.json`));
-    const Algorithm = exported[c.algorithm] as (new (...args: unknown[]) => { attribute(...a: unknown[]): Promise<unknown> }) | undefined;
+    const Algorithm = exported[c.algorithm] as
+      | (new (...args: unknown[]) => { attribute?(...a: unknown[]): Promise<unknown>; perturb?(...a: unknown[]): Promise<unknown> })
+      | undefined;
     const run = Algorithm ? test : test.skip;
     run(`${id} (${c.algorithm})`, async () => {
       const model = await loadModel(path.join(GOLDEN, c.model));
@@ -31,12 +33,15 @@ describe("golden cases (Captum 0.7 reference)", () => {
       const algorithm = layer === undefined ? new Algorithm!(model, init) : new Algorithm!(model, layer, init);
       const inputs = c.inputs.map(fromGolden);
       const options = reviveOptions(c.options);
-      const result = await algorithm.attribute(c.inputsAsArray ? inputs : inputs[0], options);
+      // Attacks (FGSM, PGD) perturb() their inputs; attribution methods attribute() them.
+      const perturbs = c.expected.perturbed !== undefined;
+      const call = perturbs ? algorithm.perturb! : algorithm.attribute!;
+      const result = await call.call(algorithm, c.inputsAsArray ? inputs : inputs[0], options);
       const withDelta = c.expected.delta !== undefined;
       const attributions = withDelta ? (result as { attributions: unknown }).attributions : result;
       const list = (Array.isArray(attributions) ? attributions : [attributions]) as Tensor[];
       expect(Array.isArray(attributions)).toBe(c.inputsAsArray);
-      const expected = c.expected.attributions!;
+      const expected = perturbs ? c.expected.perturbed! : c.expected.attributions!;
       expect(list).toHaveLength(expected.length);
       list.forEach((t, i) => expect(mismatch(t, expected[i], c.rtol)).toBeNull());
       if (withDelta) expect(mismatch((result as { delta: Tensor }).delta, c.expected.delta!, c.rtol)).toBeNull();

@@ -29,4 +29,8 @@ export class NoiseTunnel<A extends Attribution = Attribution> extends Attributio
   ): Promise<AttributionResult<I, P>> {
     return this.run(inputs, { ...this.attributionMethod.init, ...(options ?? {}) }, { base: this.attributionMethod.algorithm });
   }
+  /** @internal */
+  override nativeCall(): { algorithm: string; init: object } {
+    return { algorithm: this.algorithm, init: { ...this.attributionMethod.init, base: this.attributionMethod.algorithm } };
+  }
 }

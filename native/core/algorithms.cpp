@@ -61,6 +61,11 @@ const std::vector<Entry>& registry() {
       {"NeuronDeepLift", true, neuron_deep_lift},
       {"NeuronDeepLiftShap", true, neuron_deep_lift_shap},
       {"NeuronConductance", true, neuron_conductance},
+      {"FGSM", true, fgsm},
+      {"PGD", true, pgd},
+      {"Infidelity", false, infidelity},
+      {"SensitivityMax", false, sensitivity_max},
+      {"TrainCAV", false, train_cav},
   };
   return entries;
 }

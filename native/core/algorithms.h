@@ -57,6 +57,11 @@ Result neuron_feature_ablation(const Context&, const Options&);
 Result neuron_deep_lift(const Context&, const Options&);
 Result neuron_deep_lift_shap(const Context&, const Options&);
 Result neuron_conductance(const Context&, const Options&);
+Result fgsm(const Context&, const Options&);                  // robust.cpp
+Result pgd(const Context&, const Options&);                   // robust.cpp
+Result infidelity(const Context&, const Options&);            // metrics.cpp
+Result sensitivity_max(const Context&, const Options&);       // metrics.cpp
+Result train_cav(const Context&, const Options&);             // concept.cpp
 
 // Layer attributions resized to `size` (spatial dimensions), as Captum's
 // LayerAttribution.interpolate: mode nearest, area, linear, bilinear, bicubic, trilinear.

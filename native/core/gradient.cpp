@@ -5,6 +5,7 @@
 #include "batching.h"
 #include "path.h"
 #include "errors.h"
+#include "random.h"
 
 namespace tx {
 
@@ -40,7 +41,7 @@ ShapDraws shap_draws(const Context& ctx, const Options& o, const std::string& na
   torch::Tensor examples = d.rows.examples().to(ctx.model->device());
   for (size_t i = 0; i < ctx.inputs.size(); ++i) {
     torch::Tensor x = ctx.inputs[i].index_select(0, examples);
-    if (stdevs[i] != 0) x = x + torch::randn_like(x) * stdevs[i];
+    if (stdevs[i] != 0) x = add_gaussian_noise(x, stdevs[i]);
     d.ends.push_back(x);
     torch::Tensor pick = torch::randint(dist[i].size(0), {count}, examples.options());
     d.starts.push_back(dist[i].index_select(0, pick));

@@ -3,6 +3,7 @@
 #include "algorithms.h"
 #include "batching.h"
 #include "errors.h"
+#include "random.h"
 #include "scheduler.h"
 
 namespace tx {
@@ -66,7 +67,7 @@ Result noise_tunnel(const Context& ctx, const Options& o) {
     std::vector<torch::Tensor> noisy;
     for (size_t i = 0; i < ctx.inputs.size(); ++i) {
       torch::Tensor x = ctx.inputs[i].index_select(0, ex_dev);
-      if (stdevs[i] != 0) x = x + torch::randn_like(x) * stdevs[i];
+      if (stdevs[i] != 0) x = add_gaussian_noise(x, stdevs[i]);
       noisy.push_back(x);
     }
     Options part(base_options);
@@ -79,21 +80,27 @@ Result noise_tunnel(const Context& ctx, const Options& o) {
       std::vector<int64_t> shape = {ctx.batch, s};
       shape.insert(shape.end(), a.sizes().begin() + 1, a.sizes().end());
       torch::Tensor v = a.reshape(shape);
-      torch::Tensor s1 = v.sum(1), s2 = v.pow(2).sum(1);
+      // Plain SmoothGrad needs no squares.
+      torch::Tensor s1 = v.sum(1), s2 = type == "smoothgrad" ? torch::Tensor() : v.pow(2).sum(1);
       if (sum.size() <= i) {
         sum.push_back(s1);
         sum_sq.push_back(s2);
       } else {
         sum[i] += s1;
-        sum_sq[i] += s2;
+        if (s2.defined()) sum_sq[i] += s2;
       }
     }
     if (r.delta.defined()) deltas.push_back(r.delta);
   }
   Result out;
   for (size_t i = 0; i < sum.size(); ++i) {
-    torch::Tensor mean = sum[i] / static_cast<double>(samples), mean_sq = sum_sq[i] / static_cast<double>(samples);
-    out.attributions.push_back(type == "smoothgrad" ? mean : type == "smoothgrad_sq" ? mean_sq : mean_sq - mean * mean);
+    torch::Tensor mean = sum[i] / static_cast<double>(samples);
+    if (type == "smoothgrad") {
+      out.attributions.push_back(mean);
+      continue;
+    }
+    torch::Tensor mean_sq = sum_sq[i] / static_cast<double>(samples);
+    out.attributions.push_back(type == "smoothgrad_sq" ? mean_sq : mean_sq - mean * mean);
   }
   if (want_delta && !deltas.empty()) out.delta = torch::cat(deltas, 0);
   return out;
