@@ -248,8 +248,8 @@ function rowsOf(t: Tensor): Float32Array[] {
   return Array.from({ length: n }, (_, i) => d.subarray(i * per, (i + 1) * per));
 }
 
-// Two-sided Welch t-test.
-function welch(a: number[], b: number[]): { t: number; pValue: number } {
+/** @internal Two-sided Welch t-test (exported for its test). */
+export function welch(a: number[], b: number[]): { t: number; pValue: number } {
   const mean = (v: number[]) => v.reduce((s, x) => s + x, 0) / v.length;
   const variance = (v: number[], m: number) => v.reduce((s, x) => s + (x - m) ** 2, 0) / (v.length - 1);
   const ma = mean(a), mb = mean(b), va = variance(a, ma) / a.length, vb = variance(b, mb) / b.length;

@@ -17,6 +17,7 @@ struct Entry {
   const char* name;
   bool gradient;  // needs floating-point inputs
   AlgorithmFn fn;
+  bool on_data = false;  // its inputs are data (concept activations), not the model's inputs
 };
 
 const std::vector<Entry>& registry() {
@@ -65,7 +66,7 @@ const std::vector<Entry>& registry() {
       {"PGD", true, pgd},
       {"Infidelity", false, infidelity},
       {"SensitivityMax", false, sensitivity_max},
-      {"TrainCAV", false, train_cav},
+      {"TrainCAV", false, train_cav, true},
   };
   return entries;
 }
@@ -88,6 +89,16 @@ Result invoke(const std::string& name, const Context& ctx, const Options& option
 }
 
 Result run(const std::string& name, const Request& req) {
+  for (const auto& e : registry())
+    if (name == e.name && e.on_data) {
+      Context ctx;
+      ctx.model = req.model;
+      ctx.options = &req.options;
+      ctx.inputs = req.inputs;
+      ctx.batch = req.inputs.empty() ? 0 : req.inputs[0].size(0);
+      ctx.progress = std::make_shared<Progress>(req.progress);
+      return e.fn(ctx, req.options);
+    }
   Context ctx = make_context(req);
   return invoke(name, ctx, req.options);
 }
