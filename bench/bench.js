@@ -4,13 +4,18 @@
 // - engine: run natively by torchexplain's core with none of its machinery,
 //   timed in alternation with the attribution so that a noisy spell hits both;
 // - PyTorch: run by Debian's python3-torch on the same TorchScript file
-//   (bench/floor.py), when it is installed: a floor that owes nothing to the engine.
-// Prints a Markdown table (the README's figures). BENCH_ONLY=substring runs some.
+//   (bench/floor.py), when it is installed: a floor that owes nothing to the
+//   engine, timed in the same alternation.
+// Prints a Markdown table (the README's figures). BENCH_ONLY="a|b" runs the rows whose names contain a or b.
 "use strict";
 const fs = require("fs");
 const os = require("os");
 const path = require("path");
-const { spawnSync } = require("child_process");
+const { spawn, spawnSync } = require("child_process");
+// Two processes timed in alternation on a few cores: OpenMP workers that spin
+// after their parallel regions would steal the other side's cores. Set before
+// LibTorch loads (the python floor inherits it).
+process.env.OMP_WAIT_POLICY ??= "PASSIVE";
 const tx = require("../dist");
 const { native } = require("../dist/native");
 
@@ -49,6 +54,52 @@ function pass(file, rows, { target = 0, chunk = 0, backward = true } = {}) {
   return { model: path.join(MODELS, file), rows, target, chunk, backward };
 }
 
+// bench/floor.py as a server: load a workload's passes once, then time one
+// round per request (python times itself; the pipe is not counted).
+function pythonFloor() {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "torchexplain-bench-"));
+  const child = spawn("/usr/bin/python3", [path.join(__dirname, "floor.py")], { stdio: ["pipe", "pipe", "inherit"] });
+  const waiting = [];
+  let buffered = "";
+  child.stdout.on("data", (chunk) => {
+    buffered += chunk;
+    let nl;
+    while ((nl = buffered.indexOf("\n")) >= 0) {
+      const line = buffered.slice(0, nl);
+      buffered = buffered.slice(nl + 1);
+      waiting.shift().resolve(JSON.parse(line));
+    }
+  });
+  child.on("exit", (code) => {
+    for (const w of waiting.splice(0)) w.reject(new Error(`bench/floor.py exited with ${code}`));
+  });
+  const ask = (req) => new Promise((resolve, reject) => {
+    waiting.push({ resolve, reject });
+    child.stdin.write(JSON.stringify(req) + "\n");
+  });
+  let files = 0;
+  return {
+    load: (k, threads, passes) =>
+      ask({
+        load: k,
+        threads,
+        passes: passes.map((p) => ({
+          ...p,
+          rows: p.rows.map((t) => {
+            const file = path.join(dir, `rows${files++}.bin`);
+            fs.writeFileSync(file, Buffer.from(t.data().buffer));
+            return { file, shape: t.shape, dtype: t.dtype };
+          }),
+        })),
+      }),
+    run: async (k) => (await ask({ run: k })).seconds,
+    close: () => {
+      child.stdin.end();
+      fs.rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
 async function main() {
   const info = tx.buildInfo();
   const threads = tx.configure().threads;
@@ -83,6 +134,9 @@ async function main() {
     ["FeatureAblation, conv net, batch 8, 16 superpixels, 16 per eval", () => new tx.FeatureAblation(conv).attribute(x8, { target: 3, featureMask: superpixels, perturbationsPerEval: 16 }),
       [pass("bench_convnet.pt", [img(128)], { backward: false }), pass("bench_convnet.pt", [x8], { backward: false })]],
     ["LRP epsilon, conv net, batch 8", () => new tx.LRP(conv).attribute(x8, { target: 3 }), [pass("bench_convnet.pt", [x8], { target: 3 })]],
+    ["PGD, conv net, batch 8, 10 steps", () => new tx.PGD(conv).perturb(x8, { target: 3, radius: 0.1, stepSize: 0.02, stepNum: 10 }), [pass("bench_convnet.pt", [img(80)], { target: 3, chunk: 8 })]],
+    ["infidelity, conv net, batch 8, 10 samples", () => tx.infidelity(conv, { type: "gaussian", stdev: 0.01 }, x8, x8, { target: 3, nPerturbSamples: 10 }),
+      [pass("bench_convnet.pt", [img(80)], { backward: false }), pass("bench_convnet.pt", [x8], { backward: false })]],
     ["IG, MLP 64-32-10, batch 1, 50 steps", () => new tx.IntegratedGradients(mlp).attribute(mlpX, { target: 1 }), [pass("bench_mlp.pt", [tx.tensor(filled(50 * 64, Math.sin), [50, 64])], { target: 1 })]],
     ["FeatureAblation, MLP, 64 features", () => new tx.FeatureAblation(mlp).attribute(mlpX, { target: 1 }),
       [pass("bench_mlp.pt", [tx.tensor(filled(64 * 64, Math.sin), [64, 64])], { backward: false }), pass("bench_mlp.pt", [mlpX], { backward: false })]],
@@ -92,43 +146,26 @@ async function main() {
       [pass("bench_mlp.pt", [tx.tensor(filled(200 * 64, Math.sin), [200, 64])], { backward: false }), pass("bench_mlp.pt", [mlpX], { backward: false })]],
     ["Lime, MLP, 16 groups, 200 samples", () => new tx.Lime(mlp).attribute(mlpX, { target: 1, featureMask: groups16, nSamples: 200 }),
       [pass("bench_mlp.pt", [tx.tensor(filled(200 * 64, Math.sin), [200, 64])], { backward: false }), pass("bench_mlp.pt", [mlpX], { backward: false })]],
-  ].filter(([name]) => !process.env.BENCH_ONLY || name.includes(process.env.BENCH_ONLY));
+  ].filter(([name]) => !process.env.BENCH_ONLY || process.env.BENCH_ONLY.split("|").some((s) => name.includes(s)));
 
+  // PyTorch's floor: a python3 process timed in the same alternation.
+  const py = hasPythonTorch() ? pythonFloor() : null;
+  if (!py) console.error("  (python3-torch not installed: no PyTorch floor)");
   const results = [];
-  for (const [name, run, passes] of work) {
+  for (const [k, [name, run, passes]] of work.entries()) {
     // The engine's floor: every pass through the bare model, natively.
     const engineFloor = () =>
       passes.reduce((sum, p) => sum + (p.rows[0].dtype === "int64" ? NaN : native.benchFloor(models[path.basename(p.model)].native, p.rows.map((r) => r.native), p.target, p.chunk, 1, p.backward)), 0);
-    const [t, floor] = await timeTogether([run, engineFloor]);
-    results.push({ name, t, floor: Number.isNaN(floor) ? 0 : floor, passes });
-    console.error(`  ${name}: ${fmt(t)} (engine floor ${Number.isNaN(floor) ? "—" : fmt(floor)})`);
+    const fns = [run, engineFloor];
+    if (py) {
+      await py.load(k, threads, passes);
+      fns.push(() => py.run(k));
+    }
+    const [t, floor, pyFloor] = await timeTogether(fns);
+    results.push({ name, t, floor: Number.isNaN(floor) ? 0 : floor, pyFloor });
+    console.error(`  ${name}: ${fmt(t)} (engine floor ${Number.isNaN(floor) ? "—" : fmt(floor)}, PyTorch floor ${pyFloor ? fmt(pyFloor) : "—"})`);
   }
-
-  // PyTorch's floor, in one python3 process for all rows (written as raw data).
-  if (hasPythonTorch()) {
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "torchexplain-bench-"));
-    let k = 0;
-    const specs = results.flatMap((r) =>
-      r.passes.map((p) => ({
-        ...p,
-        threads,
-        seconds: 2,
-        rows: p.rows.map((t) => {
-          const file = path.join(dir, `rows${k++}.bin`);
-          fs.writeFileSync(file, Buffer.from(t.data().buffer));
-          return { file, shape: t.shape, dtype: t.dtype };
-        }),
-      })),
-    );
-    const py = spawnSync("/usr/bin/python3", [path.join(__dirname, "floor.py")], { input: JSON.stringify(specs), encoding: "utf8", maxBuffer: 1 << 20 });
-    fs.rmSync(dir, { recursive: true, force: true });
-    if (py.status !== 0) throw new Error(`bench/floor.py failed: ${py.stderr}`);
-    const seconds = JSON.parse(py.stdout);
-    k = 0;
-    for (const r of results) r.pyFloor = r.passes.reduce((sum) => sum + seconds[k++], 0);
-  } else {
-    console.error("  (python3-torch not installed: no PyTorch floor)");
-  }
+  if (py) py.close();
 
   console.log("| workload | time | ÷ engine floor | ÷ PyTorch floor |");
   console.log("| --- | ---: | ---: | ---: |");

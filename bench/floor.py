@@ -2,13 +2,17 @@
 """The benchmarks' independent floor: the same bare passes as an attribution,
 run by PyTorch itself on the same TorchScript file (Debian's python3-torch).
 
-Reads a JSON list of passes from stdin, each
+A small server so that the bench can time it in alternation with the engine
+(a noisy spell on the machine then hits both sides). One JSON request per
+line on stdin, one JSON reply per line on stdout:
+  {"load": k, "threads": int, "passes": [pass, ...]}  -> {"ok": k}
+  {"run": k}                                           -> {"seconds": s}
+where a pass is
   {"model": path, "rows": [{"file": raw little-endian data, "shape": [...], "dtype": "float32"|"int64"}],
-   "target": int, "chunk": rows per pass (0 = all), "backward": bool, "threads": int, "seconds": float}
-and prints one JSON list of seconds per round (the fastest round), in order.
-A round runs forward (and backward: the gradient of output[:, target] with
-respect to the rows, or to the first parameter when the rows are integers)
-over all rows, `chunk` rows at a time.
+   "target": int, "chunk": rows per pass (0 = all), "backward": bool}
+"run" times one round of workload k: every pass's forward (and backward: the
+gradient of output[:, target] with respect to the rows, or to the first
+parameter when the rows are integers) over all its rows, `chunk` rows at a time.
 """
 import json
 import sys
@@ -23,7 +27,7 @@ def load_rows(spec):
     return torch.from_numpy(np.fromfile(spec["file"], dtype=dtype).reshape(spec["shape"]))
 
 
-def one_round(model, rows, target, chunk, backward):
+def one_pass(model, rows, target, chunk, backward):
     n = rows[0].shape[0]
     size = chunk or n
     for b in range(0, n, size):
@@ -38,21 +42,27 @@ def one_round(model, rows, target, chunk, backward):
         torch.autograd.grad(out[:, target].sum(), wrt)
 
 
-def measure(spec):
-    torch.set_num_threads(spec["threads"])
-    model = torch.jit.load(spec["model"]).eval()
-    rows = [load_rows(r) for r in spec["rows"]]
-    run = lambda: one_round(model, rows, spec["target"], spec["chunk"], spec["backward"])
-    for _ in range(3):
-        run()
-    best, spent = float("inf"), 0.0
-    while spent < spec["seconds"]:
-        t0 = time.perf_counter()
-        run()
-        dt = time.perf_counter() - t0
-        best, spent = min(best, dt), spent + dt
-    return best
+def main():
+    models, workloads = {}, {}
+    for line in sys.stdin:
+        req = json.loads(line)
+        if "load" in req:
+            torch.set_num_threads(req["threads"])
+            passes = []
+            for p in req["passes"]:
+                if p["model"] not in models:
+                    models[p["model"]] = torch.jit.load(p["model"]).eval()
+                rows = [load_rows(r) for r in p["rows"]]
+                passes.append(lambda m=models[p["model"]], r=rows, p=p: one_pass(m, r, p["target"], p["chunk"], p["backward"]))
+            workloads[req["load"]] = passes
+            reply = {"ok": req["load"]}
+        else:
+            t0 = time.perf_counter()
+            for run in workloads[req["run"]]:
+                run()
+            reply = {"seconds": time.perf_counter() - t0}
+        print(json.dumps(reply), flush=True)
 
 
 if __name__ == "__main__":
-    print(json.dumps([measure(s) for s in json.load(sys.stdin)]))
+    main()
