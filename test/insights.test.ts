@@ -112,7 +112,7 @@ describe("server routes (inject)", () => {
     expect(Math.abs(o.sum - expected.reduce((p, v) => p + v, 0))).toBeLessThan(1e-4);
 
     // Server-sent events: progress while it runs, then the job once ("end"); a finished job's stream is its end alone.
-    const long = await s.app.inject({ method: "POST", url: "/api/explain", payload: { example: 2, method: "IntegratedGradients", nSteps: 2000, options: { internalBatchSize: 20 } } });
+    const long = await s.app.inject({ method: "POST", url: "/api/explain", payload: { example: 2, method: "IntegratedGradients", nSteps: 2000, options: { internalBatchSize: 20 }, metrics: false } });
     const stream = await s.app.inject(`/api/jobs/${long.json().id}/events`);
     expect(stream.headers["content-type"]).toBe("text/event-stream");
     const events = stream.body.trim().split("\n\n").map((e) => /^event: (\w+)\ndata: (.*)$/s.exec(e)!.slice(1));
@@ -144,6 +144,7 @@ describe("server routes (inject)", () => {
       [{ example: 0, method: "Saliency", target: 10 }, /^target: expected predicted, label or a class index from 0 to 9/],
       [{ example: 0, method: "Saliency", options: { target: 1 } }, /^options: target cannot be set here/],
       ["{not json", /JSON/],
+      [{ example: 0, method: "Saliency", metrics: "yes" }, /^metrics: expected true or false/],
     ];
     for (const [payload, message] of cases) {
       const r = await post(payload);
@@ -185,7 +186,7 @@ describe("server routes (inject)", () => {
   });
 });
 
-test("metrics next to each explanation: given ones are called with the explanation; a failing one says why; layer maps get none", async () => {
+test("metrics next to each explanation: given ones are called with the explanation; a failing one says why", async () => {
   const seen: { target: unknown; shape: number[]; algorithm: string }[] = [];
   const s = await createInsightsServer({
     ...DIGITS,
@@ -207,9 +208,46 @@ test("metrics next to each explanation: given ones are called with the explanati
     expect(seen).toEqual([{ target: j.result.target, shape: [1, 1, 8, 8], algorithm: "Saliency" }]);
     expect(Math.abs(j.result.metrics.infidelity - j.result.outputs[0].sum)).toBeLessThan(1e-4);
     expect(j.result.metrics.sensitivity).toBe("unavailable: perturbRadius: must be positive");
-    const g = await s.app.inject({ method: "POST", url: "/api/explain", payload: { example: 0, method: "LayerGradCam", layer: "conv2" } });
-    const gj = await waitJob(s.app.inject.bind(s.app), g.json().id);
-    expect(gj.result.metrics.infidelity).toMatch(/^n\/a: the attributions are a layer's/);
+  } finally {
+    await s.app.close();
+  }
+});
+
+test("the library's infidelity and sensitivityMax are shown when lib/index exports them (feature-detected)", async () => {
+  const lib = (await import("../lib")) as Record<string, unknown>;
+  const has = Object.entries({ infidelity: lib.infidelity, sensitivity: lib.sensitivityMax }).filter(([, f]) => typeof f === "function").map(([k]) => k);
+  const s = await createInsightsServer(DIGITS);
+  try {
+    expect((await s.app.inject("/api/info")).json().metrics).toEqual(Object.fromEntries(has.map((k) => [k, true])));
+    const r = await s.app.inject({ method: "POST", url: "/api/explain", payload: { example: 0, method: "IntegratedGradients", nSteps: 8 } });
+    const j = await waitJob(s.app.inject.bind(s.app), r.json().id);
+    expect(Object.keys(j.result.metrics).sort()).toEqual(has.sort());
+    // Both are norms of differences: finite and not negative.
+    for (const k of has) expect(j.result.metrics[k]).toBeGreaterThanOrEqual(0), expect(Number.isFinite(j.result.metrics[k])).toBe(true);
+    // A layer's attributions: sensitivity still applies, infidelity (input perturbations times attributions) does not.
+    if (has.length === 2) {
+      const g = await s.app.inject({ method: "POST", url: "/api/explain", payload: { example: 0, method: "LayerGradCam", layer: "conv2" } });
+      const gm = (await waitJob(s.app.inject.bind(s.app), g.json().id)).result.metrics;
+      expect(gm.infidelity).toMatch(/^n\/a: infidelity needs attributions shaped like the inputs/);
+      expect(gm.sensitivity).toBeGreaterThanOrEqual(0);
+    }
+    // Cancelled while a metric runs (its phase shown): the explanation is cancelled.
+    if (has.includes("sensitivity")) {
+      const r2 = await s.app.inject({ method: "POST", url: "/api/explain", payload: { example: 1, method: "IntegratedGradients", nSteps: 500, options: { internalBatchSize: 4 } } });
+      const id = r2.json().id;
+      let j2;
+      const end = Date.now() + 15000;
+      do {
+        await new Promise((res) => setTimeout(res, 10));
+        j2 = (await s.app.inject(`/api/jobs/${id}`)).json();
+      } while (j2.status === "running" && j2.phase !== "sensitivity" && Date.now() < end);
+      expect([j2.status, j2.phase]).toEqual(["running", "sensitivity"]);
+      await s.app.inject({ method: "POST", url: `/api/jobs/${id}/cancel` });
+      expect((await waitJob(s.app.inject.bind(s.app), id, 5000)).status).toBe("cancelled");
+    }
+    // The page's checkbox off: none computed.
+    const off = await s.app.inject({ method: "POST", url: "/api/explain", payload: { example: 0, method: "Saliency", metrics: false } });
+    expect((await waitJob(s.app.inject.bind(s.app), off.json().id)).result.metrics).toEqual({});
   } finally {
     await s.app.close();
   }

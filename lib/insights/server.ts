@@ -8,7 +8,6 @@ import * as path from "path";
 import { fastify, FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import { Model, loadModel } from "../model";
 import { Tensor, tensor } from "../tensor";
-import type { Attribution } from "../attribution";
 import { TorchExplainError } from "../errors";
 import { interpolate } from "../algorithms/layer";
 import { toNpy } from "../io/npy";
@@ -16,27 +15,8 @@ import type { ImageOptions } from "../io/image";
 import { visualizeImageAttr, VisualizeSign, SIGNS, ImageVisualizationMethod, IMAGE_METHODS } from "../visualization/image";
 import { METHODS, resolveMethod, ResolvedMethod } from "../batch/methods";
 import { Dataset, DatasetInput, loadDataset, applyLabels, rows, exampleValues } from "./dataset";
-
-export interface InsightsOptions {
-  /** A TorchScript file, or a loaded Model (left undisposed at close). */
-  model: string | Model;
-  /** The examples: a file or folder (see loadDataset), or a Dataset. */
-  inputs: string | Dataset;
-  /** A labels file: class names, true labels, or both (see applyLabels). */
-  labels?: string;
-  /** How images are read (size, channels, mean, std). */
-  image?: ImageOptions;
-  /** Largest request body in bytes (default 64 KiB). */
-  bodyLimit?: number;
-  /** Largest nSteps / nSamples / ntSamples a page may ask for (default 10,000). */
-  maxSteps?: number;
-  /** Explanations running at once (default 4); more are refused with 429. */
-  maxRunning?: number;
-  /** fastify's logger (default off). */
-  logger?: boolean;
-  /** Metrics shown next to each explanation, by name (default: libraryMetrics()). */
-  metrics?: Record<string, InsightsMetric | undefined>;
-}
+import type { InsightsOptions, InsightsMetric, StartInsightsOptions } from "./types";
+export type { InsightsOptions, InsightsMetric, MetricContext, StartInsightsOptions, InsightsHandle } from "./types";
 
 /** Where the page's files are: web/insights at the package's root (from lib/insights and dist/insights alike). */
 export const WEB_ROOT = path.resolve(__dirname, "..", "..", "web", "insights");
@@ -58,37 +38,26 @@ export const INSIGHTS_METHODS = [
 const COUNT_OPTIONS = ["nSteps", "nSamples", "ntSamples", "internalBatchSize", "ntSamplesBatchSize", "perturbationsPerEval"];
 const FORBIDDEN_OPTIONS = ["target", "signal", "onProgress", "showProgress", "devices", "additionalForwardArgs", "memoryBudget"];
 
-/** What a metric gets: the explanation's inputs, attributions, the method (a fresh instance) and its options (target, baselines, ...). */
-export interface MetricContext {
-  model: Model;
-  algorithm: Attribution;
-  inputs: Tensor | Tensor[];
-  attributions: Tensor | Tensor[];
-  options: Record<string, unknown>;
-  signal: AbortSignal;
-}
-/** A metric of one explanation: a number, or a tensor (or number array) whose first value is shown. */
-export type InsightsMetric = (context: MetricContext) => Promise<number | number[] | Tensor>;
-
 /**
  * The library's infidelity and sensitivityMax (lib/metrics), when lib/index exports them, as
- * Insights metrics; none otherwise. Called as Captum calls them: infidelity(model, perturbFunc,
- * inputs, attributions, options) with a Gaussian perturbation (perturbFunc left to the library's
- * default), and sensitivityMax(explanationFunc, inputs, options).
+ * Insights metrics; none otherwise. infidelity(model, perturbFunc, inputs, attributions, options)
+ * with the library's default perturbation (Gaussian noise), and sensitivityMax(explainer, inputs,
+ * options) with the explanation's own method and options; 10 perturbations each.
  */
-export function libraryMetrics(): Record<string, InsightsMetric> {
-  const lib = require("../index") as Record<string, unknown>; // eslint-disable-line @typescript-eslint/no-var-requires
+export function libraryMetrics(lib: Record<string, unknown> = require("../index")): Record<string, InsightsMetric> {
   const out: Record<string, InsightsMetric> = {};
-  const infidelity = lib.infidelity as ((...a: unknown[]) => Promise<number | Tensor>) | undefined;
-  const sensitivityMax = lib.sensitivityMax as ((...a: unknown[]) => Promise<number | Tensor>) | undefined;
+  const infidelity = lib.infidelity as ((...a: unknown[]) => Promise<Tensor>) | undefined;
+  const sensitivityMax = lib.sensitivityMax as ((...a: unknown[]) => Promise<Tensor>) | undefined;
   if (typeof infidelity === "function")
-    out.infidelity = (c) => {
-      const { target, additionalForwardArgs, baselines } = c.options;
-      return infidelity(c.model, undefined, c.inputs, c.attributions, { target, additionalForwardArgs, baselines, nPerturbSamples: 10, signal: c.signal });
+    out.infidelity = async (c) => {
+      if (c.layerAttributions) throw new Error("n/a: infidelity needs attributions shaped like the inputs; these are a layer's");
+      const { target, additionalForwardArgs } = c.options;
+      const o: Record<string, unknown> = { nPerturbSamples: 10, signal: c.signal, onProgress: c.onProgress };
+      if (target !== undefined) o.target = target;
+      if (additionalForwardArgs !== undefined) o.additionalForwardArgs = additionalForwardArgs;
+      return infidelity(c.model, undefined, c.inputs, c.attributions, o);
     };
-  if (typeof sensitivityMax === "function")
-    out.sensitivity = (c) =>
-      sensitivityMax((x: Tensor | Tensor[], o: object) => (c.algorithm as unknown as { attribute(x: unknown, o: object): Promise<unknown> }).attribute(x, { ...c.options, ...o }), c.inputs, { nPerturbSamples: 10, signal: c.signal });
+  if (typeof sensitivityMax === "function") out.sensitivity = (c) => sensitivityMax(c.algorithm, c.inputs, { ...c.options, nPerturbSamples: 10, signal: c.signal, onProgress: c.onProgress });
   return out;
 }
 
@@ -123,6 +92,8 @@ interface Job {
   example: number;
   started: number;
   progress: { done: number; total: number };
+  /** What runs now: "attribution", then each metric by name. */
+  phase: string;
   controller: AbortController;
   listeners: Set<() => void>;
   error?: { message: string; code: string };
@@ -165,6 +136,7 @@ interface ExplainBody {
   init?: unknown;
   sign?: unknown;
   visualization?: unknown;
+  metrics?: unknown;
 }
 
 function jsonObject(value: unknown, name: string): Record<string, unknown> {
@@ -398,6 +370,7 @@ export async function createInsightsServer(options: InsightsOptions): Promise<In
     method: job.method,
     example: job.example,
     progress: job.progress,
+    phase: job.phase,
     elapsedMs: Date.now() - job.started,
     ...(job.error ? { error: job.error } : {}),
     ...(job.result ? { result: job.result } : {}),
@@ -441,6 +414,7 @@ export async function createInsightsServer(options: InsightsOptions): Promise<In
     if (!SIGNS.includes(sign)) throw httpError(400, `sign: expected one of ${SIGNS.join(", ")}; got ${JSON.stringify(body.sign)}`);
     const vis = (body.visualization ?? "blended_heat_map") as ImageVisualizationMethod;
     if (!IMAGE_METHODS.includes(vis)) throw httpError(400, `visualization: expected one of ${IMAGE_METHODS.join(", ")}; got ${JSON.stringify(body.visualization)}`);
+    if (body.metrics !== undefined && typeof body.metrics !== "boolean") throw httpError(400, `metrics: expected true or false; got ${JSON.stringify(body.metrics)}`);
     const running = [...jobs.values()].filter((j) => j.status === "running").length;
     if (running >= maxRunning) throw httpError(429, `${running} explanations are running; wait for one or cancel it`, "ERR_BUSY");
 
@@ -456,7 +430,7 @@ export async function createInsightsServer(options: InsightsOptions): Promise<In
     if (method.info.delta) opts.returnConvergenceDelta = true;
 
     const id = String(nextId++);
-    const job: Job = { id, status: "running", method: body.method, example: i, started: Date.now(), progress: { done: 0, total: 0 }, controller: new AbortController(), listeners: new Set(), files: new Map() };
+    const job: Job = { id, status: "running", method: body.method, example: i, started: Date.now(), progress: { done: 0, total: 0 }, phase: "attribution", controller: new AbortController(), listeners: new Set(), files: new Map() };
     jobs.set(id, job);
     // Keep the last 100 jobs (their pictures and attributions).
     if (jobs.size > 100) for (const [k, j] of jobs) if (j.status !== "running" && jobs.size > 100) jobs.delete(k);
@@ -465,11 +439,11 @@ export async function createInsightsServer(options: InsightsOptions): Promise<In
       job.progress = { done, total };
       notify(job);
     };
-    void run(job, method, i, opts, sign, vis, target, layer).finally(() => bl.tensors.forEach((t) => t.dispose()));
+    void run(job, method, i, opts, sign, vis, target, layer, body.metrics !== false).finally(() => bl.tensors.forEach((t) => t.dispose()));
     return reply.status(202).send(snapshot(job));
   });
 
-  async function run(job: Job, method: ResolvedMethod, i: number, opts: Record<string, unknown>, sign: VisualizeSign, vis: ImageVisualizationMethod, target: number | null, layer?: string) {
+  async function run(job: Job, method: ResolvedMethod, i: number, opts: Record<string, unknown>, sign: VisualizeSign, vis: ImageVisualizationMethod, target: number | null, layer: string | undefined, withMetrics: boolean) {
     const xs = rows(dataset, i, i + 1);
     const toDispose: Tensor[] = [...xs];
     try {
@@ -484,7 +458,7 @@ export async function createInsightsServer(options: InsightsOptions): Promise<In
       if (deltaT) toDispose.push(deltaT);
       const outputs: Rendered[] = [];
       for (const [k, a] of list.entries()) outputs.push(await render(job, k, a, list.length, i, sign, vis, layer));
-      const metrics = await computeMetrics(method, xs, list, opts).catch((e: Error) => ({ error: e.message.split("\n")[0] }));
+      const metrics = withMetrics ? await computeMetrics(job, method, xs, list, opts) : {};
       const delta = deltaT ? Number((deltaT.data() as ArrayLike<number>)[0]) : undefined;
       job.result = { target, ...(delta !== undefined ? { delta } : {}), timeMs, outputs, metrics };
       job.status = "done";
@@ -545,22 +519,28 @@ export async function createInsightsServer(options: InsightsOptions): Promise<In
     return { ...base, kind: "tabular", bars };
   }
 
-  /** The metrics next to each explanation (errors are shown in their place, the explanation stays). */
-  async function computeMetrics(method: ResolvedMethod, xs: Tensor[], attrs: Tensor[], opts: Record<string, unknown>): Promise<Record<string, number | string>> {
+  /** The metrics next to each explanation (errors are shown in their place, "n/a: why" as it is; the explanation stays). */
+  async function computeMetrics(job: Job, method: ResolvedMethod, xs: Tensor[], attrs: Tensor[], opts: Record<string, unknown>): Promise<Record<string, number | string>> {
     const out: Record<string, number | string> = {};
     const { signal, onProgress: _p, returnConvergenceDelta: _d, ...explainOptions } = opts;
     const layerShaped = attrs.some((a, k) => a.shape.join() !== xs[k]?.shape.join());
     for (const [name, fn] of Object.entries(metrics)) {
       if (!fn) continue;
-      if (layerShaped) {
-        out[name] = "n/a: the attributions are a layer's, not the inputs'";
-        continue;
-      }
+      job.phase = name;
+      job.progress = { done: 0, total: 0 };
+      notify(job);
+      const onProgress = (done: number, total: number) => {
+        job.progress = { done, total };
+        notify(job);
+      };
       try {
-        const v = await fn({ model, algorithm: method.make(model), inputs: xs.length === 1 ? xs[0] : xs, attributions: attrs.length === 1 ? attrs[0] : attrs, options: explainOptions, signal: signal as AbortSignal });
+        const v = await fn({ model, algorithm: method.make(model), inputs: xs.length === 1 ? xs[0] : xs, attributions: attrs.length === 1 ? attrs[0] : attrs, layerAttributions: layerShaped, options: explainOptions, signal: signal as AbortSignal, onProgress });
         out[name] = scalar(v);
       } catch (e) {
-        out[name] = `unavailable: ${(e as Error).message.split("\n")[0]}`;
+        // Cancelled while measuring: the whole explanation is cancelled.
+        if ((e as TorchExplainError).code === "ERR_ABORTED") throw e;
+        const message = (e as Error).message.split("\n")[0];
+        out[name] = message.startsWith("n/a") ? message : `unavailable: ${message}`;
       }
     }
     return out;
@@ -594,7 +574,7 @@ export async function createInsightsServer(options: InsightsOptions): Promise<In
       const now = Date.now();
       if (now - last < 50) return;
       last = now;
-      res.write(`event: progress\ndata: ${JSON.stringify({ progress: job.progress, elapsedMs: now - job.started })}\n\n`);
+      res.write(`event: progress\ndata: ${JSON.stringify({ progress: job.progress, phase: job.phase, elapsedMs: now - job.started })}\n\n`);
     };
     job.listeners.add(send);
     req.raw.on("close", () => job.listeners.delete(send));
@@ -624,7 +604,7 @@ export async function createInsightsServer(options: InsightsOptions): Promise<In
 }
 
 /** Serves Insights on host:port (port 0: a free one); resolves to its address. */
-export async function startInsights(options: InsightsOptions & { port?: number; host?: string }): Promise<InsightsServer & { url: string }> {
+export async function startInsights(options: StartInsightsOptions): Promise<InsightsServer & { url: string }> {
   const server = await createInsightsServer(options);
   await server.app.listen({ port: options.port ?? 0, host: options.host ?? "127.0.0.1" });
   const addr = server.app.server.address();

@@ -66,6 +66,9 @@
     const images = info.inputs.some((x) => x.kind === "image");
     $("visualization-wrap").hidden = !images;
     $("sign-wrap").hidden = !images;
+    const metricNames = Object.keys(info.metrics).filter((k) => info.metrics[k]);
+    $("metrics-wrap").hidden = metricNames.length === 0;
+    $("metrics-names").textContent = metricNames.join(", ");
     $("steps").max = info.limits.maxSteps;
     $("samples").max = info.limits.maxSteps;
     fillTargets();
@@ -162,7 +165,7 @@
   // ---- explaining ---------------------------------------------------------------------------------
   function request(method, layer) {
     const m = methodInfo(method);
-    const body = { example: selected, method, target: $("target").value, options: $("options").value.trim(), sign: $("sign").value, visualization: $("visualization").value };
+    const body = { example: selected, method, target: $("target").value, options: $("options").value.trim(), sign: $("sign").value, visualization: $("visualization").value, metrics: $("metrics").checked };
     if (m && m.layer) body.layer = layer;
     if (m && m.steps) body.nSteps = $("steps").value;
     if (m && m.samples) body.nSamples = $("samples").value;
@@ -194,6 +197,7 @@
     $("status").textContent = "starting…";
     running = [];
     const progress = new Map();
+    const phases = new Map();
     const finished = wanted.map(async ([method, layer], c) => {
       let job;
       try {
@@ -209,14 +213,16 @@
         const source = new EventSource(`/api/jobs/${job.id}/events`);
         entry.source = source;
         source.addEventListener("progress", (ev) => {
-          const p = JSON.parse(ev.data).progress;
+          const { progress: p, phase } = JSON.parse(ev.data);
           progress.set(c, p);
+          phases.set(c, phase);
           let done = 0, total = 0;
           for (const v of progress.values()) (done += v.done), (total += v.total);
           if (total > 0) {
             $("progress").max = total;
             $("progress").value = done;
-            $("status").textContent = `${Math.round((100 * done) / total)}% (${done} of ${total})`;
+            const now = [...new Set(phases.values())].filter((x) => x !== "attribution");
+            $("status").textContent = `${now.length ? `${now.join(", ")}: ` : ""}${Math.round((100 * done) / total)}% (${done} of ${total})`;
           } else $("status").textContent = "running…";
         });
         source.addEventListener("end", (ev) => {
