@@ -64,3 +64,7 @@ export { FGSM, PGD, FGSMOptions, PGDOptions, AttackBounds, AttackOptions, Pertur
 export { infidelity, InfidelityOptions, PerturbFunc } from "./metrics/infidelity";
 export { sensitivityMax, SensitivityOptions, Explainer } from "./metrics/sensitivity";
 export { Concept, ConceptData, TCAV, TCAVInit, TCAVOptions, TCAVScore, TCAVScores, CAV, SignificanceResult } from "./concept/tcav";
+export { AttackComparator, AttackComparatorOptions, AddAttackOptions, EvaluateOptions as AttackComparatorEvaluateOptions, Attack, AttackStats, Aggregated, ComparatorResult, ComparatorSummary, MetricValue } from "./robust/attack_comparator";
+export { MinParamPerturbation, MinParamPerturbationOptions, MinParamEvaluateOptions, CorrectFn } from "./robust/min_param_perturbation";
+export { ForwardFunc } from "./robust/tensor_ops";
+export { deletionCurve, insertionCurve, faithfulnessCorrelation, sparseness, CurveOptions, CurveResult, FaithfulnessOptions, RelevanceOrder } from "./metrics/curves";
