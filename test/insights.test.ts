@@ -374,6 +374,14 @@ test("torchexplain insights: serves until SIGTERM, then exits 0; misuse exits 2"
   expect(err).toBe("torchexplain: --model is required\n");
 });
 
+test("the package ships the page: npm pack lists web/insights", () => {
+  const out = execSync("npm pack --dry-run --ignore-scripts --json", { cwd: root, encoding: "utf8", stdio: ["ignore", "pipe", "ignore"] });
+  const files = (JSON.parse(out) as { files: { path: string }[] }[])[0].files.map((f) => f.path);
+  const page = fs.readdirSync(path.join(root, "web", "insights")).map((f) => `web/insights/${f}`);
+  expect(page.sort()).toEqual(["web/insights/app.css", "web/insights/app.js", "web/insights/index.html"]);
+  expect(files).toEqual(expect.arrayContaining(page));
+});
+
 // ---- the page in Chromium ------------------------------------------------------------------------
 
 function ensureChromium(): void {
