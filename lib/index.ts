@@ -68,3 +68,4 @@ export { AttackComparator, AttackComparatorOptions, AddAttackOptions, EvaluateOp
 export { MinParamPerturbation, MinParamPerturbationOptions, MinParamEvaluateOptions, CorrectFn } from "./robust/min_param_perturbation";
 export { ForwardFunc } from "./robust/tensor_ops";
 export { deletionCurve, insertionCurve, faithfulnessCorrelation, sparseness, CurveOptions, CurveResult, FaithfulnessOptions, RelevanceOrder } from "./metrics/curves";
+export { parameterRandomization, RandomizationOptions, RandomizationResult } from "./metrics/randomization";

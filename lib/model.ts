@@ -34,6 +34,15 @@ export class Model extends DisposableHandle {
   layers(): string[] {
     return guard(() => this.native.layers());
   }
+  /**
+   * A deep copy whose `layers` have their parameters redrawn from a normal
+   * distribution with each parameter's own standard deviation (the
+   * model-parameter randomisation sanity check). This model is unchanged.
+   */
+  randomized(layers: string[], seed = 0): Model {
+    return guard(() => new Model(this.native.randomized(layers, seed), this.path));
+  }
+
   /** Runs forward() off the event loop. */
   async forward(inputs: Tensor | Tensor[], additionalForwardArgs?: ForwardArg[], options: RequestOptions = {}): Promise<Tensor> {
     const list = Array.isArray(inputs) ? inputs : [inputs];

@@ -15,6 +15,7 @@ export interface NativeTensor {
 
 export interface NativeModel {
   layers(): string[];
+  randomized(layers: string[], seed: number): NativeModel;
   readonly device: string;
   readonly signature: string;
   readonly disposed: boolean;

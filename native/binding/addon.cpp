@@ -286,7 +286,7 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
     return DefineClass(env, "NativeModel",
                        {InstanceMethod<&ModelWrap::Layers>("layers"), InstanceAccessor<&ModelWrap::Device>("device"),
                         InstanceAccessor<&ModelWrap::Signature>("signature"), InstanceAccessor<&ModelWrap::Disposed>("disposed"),
-                        InstanceMethod<&ModelWrap::Dispose>("dispose")});
+                        InstanceMethod<&ModelWrap::Dispose>("dispose"), InstanceMethod<&ModelWrap::Randomized>("randomized")});
   }
   static Napi::Object Wrap(Napi::Env env, std::shared_ptr<tx::Model> m) {
     Napi::Object obj = State(env).model_ctor.New({});
@@ -312,6 +312,25 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
     Napi::Array a = Napi::Array::New(info.Env(), names.size());
     for (size_t i = 0; i < names.size(); ++i) a.Set(static_cast<uint32_t>(i), names[i]);
     return a;
+  }
+  // randomized(layers: string[], seed: number): a new NativeModel.
+  Napi::Value Randomized(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    const tx::Model& m = Live(env);
+    if (info.Length() < 2 || !info[0].IsArray() || !info[1].IsNumber())
+      throw MakeError(env, "layers: expected an array of layer names and a seed", "ERR_BAD_OPTION");
+    Napi::Array a = info[0].As<Napi::Array>();
+    std::vector<std::string> names;
+    for (uint32_t i = 0; i < a.Length(); ++i) {
+      if (!a.Get(i).IsString()) throw MakeError(env, "layers[" + std::to_string(i) + "]: expected a layer name", "ERR_BAD_OPTION");
+      names.push_back(a.Get(i).As<Napi::String>());
+    }
+    double seed = info[1].As<Napi::Number>().DoubleValue();
+    try {
+      return Wrap(env, m.randomized(names, seed >= 0 && std::isfinite(seed) ? static_cast<uint64_t>(seed) : 0));
+    } catch (const std::exception& e) {
+      throw MakeError(env, e);
+    }
   }
   Napi::Value Device(const Napi::CallbackInfo& info) { return Napi::String::New(info.Env(), Live(info.Env()).device().str()); }
   Napi::Value Signature(const Napi::CallbackInfo& info) { return Napi::String::New(info.Env(), Live(info.Env()).signature()); }

@@ -1,5 +1,8 @@
 #include "model.h"
 
+#include <ATen/CPUGeneratorImpl.h>
+#include <cmath>
+
 #include <filesystem>
 #include <set>
 #include <caffe2/serialize/inline_container.h>
@@ -174,6 +177,28 @@ std::string Model::signature() const {
   for (size_t i = 1; i < args.size(); ++i) os << (i > 1 ? ", " : "") << args[i].name() << ": " << args[i].type()->str();
   os << ")";
   return os.str();
+}
+
+std::shared_ptr<Model> Model::randomized(const std::vector<std::string>& names, uint64_t seed) const {
+  torch::NoGradGuard no_grad;
+  torch::jit::Module copy = module_.deepcopy();
+  at::Generator gen = at::detail::createCPUGenerator(seed);
+  for (const auto& name : names) {
+    bool found = false;
+    for (const auto& m : copy.named_modules()) {
+      if (m.name != name) continue;
+      found = true;
+      for (const auto& p : m.value.named_parameters(true)) {
+        torch::Tensor t = p.value;
+        if (!at::isFloatingType(t.scalar_type()) || t.numel() == 0) continue;
+        double sd = t.numel() > 1 ? t.to(torch::kDouble).std().item<double>() : 0.0;
+        if (!(sd > 0) || !std::isfinite(sd)) sd = 0.05;
+        t.copy_(torch::empty(t.sizes(), torch::kFloat).normal_(0.0, sd, gen));
+      }
+    }
+    if (!found) fail("layers: the model has no layer '", name, "'");
+  }
+  return std::shared_ptr<Model>(new Model(std::move(copy), device_, path_));
 }
 
 std::vector<std::string> Model::layers() const {

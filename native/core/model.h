@@ -35,6 +35,11 @@ class Model : public std::enable_shared_from_this<Model> {
   std::vector<c10::IValue> convert_extra(const List& extra, size_t num_inputs) const;
 
   std::vector<std::string> layers() const;
+
+  // A deep copy whose `layers` (dotted names) have their parameters redrawn
+  // from N(0, std of each parameter): the model-parameter randomisation
+  // sanity check. Unknown layers are an error.
+  std::shared_ptr<Model> randomized(const std::vector<std::string>& layers, uint64_t seed) const;
   std::string signature() const;
   c10::Device device() const { return device_; }
   const std::string& path() const { return path_; }
