@@ -298,6 +298,39 @@ describe("other inputs (inject)", () => {
     }
   });
 
+  test("a long list comes in pages (offset, limit), on the page too (Show more)", async () => {
+    // 450 examples of the MLP's 64 features, given as a Dataset; labels 0-9 in turn.
+    const data = Float32Array.from({ length: 450 * 64 }, (_, i) => ((i * 7919) % 97) / 97);
+    const ds = { count: 450, inputs: [{ name: "x", kind: "tabular" as const, dtype: "float32" as const, exampleShape: [64], data }], labels: Array.from({ length: 450 }, (_, i) => i % 10), names: Array.from({ length: 450 }, (_, i) => `row ${i}`) };
+    const s = await startInsights({ model: path.join(root, "models", "bench_mlp.pt"), inputs: ds, port: 0 });
+    try {
+      const first = (await s.app.inject("/api/examples")).json();
+      expect([first.total, first.examples.length, first.examples[199].index]).toEqual([450, 200, 199]);
+      const page2 = (await s.app.inject("/api/examples?offset=400&limit=100")).json();
+      expect(page2.examples.map((e: { index: number }) => e.index)).toEqual(Array.from({ length: 50 }, (_, i) => 400 + i));
+      const threes = (await s.app.inject("/api/examples?class=3&offset=40")).json();
+      expect([threes.total, threes.examples.map((e: { index: number }) => e.index)]).toEqual([45, [403, 413, 423, 433, 443]]);
+      ensureChromium();
+      const browser = await chromium.launch({ executablePath: CHROMIUM, args: LAUNCH_ARGS });
+      try {
+        const page = await browser.newPage();
+        await page.goto(s.url + "/");
+        await page.locator("[data-testid=example]").nth(199).waitFor();
+        expect(await page.locator("[data-testid=example]").count()).toBe(200);
+        await page.click("[data-testid=more]");
+        await page.waitForFunction(() => document.querySelectorAll("[data-testid=example]").length === 400);
+        await page.click("[data-testid=more]");
+        await page.waitForFunction(() => document.querySelectorAll("[data-testid=example]").length === 450);
+        expect(await page.locator("[data-testid=more]").count()).toBe(0);
+        await expect(page.locator("[data-testid=example-count]").textContent()).resolves.toBe("450 of 450 match");
+      } finally {
+        await browser.close();
+      }
+    } finally {
+      await s.app.close();
+    }
+  });
+
   test("tokens of a text model, bars of a tabular one, two inputs of a two-input model side by side", async () => {
     const text = await createInsightsServer({ model: path.join(root, "test", "fixtures", "golden", "text.pt"), inputs: path.join(FIX, "text.json") });
     try {
@@ -427,7 +460,7 @@ describe("the page in Chromium", () => {
     const wrong = all.examples.filter((e) => !e.correct).length;
     await page.selectOption("[data-testid=filter-correct]", "false");
     await page.waitForFunction((n) => document.querySelectorAll("[data-testid=example]").length === n, wrong);
-    await expect(page.locator("[data-testid=example-count]").textContent()).resolves.toContain(`${wrong} of 6`);
+    await expect(page.locator("[data-testid=example-count]").textContent()).resolves.toBe(`${wrong} of 6 match`);
     await page.selectOption("[data-testid=filter-correct]", "true");
     await page.waitForFunction((n) => document.querySelectorAll("[data-testid=example]").length === n, 6 - wrong);
     expect(await page.$$eval("[data-testid=example]", (els) => els.every((e) => e.getAttribute("data-correct") === "true"))).toBe(true);
@@ -505,5 +538,20 @@ describe("the page in Chromium", () => {
     expect(await page.locator("button[data-testid=explain]").isEnabled()).toBe(true);
     expect(await page.locator("img[data-testid=attribution]").count()).toBe(0);
     expect((await fetch(`${server.url}/api/info`)).status).toBe(200);
+
+    // A page that goes away mid-explanation (its event stream closes) stops the work too.
+    const job = (await (await fetch(`${server.url}/api/explain`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ example: 1, method: "ShapleyValueSampling", nSamples: 10000 }) })).json()) as { id: string };
+    const stream = new AbortController();
+    const res = await fetch(`${server.url}/api/jobs/${job.id}/events`, { signal: stream.signal });
+    const reader = res.body!.getReader();
+    expect(new TextDecoder().decode((await reader.read()).value)).toMatch(/^event: progress/);
+    stream.abort();
+    let state: { status: string; error?: { message: string } };
+    const end = Date.now() + 5000;
+    do {
+      await new Promise((r) => setTimeout(r, 20));
+      state = (await (await fetch(`${server.url}/api/jobs/${job.id}`)).json()) as typeof state;
+    } while (state.status === "running" && Date.now() < end);
+    expect([state.status, state.error?.message]).toEqual(["cancelled", "aborted: the page closed"]);
   });
 });

@@ -577,7 +577,11 @@ export async function createInsightsServer(options: InsightsOptions): Promise<In
       res.write(`event: progress\ndata: ${JSON.stringify({ progress: job.progress, phase: job.phase, elapsedMs: now - job.started })}\n\n`);
     };
     job.listeners.add(send);
-    req.raw.on("close", () => job.listeners.delete(send));
+    res.on("close", () => {
+      job.listeners.delete(send);
+      // The page went away (closed, reloaded) mid-explanation and nobody else watches: stop the work.
+      if (!res.writableEnded && job.status === "running" && job.listeners.size === 0) job.controller.abort(new Error("the page closed"));
+    });
     send();
   });
   app.get<{ Params: { id: string; file: string } }>("/api/jobs/:id/:file", async (req, reply) => {

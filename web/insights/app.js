@@ -74,7 +74,7 @@
     fillTargets();
     updateFields();
     for (const id of ["method", "method-compare", "baselines"]) $(id).addEventListener("change", updateFields);
-    for (const id of ["filter-class", "filter-correct"]) $(id).addEventListener("change", loadExamples);
+    for (const id of ["filter-class", "filter-correct"]) $(id).addEventListener("change", () => loadExamples(false));
     $("controls").addEventListener("submit", (e) => {
       e.preventDefault();
       explain();
@@ -108,14 +108,18 @@
   }
 
   // ---- examples ----------------------------------------------------------------------------------
-  async function loadExamples() {
+  let total = 0;
+  // more: the next page of the same filters, appended.
+  async function loadExamples(more) {
     const q = new URLSearchParams();
     if ($("filter-class").value !== "") q.set("class", $("filter-class").value);
     if ($("filter-correct").value !== "") q.set("correct", $("filter-correct").value);
+    if (more === true) q.set("offset", String(shown.length));
     try {
       const r = await api(`/api/examples?${q}`);
-      shown = r.examples;
-      $("count").textContent = `${r.total} of ${info.count} shown${r.total > r.examples.length ? ` (first ${r.examples.length})` : ""}`;
+      shown = more === true ? shown.concat(r.examples) : r.examples;
+      total = r.total;
+      $("count").textContent = `${r.total} of ${info.count} match${shown.length < r.total ? `; the first ${shown.length} listed` : ""}`;
       renderExamples();
     } catch (e) {
       showError(e.message);
@@ -151,6 +155,7 @@
       }, exampleBody(x), el("div", { class: "name", text: x.name }), labels(x));
       list.append(item);
     }
+    if (shown.length < total) list.append(el("li", {}, el("button", { type: "button", class: "more", "data-testid": "more", text: `Show more (${total - shown.length} left)`, onclick: () => loadExamples(true) })));
   }
 
   function select(x) {
