@@ -297,7 +297,14 @@ export async function createInsightsServer(options: InsightsOptions): Promise<In
     return x.words?.[i] ?? Array.from(exampleValues(x, i), String);
   }
   const previewScale = (x: DatasetInput) => Math.max(1, Math.round(160 / Math.max(x.exampleShape[1], x.exampleShape[2])));
-  const imageOf = (x: DatasetInput, i: number) => ({ data: exampleValues(x, i), shape: x.exampleShape });
+  // The image as shown: normalised inputs (mean/std, values below 0) are stretched to [0, 1] first.
+  const imageOf = (x: DatasetInput, i: number) => {
+    const data = exampleValues(x, i);
+    let lo = Infinity, hi = -Infinity;
+    for (const v of data) (lo = Math.min(lo, v)), (hi = Math.max(hi, v));
+    if (lo < 0) for (let j = 0; j < data.length; j++) data[j] = hi > lo ? (data[j] - lo) / (hi - lo) : 0;
+    return { data, shape: x.exampleShape };
+  };
   const previews = new Map<string, Buffer>();
   app.get<{ Params: { i: string; k: string } }>("/api/examples/:i/inputs/:k.png", async (req, reply) => {
     const i = exampleIndex(req.params.i);
