@@ -1,6 +1,5 @@
 // torchexplain Insights: the page's script (plain browser JavaScript, no
 // framework, nothing loaded from elsewhere). It talks to the server's /api.
-// @ts-check
 "use strict";
 (function () {
   const $ = (id) => /** @type {any} */ (document.getElementById(id));
