@@ -37,6 +37,8 @@ interface Addon {
   NativeTensor: new () => NativeTensor;
   NativeModel: new () => NativeModel;
   tensorFromBuffer(data: ArrayBufferView, shape: number[], dtype: string): NativeTensor;
+  catRows(tensors: NativeTensor[]): NativeTensor;
+  sliceRows(tensor: NativeTensor, start: number, end: number): NativeTensor;
   loadModel(path: string, device: string, options: object): NativeHandle<NativeModel>;
   run(algorithm: string, model: NativeModel, inputs: NativeTensor[], options: object): NativeHandle<NativeResult>;
   configure(settings: { workers?: number; threads?: number }): { workers: number; threads: number };

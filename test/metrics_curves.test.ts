@@ -197,3 +197,25 @@ describe("sparseness", () => {
     expect(() => sparseness([a, tensor([[1, 2]])])).toThrow("attributions[1]: shape [1,2]; every tensor needs the same batch dimension");
   });
 });
+
+describe("native and JavaScript scoring agree", () => {
+  // A loaded Model is scored natively (MaskedScores); a function standing in
+  // for it gets its batches built in JavaScript. Same rows, same scores.
+  test("deletion, insertion and faithfulness on the golden CNN, per-example targets and baselines", async () => {
+    const cnn = await loadModel(path.join(GOLDEN, "cnn.pt"));
+    const x = tensor(Float32Array.from({ length: 3 * 64 }, (_, i) => Math.sin(i * 0.61)), [3, 1, 8, 8]);
+    const attr = tensor(Float32Array.from({ length: 3 * 64 }, (_, i) => Math.cos(i * 1.7)), [3, 1, 8, 8]);
+    const baselines = tensor(Float32Array.from({ length: 3 * 64 }, (_, i) => 0.1 * Math.sin(i)), [3, 1, 8, 8]);
+    const asFunction = (inputs: Tensor | Tensor[]) => cnn.forward(inputs);
+    const common = { target: [0, 2, 1], baselines, steps: 7, batchSize: 10 };
+    for (const fn of [deletionCurve, insertionCurve]) {
+      const a = await fn(cnn, x, attr, { ...common, softmax: true });
+      const b = await fn(asFunction, x, attr, { ...common, softmax: true });
+      expectClose(values(a.scores), values(b.scores));
+      expectClose(values(a.auc), values(b.auc));
+    }
+    const fa = await faithfulnessCorrelation(cnn, x, attr, { target: [0, 2, 1], baselines, nSamples: 12, subsetSize: 9, seed: 5 });
+    const fb = await faithfulnessCorrelation(asFunction, x, attr, { target: [0, 2, 1], baselines, nSamples: 12, subsetSize: 9, seed: 5 });
+    expectClose(values(fa), values(fb));
+  });
+});

@@ -11,6 +11,7 @@ import { Model } from "../model";
 import { Tensor, tensor } from "../tensor";
 import type { AttributeOptions, ForwardArg, TargetType } from "../types";
 import { TorchExplainError } from "../errors";
+import { concatRows } from "../robust/tensor_ops";
 
 /** Examples of a concept: a Tensor of examples, an array of batches, or an async iterable of batches. */
 export type ConceptData = Tensor | Tensor[] | AsyncIterable<Tensor> | Iterable<Tensor>;
@@ -74,7 +75,7 @@ export interface SignificanceResult {
 }
 
 export class TCAV {
-  private activations = new Map<string, Float32Array[]>();
+  private activations = new Map<string, Tensor[]>();
   private cavs = new Map<string, CAV>();
   private modelKey?: string;
 
@@ -103,24 +104,21 @@ export class TCAV {
     const scores: TCAVScores = {};
     for (const layer of this.layers) {
       const grads = await this.layerAttributions(inputs, layer, options);
-      for (const set of experimentalSets) {
-        const cav = await this.computeCAV(set, layer, options);
-        const key = set.map((c) => c.id).join("-");
-        const order = set.map((c) => cav.classes.indexOf(c.id));
-        const sign = new Float32Array(set.length), magnitude = new Float32Array(set.length);
-        for (const [k, cls] of order.entries()) {
-          const v = cav.vectors[cls];
-          let positive = 0, sum = 0;
-          for (const g of grads) {
-            let d = 0;
-            for (let j = 0; j < v.length; j++) d += g[j] * v[j];
-            if (d > 0) positive++;
-            sum += d;
+      try {
+        for (const set of experimentalSets) {
+          const cav = await this.computeCAV(set, layer, options);
+          const key = set.map((c) => c.id).join("-");
+          // The CAV directions in the set's concept order, projected natively.
+          const vectors = set.map((c) => cav.vectors[cav.classes.indexOf(c.id)]);
+          const d = vectors[0].length;
+          const cavs = tensor(Float32Array.from(vectors.flat()), [set.length, d]);
+          const [derivatives, sign, magnitude] = (await runAlgorithm(this.model, "ProjectCAVs", [grads, cavs], { signal: options.signal })).attributions;
+          cavs.dispose();
+          derivatives.dispose();
+          (scores[key] ??= {})[layer] = { signCount: sign, magnitude };
           }
-          sign[k] = positive / grads.length;
-          magnitude[k] = sum / grads.length;
-        }
-        (scores[key] ??= {})[layer] = { signCount: tensor(sign, [set.length]), magnitude: tensor(magnitude, [set.length]) };
+      } finally {
+        grads.dispose();
       }
     }
     return scores;
@@ -166,25 +164,28 @@ export class TCAV {
         // an unreadable cache entry is recomputed and rewritten
       }
     }
-    const rows: Float32Array[] = [], labels: number[] = [];
+    const batches: Tensor[] = [], labels: number[] = [];
     for (const c of concepts) {
       const acts = await this.conceptActivations(c, layer, options.signal);
       if (acts.length === 0) throw new TorchExplainError(`concepts: concept ${c.id} ('${c.name}') has no examples`, "ERR_BAD_OPTION");
       for (const a of acts) {
-        rows.push(a);
-        labels.push(c.id);
+        batches.push(a);
+        for (let i = 0; i < a.shape[0]; i++) labels.push(c.id);
       }
     }
-    const d = rows[0].length;
-    const x = new Float32Array(rows.length * d);
-    rows.forEach((r, i) => x.set(r, i * d));
-    const r = await runAlgorithm(this.model, "TrainCAV", [tensor(x, [rows.length, d]), tensor(BigInt64Array.from(labels, BigInt), [labels.length], "int64")], {
+    // Joined natively: the activations never pass through JavaScript arrays.
+    const x = concatRows(batches, "concept activations");
+    const y = tensor(BigInt64Array.from(labels, BigInt), [labels.length], "int64");
+    const r = await runAlgorithm(this.model, "TrainCAV", [x, y], {
       classifier: this.init.classifier ?? "sgd",
       seed: this.init.seed ?? 0,
       signal: options.signal,
     });
+    if (batches.length > 1) x.dispose();
+    y.dispose();
     const [weights, classes, accuracy] = r.attributions;
     const w = weights.data() as Float32Array;
+    const d = weights.shape[1];
     const cls = Array.from(classes.data() as BigInt64Array, Number);
     const acc = (accuracy.data() as Float32Array)[0];
     const cav: CAV = {
@@ -213,39 +214,34 @@ export class TCAV {
     return this.modelKey;
   }
 
-  // Flattened activations of every example of a concept at a layer (kept per concept and layer).
-  private async conceptActivations(concept: Concept, layer: string, signal?: AbortSignal): Promise<Float32Array[]> {
+  // Activations of every batch of a concept at a layer (kept per concept and layer).
+  private async conceptActivations(concept: Concept, layer: string, signal?: AbortSignal): Promise<Tensor[]> {
     const key = `${concept.id}/${layer}`;
     const known = this.activations.get(key);
     if (known) return known;
-    const out: Float32Array[] = [];
+    const out: Tensor[] = [];
     const data = concept.data;
     const batches: AsyncIterable<Tensor> | Iterable<Tensor> = data instanceof Tensor ? [data] : data;
     for await (const batch of batches) {
       if (!(batch instanceof Tensor)) throw new TorchExplainError(`concept ${concept.id} ('${concept.name}'): expected batches of Tensors`, "ERR_BAD_OPTION");
       if (batch.shape[0] === 0) continue;
       const r = await runAlgorithm(this.model, "LayerActivation", batch, { layer, attributeToLayerInput: this.init.attributeToLayerInput ?? false, signal });
-      out.push(...rowsOf(r.attributions[0]));
+      out.push(r.attributions[0]);
     }
     this.activations.set(key, out);
     return out;
   }
 
-  // Per input: the flattened layer attribution the CAVs are scored against.
-  private async layerAttributions(inputs: Tensor | Tensor[], layer: string, options: TCAVOptions): Promise<Float32Array[]> {
+  // Per input: the layer attribution the CAVs are scored against.
+  private async layerAttributions(inputs: Tensor | Tensor[], layer: string, options: TCAVOptions): Promise<Tensor> {
     const r = await runAlgorithm(this.model, "LayerGradientXActivation", inputs, {
       ...options,
       layer,
       attributeToLayerInput: this.init.attributeToLayerInput ?? false,
       multiplyByInputs: (this.init.layerAttrMethod ?? "gradient") === "gradientXActivation",
     });
-    return rowsOf(r.attributions[0]);
+    return r.attributions[0];
   }
-}
-
-function rowsOf(t: Tensor): Float32Array[] {
-  const d = Float32Array.from(t.data() as Float32Array), n = t.shape[0], per = n ? d.length / n : 0;
-  return Array.from({ length: n }, (_, i) => d.subarray(i * per, (i + 1) * per));
 }
 
 /** @internal Two-sided Welch t-test (exported for its test). */

@@ -1,9 +1,12 @@
 // Attribution metrics beyond the reference, as the literature defines them:
 // deletion and insertion curves with their areas (Petsiuk et al. 2018, RISE),
 // faithfulness correlation (Bhatt et al. 2020) and sparseness as the Gini
-// index of |attributions| (Chalasani et al. 2020). The perturbed copies are
-// built here and run through the model natively, many per forward pass.
-import { Tensor, DType, TypedData } from "../tensor";
+// index of |attributions| (Chalasani et al. 2020). For a loaded Model the
+// masked copies are built and scored natively (MaskedScores), chunk by chunk;
+// a JavaScript function standing in for the model gets batches built here.
+import { Tensor, DType, TypedData, tensor } from "../tensor";
+import { Model } from "../model";
+import { runAlgorithm } from "../attribution";
 import { TorchExplainError } from "../errors";
 import type { Inputs } from "../attribution";
 import type { BaselineType, ForwardArg, TargetType } from "../types";
@@ -196,6 +199,46 @@ async function scoreRows(
   return scores;
 }
 
+/**
+ * The same scores for a loaded Model, natively: rows are example-major, each
+ * example's `groups` orderings (orders[b * groups + g]) times `counts`; row
+ * (g, k) sets the first counts[k] features of ordering g to the baseline
+ * (deletion) or takes only those from the input (insertion). The rows are
+ * built chunk by chunk in the native core.
+ */
+async function nativeScores(
+  model: Model,
+  inputs: Inputs,
+  orders: Int32Array[],
+  counts: number[],
+  mode: "deletion" | "insertion",
+  options: CommonOptions,
+): Promise<Float64Array> {
+  const features = orders[0].length;
+  const flat = new BigInt64Array(orders.length * features);
+  orders.forEach((o, i) => {
+    for (let j = 0; j < features; j++) flat[i * features + j] = BigInt(o[j]);
+  });
+  const order = tensor(flat, [orders.length, features], "int64");
+  try {
+    const r = await runAlgorithm(model, "MaskedScores", inputs, {
+      order,
+      counts,
+      mode,
+      softmax: options.softmax ?? false,
+      baselines: options.baselines,
+      target: options.target,
+      additionalForwardArgs: options.additionalForwardArgs,
+      internalBatchSize: options.batchSize,
+      signal: options.signal,
+      onProgress: options.onProgress,
+    });
+    return Float64Array.from(r.attributions[0].data() as Float64Array);
+  } finally {
+    order.dispose();
+  }
+}
+
 function gatherRows(t: Tensor, rows: number[]): Tensor {
   const size = t.shape.slice(1).reduce((a, b) => a * b, 1);
   const src = t.data();
@@ -241,7 +284,10 @@ async function curve(kind: "deletion" | "insertion", model: ForwardFunc, inputs:
     for (let j = 0; j < counts[k]; j++) mask[orders[b][j]] = kind === "deletion" ? 0 : 1;
     return mask;
   };
-  const scores = await scoreRows(model, p, p.batch * points, (r) => Math.floor(r / points), keep, options);
+  const scores =
+    model instanceof Model
+      ? await nativeScores(model, inputs, orders, counts, kind, options)
+      : await scoreRows(model, p, p.batch * points, (r) => Math.floor(r / points), keep, options);
   const fractions = counts.map((_, k) => k / steps);
   const auc = new Float64Array(p.batch);
   for (let b = 0; b < p.batch; b++)
@@ -315,11 +361,13 @@ export async function faithfulnessCorrelation(model: ForwardFunc, inputs: Inputs
   // Row b*(nSamples+1) is example b untouched; the next nSamples rows drop one subset each.
   const per = nSamples + 1;
   const masks: Uint8Array[] = [];
+  const perms: Int32Array[] = []; // per (example, sample): the subset first
   const attrSums = Array.from({ length: p.batch }, () => new Float64Array(nSamples));
-  const perm = new Int32Array(p.features);
   for (let b = 0; b < p.batch; b++) {
     masks.push(new Uint8Array(p.features).fill(1));
     for (let s = 0; s < nSamples; s++) {
+      const perm = new Int32Array(p.features);
+      perms.push(perm);
       for (let i = 0; i < p.features; i++) perm[i] = i;
       const mask = new Uint8Array(p.features).fill(1);
       for (let i = 0; i < subsetSize; i++) {
@@ -331,7 +379,20 @@ export async function faithfulnessCorrelation(model: ForwardFunc, inputs: Inputs
       masks.push(mask);
     }
   }
-  const scores = await scoreRows(model, p, p.batch * per, (r) => Math.floor(r / per), (r) => masks[r], options);
+  let scores: Float64Array;
+  if (model instanceof Model) {
+    // Natively: the untouched examples, then every subset set to the baseline.
+    const identity = Int32Array.from({ length: p.features }, (_, i) => i);
+    const original = await nativeScores(model, inputs, Array.from({ length: p.batch }, () => identity), [0], "deletion", options);
+    const dropped = await nativeScores(model, inputs, perms, [subsetSize], "deletion", options);
+    scores = new Float64Array(p.batch * per);
+    for (let b = 0; b < p.batch; b++) {
+      scores[b * per] = original[b];
+      scores.set(dropped.subarray(b * nSamples, (b + 1) * nSamples), b * per + 1);
+    }
+  } else {
+    scores = await scoreRows(model, p, p.batch * per, (r) => Math.floor(r / per), (r) => masks[r], options);
+  }
   const out = new Float64Array(p.batch);
   for (let b = 0; b < p.batch; b++) {
     const drops = new Float64Array(nSamples);

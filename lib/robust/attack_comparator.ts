@@ -267,10 +267,9 @@ export async function forwardBatch(
       `perturbationsPerEval: the model returned shape [${output.shape}] for ${rows} stacked rows; batching several inputs per pass needs one output row per input row (use perturbationsPerEval 1)`,
       "ERR_BAD_OPTION",
     );
-  const data = output.data();
   let start = 0;
   for (let i = 0; i < items.length; i++) {
-    const part = sliceRows(output, start, start + sizes[i], data);
+    const part = sliceRows(output, start, start + sizes[i]);
     start += sizes[i];
     if ((await each(part, i)) === true) break;
   }

@@ -1,9 +1,9 @@
 // Row-wise tensor helpers for the JavaScript-side metrics (batching several
 // perturbed copies into one forward call and splitting the output again).
-// They copy through .data(): the tensors involved are model inputs and outputs
-// of a batch, small next to the forward passes they save.
+// Joining and cutting rows runs natively; no data goes through JavaScript.
 import { Tensor, tensor, DType, TypedData } from "../tensor";
-import { TorchExplainError, abortError } from "../errors";
+import { TorchExplainError, abortError, guard } from "../errors";
+import { native } from "../native";
 import type { Model } from "../model";
 import type { ForwardArg, TargetType } from "../types";
 
@@ -26,34 +26,19 @@ export function fromData(data: TypedData, shape: number[], dtype: DType, device 
   return moved;
 }
 
-/** torch.cat(list, dim=0); every tensor must share dtype and the shape after dim 0. */
+/** torch.cat(list, dim=0), natively; every tensor must share dtype and the shape after dim 0. */
 export function concatRows(list: Tensor[], what = "inputs"): Tensor {
   if (list.length === 1) return list[0];
-  const first = list[0];
-  const tail = JSON.stringify(first.shape.slice(1));
-  for (const [i, t] of list.entries()) {
-    if (t.shape.length === 0 || JSON.stringify(t.shape.slice(1)) !== tail || t.dtype !== first.dtype)
-      throw new TorchExplainError(
-        `${what}: cannot batch a ${t.dtype} tensor of shape [${t.shape}] (item ${i}) with a ${first.dtype} one of shape [${first.shape}]; ` +
-          "batched items must agree in dtype and in every dimension after the first",
-        "ERR_BAD_SHAPE",
-      );
+  try {
+    return new Tensor(native.catRows(list.map((t) => t.native)));
+  } catch (e) {
+    throw new TorchExplainError(`${what}: ${(e as Error).message.replace(/^tensors/, "item")}`, "ERR_BAD_SHAPE");
   }
-  const rows = list.reduce((n, t) => n + t.shape[0], 0);
-  const out = new TYPED[first.dtype](rows * rowSize(first.shape));
-  let offset = 0;
-  for (const t of list) {
-    const d = t.data();
-    (out as Float32Array).set(d as Float32Array, offset);
-    offset += d.length;
-  }
-  return fromData(out, [rows, ...first.shape.slice(1)], first.dtype, first.device);
 }
 
-/** t[start:end] along dim 0. */
-export function sliceRows(t: Tensor, start: number, end: number, data: TypedData = t.data()): Tensor {
-  const size = rowSize(t.shape);
-  return fromData(data.slice(start * size, end * size) as TypedData, [end - start, ...t.shape.slice(1)], t.dtype, t.device);
+/** t[start:end] along dim 0 (a copy, natively). */
+export function sliceRows(t: Tensor, start: number, end: number): Tensor {
+  return guard(() => new Tensor(native.sliceRows(t.native, start, end)));
 }
 
 /** torch.cat([t] * n, dim=0); a 0-dim tensor is returned as it is (as the reference expands forward args). */

@@ -239,6 +239,42 @@ class TensorWrap : public Napi::ObjectWrap<TensorWrap> {
 };
 
 // tensorFromBuffer(typedArray, shape, dtype): copies the data into a new tensor.
+// catRows(tensors): torch.cat along dim 0; sliceRows(t, start, end): a copy
+// of rows [start, end). Row batching for the JavaScript-side methods, done
+// natively instead of through data() copies.
+Napi::Value CatRows(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  return Guarded(env, [&]() -> Napi::Value {
+    if (!info[0].IsArray()) tx::fail("tensors: expected an array of Tensors");
+    Napi::Array a = info[0].As<Napi::Array>();
+    if (a.Length() == 0) tx::fail("tensors: expected at least one Tensor");
+    std::vector<torch::Tensor> list;
+    for (uint32_t i = 0; i < a.Length(); ++i) {
+      const torch::Tensor& t = TensorWrap::From(env, a.Get(i), "tensors[" + std::to_string(i) + "]");
+      if (t.dim() == 0) tx::fail("tensors[", i, "]: expected a batch dimension, got a scalar");
+      if (i > 0 && (t.sizes().slice(1) != list[0].sizes().slice(1) || t.scalar_type() != list[0].scalar_type()))
+        tx::fail("tensors[", i, "]: a ", tx::dtype_str(t.scalar_type()), " tensor of shape ", tx::shape_str(t.sizes()),
+                 " cannot be batched with a ", tx::dtype_str(list[0].scalar_type()), " one of shape ", tx::shape_str(list[0].sizes()),
+                 " (dtype and every dimension after the first must agree)");
+      list.push_back(t.to(list.empty() ? t.device() : list[0].device()));
+    }
+    return TensorWrap::Wrap(env, torch::cat(list, 0));
+  });
+}
+
+Napi::Value SliceRows(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  return Guarded(env, [&]() -> Napi::Value {
+    const torch::Tensor& t = TensorWrap::From(env, info[0], "tensor");
+    if (t.dim() == 0) tx::fail("tensor: expected a batch dimension, got a scalar");
+    double b = info[1].IsNumber() ? info[1].As<Napi::Number>().DoubleValue() : -1;
+    double e = info[2].IsNumber() ? info[2].As<Napi::Number>().DoubleValue() : -1;
+    if (!(b >= 0 && e >= b && e <= static_cast<double>(t.size(0))) || b != static_cast<int64_t>(b) || e != static_cast<int64_t>(e))
+      tx::fail("rows: expected integers 0 <= start <= end <= ", t.size(0), ", got ", b, " and ", e);
+    return TensorWrap::Wrap(env, t.slice(0, static_cast<int64_t>(b), static_cast<int64_t>(e)).clone());
+  });
+}
+
 Napi::Value TensorFromBuffer(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   return Guarded(env, [&]() -> Napi::Value {
@@ -780,6 +816,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("NativeTensor", tensor_cls);
   exports.Set("NativeModel", model_cls);
   exports.Set("tensorFromBuffer", Napi::Function::New(env, TensorFromBuffer));
+  exports.Set("catRows", Napi::Function::New(env, CatRows));
+  exports.Set("sliceRows", Napi::Function::New(env, SliceRows));
   exports.Set("loadModel", Napi::Function::New(env, LoadModel));
   exports.Set("run", Napi::Function::New(env, Run));
   exports.Set("configure", Napi::Function::New(env, Configure));

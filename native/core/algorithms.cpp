@@ -66,7 +66,9 @@ const std::vector<Entry>& registry() {
       {"PGD", true, pgd},
       {"Infidelity", false, infidelity},
       {"SensitivityMax", false, sensitivity_max},
+      {"MaskedScores", false, masked_scores},
       {"TrainCAV", false, train_cav, true},
+      {"ProjectCAVs", false, project_cavs, true},
   };
   return entries;
 }

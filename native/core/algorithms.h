@@ -61,7 +61,9 @@ Result fgsm(const Context&, const Options&);                  // robust.cpp
 Result pgd(const Context&, const Options&);                   // robust.cpp
 Result infidelity(const Context&, const Options&);            // metrics.cpp
 Result sensitivity_max(const Context&, const Options&);       // metrics.cpp
+Result masked_scores(const Context&, const Options&);         // metrics.cpp
 Result train_cav(const Context&, const Options&);             // concept.cpp
+Result project_cavs(const Context&, const Options&);          // concept.cpp
 
 // Layer attributions resized to `size` (spatial dimensions), as Captum's
 // LayerAttribution.interpolate: mode nearest, area, linear, bilinear, bicubic, trilinear.

@@ -476,7 +476,7 @@ std::vector<torch::Tensor> row_gradients(const Context& ctx, const Rows& rows, c
   return out;
 }
 
-torch::Tensor forward_rows(const Context& ctx, const Rows& rows, const ChunkBuilder& build) {
+torch::Tensor forward_rows(const Context& ctx, const Rows& rows, const ChunkBuilder& build, const OutputFn& transform) {
   Pieces<torch::Tensor> pieces;
   for_each_chunk(ctx, rows, "forward", build, [&](size_t, const Model& model, const Chunk& chunk, int64_t begin, int64_t end) {
     torch::NoGradGuard no_grad;
@@ -484,6 +484,7 @@ torch::Tensor forward_rows(const Context& ctx, const Rows& rows, const ChunkBuil
     std::vector<torch::Tensor> inputs;
     for (const auto& x : chunk.inputs) inputs.push_back(x.to(model.device()));
     torch::Tensor out = model.forward(inputs, examples.defined() ? select_extra(ctx.extra, ctx.batch, examples) : ctx.extra);
+    if (transform) out = transform(out);
     torch::Tensor selected = ctx.target.select(out, examples).to(ctx.model->device());
     int64_t kept = selected.numel() * selected.element_size();
     pieces.put(begin, std::move(selected));

@@ -77,8 +77,10 @@ struct LayerRows {
 };
 LayerRows layer_gradients(const Context& ctx, const Rows& rows, const ChunkBuilder& build);
 
-// Target-selected model output for every row (no gradients): [rows, ...].
-torch::Tensor forward_rows(const Context& ctx, const Rows& rows, const ChunkBuilder& build);
+// Target-selected model output for every row (no gradients): [rows, ...];
+// `transform`, when given, maps each chunk's raw output first (a softmax).
+using OutputFn = std::function<torch::Tensor(const torch::Tensor&)>;
+torch::Tensor forward_rows(const Context& ctx, const Rows& rows, const ChunkBuilder& build, const OutputFn& transform = nullptr);
 
 // The identity expansion: one row per example, the inputs as they are.
 inline Rows identity_rows(int64_t batch) { return Rows::step_major(batch, 1); }

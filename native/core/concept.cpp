@@ -95,7 +95,8 @@ std::pair<torch::Tensor, torch::Tensor> logistic(const torch::Tensor& x, const t
 Result train_cav(const Context& ctx, const Options& o) {
   if (ctx.inputs.size() != 2) fail("inputs: expected [activations, labels]");
   torch::Tensor x = ctx.inputs[0].to(torch::kCPU, torch::kDouble), labels = ctx.inputs[1].to(torch::kCPU);
-  if (x.dim() != 2) fail("activations: expected [examples, features], got ", shape_str(x.sizes()));
+  if (x.dim() < 1) fail("activations: expected [examples, ...], got a scalar");
+  x = x.reshape({x.size(0), -1});
   if (labels.dim() != 1 || labels.size(0) != x.size(0) || at::isFloatingType(labels.scalar_type()))
     fail("labels: expected one integer label per example (", x.size(0), ")");
   labels = labels.to(torch::kLong);
@@ -153,6 +154,24 @@ Result train_cav(const Context& ctx, const Options& o) {
     accuracy = (scores.argmax(1) == index.index_select(0, test_rows)).to(torch::kDouble).mean();
   }
   return {{weights.to(torch::kFloat), classes, accuracy.to(torch::kFloat)}, {}};
+}
+
+}  // namespace tx
+
+namespace tx {
+
+// inputs: [layer attributions [N, D], CAVs [C, D]]. Returns each input's
+// directional derivative along each CAV, [N, C], then TCAV's sign count
+// (share of positive ones) and magnitude (their mean) per CAV, [C] each.
+Result project_cavs(const Context& ctx, const Options& o) {
+  o.reject_unknown("ProjectCAVs");
+  if (ctx.inputs.size() != 2) fail("inputs: expected [layer attributions, CAVs]");
+  torch::Tensor a = ctx.inputs[0].to(torch::kFloat), v = ctx.inputs[1].to(ctx.inputs[0].device(), torch::kFloat);
+  a = a.reshape({a.size(0), -1});
+  if (v.dim() != 2 || v.size(1) != a.size(1))
+    fail("CAVs: expected [concepts, ", a.size(1), "] to match the layer, got ", shape_str(v.sizes()));
+  torch::Tensor d = a.matmul(v.t());
+  return {{d, (d > 0).to(torch::kFloat).mean(0), d.mean(0)}, {}};
 }
 
 }  // namespace tx

@@ -240,3 +240,78 @@ Result sensitivity_max(const Context& ctx, const Options& o) {
 }
 
 }  // namespace tx
+
+namespace tx {
+
+// Scores of masked copies, the engine of the deletion/insertion curves and
+// faithfulness correlation. Each example's features (every element of every
+// input, concatenated) come in `groupsPerExample` orderings, `order` [batch *
+// groups, F]; row (group g, point p) takes the first counts[p] features of
+// g's ordering from the baseline ("deletion") or only those from the input
+// ("insertion"). Rows are built chunk by chunk and never all at once.
+// Result: the target score of every row, [batch * groups * points].
+Result masked_scores(const Context& ctx, const Options& o) {
+  size_t n = ctx.inputs.size();
+  const Value& order_v = o.get("order");
+  if (!order_v.is_tensor()) fail("order: expected an int64 Tensor of feature orderings");
+  std::vector<int64_t> sizes, offsets;
+  int64_t features = 0;
+  for (const auto& x : ctx.inputs) {
+    offsets.push_back(features);
+    sizes.push_back(x[0].numel());
+    features += x[0].numel();
+  }
+  torch::Tensor order = order_v.tensor.to(torch::kCPU, torch::kLong);
+  if (order.dim() != 2 || order.size(1) != features || order.size(0) % ctx.batch != 0 || order.size(0) == 0)
+    fail("order: expected [batch * groups, ", features, "], got ", shape_str(order.sizes()));
+  int64_t groups = order.size(0) / ctx.batch;
+  const Value& counts_v = o.get("counts");
+  if (!counts_v.is_list() || counts_v.list->empty()) fail("counts: expected a non-empty list of feature counts");
+  std::vector<int64_t> counts;
+  for (const auto& c : *counts_v.list) {
+    if (!c.is_integer() || c.number < 0 || c.number > features) fail("counts: expected integers in [0, ", features, "]");
+    counts.push_back(static_cast<int64_t>(c.number));
+  }
+  bool deletion = o.choice("mode", "deletion", {"deletion", "insertion"}) == "deletion";
+  bool softmax = o.boolean("softmax", false);
+  auto baselines = format_baselines(ctx, o.has("baselines") ? o.get("baselines") : Value::of(0.0));
+  o.reject_unknown("masked scores");
+  // rank[g][f]: where feature f comes in ordering g (checks it is a permutation).
+  torch::Tensor rank = torch::empty_like(order);
+  rank.scatter_(1, order, torch::arange(features, torch::kLong).expand_as(order).contiguous());
+  if (!torch::equal(std::get<0>(order.sort(1)), torch::arange(features, torch::kLong).expand_as(order)))
+    fail("order: every row must be a permutation of the ", features, " features");
+  const int64_t points = static_cast<int64_t>(counts.size()), per_example = groups * points;
+  torch::Tensor count_t = torch::tensor(counts, torch::kLong);
+  Rows rows = Rows::per_example(ctx.batch, per_example);
+  c10::Device dev = ctx.model->device();
+  auto build = [&](int64_t begin, int64_t end) {
+    torch::Tensor r = torch::arange(begin, end, torch::kLong);
+    torch::Tensor g = r.div(points, "floor"), p = r.remainder(points), ex = r.div(per_example, "floor");
+    // true: the feature takes the baseline's value.
+    torch::Tensor from_base = rank.index_select(0, g) < count_t.index_select(0, p).unsqueeze(1);
+    if (!deletion) from_base = from_base.logical_not();
+    from_base = from_base.to(dev);
+    torch::Tensor ex_dev = ex.to(dev);
+    Chunk c;
+    for (size_t i = 0; i < n; ++i) {
+      auto shape = ctx.inputs[i].sizes().vec();
+      shape[0] = end - begin;
+      torch::Tensor m = from_base.slice(1, offsets[i], offsets[i] + sizes[i]).reshape(shape);
+      c.inputs.push_back(torch::where(m, baselines[i].index_select(0, ex_dev), ctx.inputs[i].index_select(0, ex_dev)));
+    }
+    return c;
+  };
+  OutputFn transform;
+  if (softmax)
+    transform = [](const torch::Tensor& out) {
+      if (out.dim() != 2) fail("softmax: needs a [batch, classes] output, got ", shape_str(out.sizes()));
+      return out.softmax(1);
+    };
+  torch::Tensor scores = forward_rows(ctx, rows, build, transform).reshape({rows.count, -1});
+  if (scores.size(1) != 1)
+    fail("target: these metrics read one score per example; the output has ", scores.size(1), " values per row, so give a target");
+  return {{scores.reshape({rows.count}).to(torch::kDouble)}, {}};
+}
+
+}  // namespace tx

@@ -12,8 +12,8 @@ constexpr int64_t kBlock = int64_t(1) << 16;  // elements per generator
 }
 
 torch::Tensor add_gaussian_noise(const torch::Tensor& base, double stdev) {
-  if (!base.device().is_cpu() || base.scalar_type() != torch::kFloat && base.scalar_type() != torch::kDouble ||
-      base.numel() < 2 * kBlock)
+  bool floating = base.scalar_type() == torch::kFloat || base.scalar_type() == torch::kDouble;
+  if (!base.device().is_cpu() || !floating || base.numel() < 2 * kBlock)
     return base + torch::randn_like(base) * stdev;
   torch::Tensor out = torch::empty_like(base, at::MemoryFormat::Contiguous);
   uint64_t seed;

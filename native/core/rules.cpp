@@ -7,6 +7,8 @@
 
 #include "rules.h"
 
+#include <cmath>
+
 #include "algorithms.h"
 #include "errors.h"
 #include "rule_ops.h"
@@ -131,6 +133,13 @@ Result modified_relu(const Context& ctx, const Options& o, const char* name, int
 
 // ---- LRP ---------------------------------------------------------------------------
 
+// The epsilon rule divides by z + epsilon·sign(z): with epsilon 0 every unit
+// whose output is 0 (a dead ReLU) gives 0/0, so only positive values are taken.
+double positive_epsilon(double eps, const std::string& where) {
+  if (!(eps > 0) || !std::isfinite(eps)) fail(where, ": expected a number > 0 (0 divides by zero wherever a layer's output is 0), got ", eps);
+  return eps;
+}
+
 struct LrpRule {
   enum Kind { Epsilon, Gamma, Alpha1Beta0, ZPlus, ZBox, Identity } kind = Epsilon;
   double epsilon = 1e-9;
@@ -178,7 +187,7 @@ LrpRule parse_rule(const Value& v, const std::string& where, const LrpRule& base
     Options o(*v.object);
     if (!o.has("rule")) fail(where, ": expected a 'rule' (one of ", join(rule_names()), ")");
     name = o.get("rule").kind == Value::Kind::String ? o.get("rule").string : "";
-    r.epsilon = o.number("epsilon", r.epsilon);
+    r.epsilon = positive_epsilon(o.number("epsilon", r.epsilon), where + ".epsilon");
     r.gamma = o.number("gamma", r.gamma);
     r.zero_bias = o.boolean("setBiasToZero", false);
     if (o.has("low")) r.low = o.get("low");
@@ -221,7 +230,7 @@ bool describe(const Value& v, std::ostream& os) {
 LrpConfig parse_lrp(const Options& o) {
   LrpConfig c;
   c.preset = o.choice("preset", "epsilon", {"epsilon", "epsilonPlus", "epsilonGammaBox"});
-  c.base.epsilon = o.number("epsilon", 1e-9);
+  c.base.epsilon = positive_epsilon(o.number("epsilon", 1e-9), "epsilon");
   c.base.gamma = o.number("gamma", 0.25);
   c.base.low = o.get("low");
   c.base.high = o.get("high");

@@ -81,8 +81,21 @@ const ALGORITHMS = {
   NeuronDeconvolution: { neuron: true, keys: ["additionalForwardArgs", ...NEURON] },
   NeuronFeatureAblation: { neuron: true, perturbation: true, keys: [...PERT.filter((k) => k !== "target"), "featureMask", "baselines", ...NEURON] },
 };
+// Robustness, metrics and concepts (issue 12): attacks perturb(), metrics are
+// functions of (model, inputs, attributions), TCAV scores concept sets.
+const EXTRA = {
+  FGSM: { keys: ["!target", "!fgsmEpsilon", "targeted", "mask", "additionalForwardArgs"], init: ["lowerBound", "upperBound"] },
+  PGD: { keys: ["!target", "!radius", "!stepSize", "!stepNum", "norm", "randomStart", "targeted", "mask", "additionalForwardArgs"], init: ["lowerBound", "upperBound"] },
+  infidelity: { keys: ["target", "additionalForwardArgs", "baselines", "nPerturbSamples", "maxExamplesPerBatch", "normalize", "perturbSpec", "!attributions"] },
+  sensitivityMax: { keys: ["target", "additionalForwardArgs", "perturbRadius", "nPerturbSamples", "normOrd", "maxExamplesPerBatch", "perturbSpec"] },
+  deletionCurve: { keys: ["target", "additionalForwardArgs", "baselines", "steps", "order", "abs", "softmax", "batchSize", "!attributions"] },
+  insertionCurve: { keys: ["target", "additionalForwardArgs", "baselines", "steps", "order", "abs", "softmax", "batchSize", "!attributions"] },
+  faithfulnessCorrelation: { keys: ["target", "additionalForwardArgs", "baselines", "subsetSize", "nSamples", "seed", "softmax", "!attributions"] },
+  TCAV: { keys: ["target", "additionalForwardArgs"], init: ["classifier", "layerAttrMethod"], layer: true },
+};
+
 // Generator keys that set an option of another name.
-const OPTION = { shapBaselines: "baselines" };
+const OPTION = { shapBaselines: "baselines", perturbSpec: "perturbFunc", fgsmEpsilon: "epsilon" };
 const FUNCTIONS = ["loadModel", "tensor", "forward", "interpolate"];
 // Options the cancellation / budget work adds: valid keys once it lands, unknown options until then.
 const NEW_KEYS = ["timeoutMs", "signal", "memoryBudget", "allowNonFinite"];
@@ -187,6 +200,32 @@ const VALID = {
   low: () => -1,
   high: () => 1,
   foldBatchNorm: (c) => c.r.chance(0.5),
+  // Robustness, metrics and concepts.
+  fgsmEpsilon: (c) => c.r.pick([0, 0.01, 0.3]),
+  radius: (c) => c.r.pick([0, 0.05, 0.5]),
+  stepSize: (c) => c.r.pick([0.01, 0.1]),
+  stepNum: (c) => c.r.int(0, 5),
+  norm: (c) => c.r.pick(["Linf", "L2"]),
+  randomStart: (c) => c.r.chance(0.5),
+  targeted: (c) => c.r.chance(0.3),
+  mask: (c) => (c.shapes.length === 1 ? T(c.shapes[0], "float32", "ids", 2) : c.shapes.map((s) => T(s, "float32", "ids", 2))),
+  lowerBound: (c) => c.r.pick([-1, -0.5]),
+  upperBound: (c) => c.r.pick([0.5, 1]),
+  nPerturbSamples: (c) => c.r.int(1, 6),
+  maxExamplesPerBatch: (c) => c.r.int(1, 12),
+  normalize: (c) => c.r.chance(0.5),
+  perturbSpec: (c) => c.r.pick([{ type: "gaussian", stdev: 0.1 }, { type: "uniform", radius: 0.1 }, { type: "baseline", probability: 0.3 }]),
+  attributions: (c) => (c.shapes.length === 1 ? T(c.shapes[0]) : c.shapes.map((s) => T(s))),
+  perturbRadius: (c) => c.r.pick([0, 0.02, 0.3]),
+  normOrd: (c) => c.r.pick(["fro", "inf", 1, 3]),
+  steps: (c) => c.r.int(1, 8),
+  order: (c) => c.r.pick(["most-relevant-first", "least-relevant-first"]),
+  softmax: (c) => c.r.chance(0.3),
+  batchSize: (c) => c.r.int(1, 40),
+  subsetSize: (c) => c.r.int(1, 3),
+  seed: (c) => c.r.int(0, 100),
+  classifier: (c) => c.r.pick(["sgd", "logistic"]),
+  layerAttrMethod: (c) => c.r.pick(["gradient", "gradientXActivation"]),
   // New options.
   timeoutMs: (c) => c.r.pick([c.r.int(1, 50), c.r.int(2000, 5000)]),
   signal: (c) => ({ $signal: c.r.pick([-1, 0, 1, 3, 10, 50]) }),
@@ -235,6 +274,27 @@ const ODD = {
   low: () => [T([2, 2]), NaN, "a"],
   high: () => [T([2, 2]), NaN, "a"],
   layerBaselines: (c) => [T([1, 2]), NaN, "x", T([c.batch, 99])],
+  fgsmEpsilon: () => [NaN, Infinity, -1, "0.1"],
+  radius: () => [-1, NaN, Infinity, "1"],
+  stepSize: () => [NaN, -1, Infinity],
+  stepNum: () => [-1, 2.5, costly(1e9), "3"],
+  norm: () => ["L3", "", 2],
+  mask: (c) => [T([1, 2]), T([c.batch + 1, ...c.shapes[0].slice(1)]), T(c.shapes[0], "int64", "zeros"), [T([1])], 1],
+  lowerBound: () => [NaN, 10, "a"],
+  upperBound: () => [NaN, -10, "a"],
+  nPerturbSamples: () => [0, -1, 2.5, costly(1e9)],
+  maxExamplesPerBatch: () => [0, -1, 1e12, 0.5],
+  perturbSpec: () => [{ type: "bogus" }, { type: "gaussian", stdev: -1 }, { type: "baseline", probability: 2 }, { $fn: "throws" }, { $fn: "garbage" }, { $fn: "undefined" }, "gaussian"],
+  attributions: (c) => [T([1, 2]), T([c.batch + 1, ...c.shapes[0].slice(1)]), T(c.shapes[0], "float32", "nan"), [], null, "x"],
+  perturbRadius: () => [-1, NaN, Infinity],
+  normOrd: () => ["nuc", 0, -2, NaN, null],
+  steps: () => [0, -1, 2.5, costly(1e7)],
+  order: () => ["random", "", 1],
+  batchSize: () => [0, -1, 0.5, 1e12],
+  subsetSize: () => [0, -1, 1e9, 2.5],
+  seed: () => [NaN, 2.5, "x"],
+  classifier: () => ["svm", "", 1],
+  layerAttrMethod: () => ["grad", 5],
   timeoutMs: () => [0, -1, 1, NaN, 1e12, "5"],
   signal: () => [{}, "abort", null, { aborted: true }],
   allowNonFinite: () => ["yes", 1],
@@ -368,6 +428,57 @@ function attributeCase(c, algorithm) {
   return { kind: "attribute", algorithm, base, layer: c.layer, init, inputs, options, aggregate: model.out === 0, returnInputShape: options.returnInputShape };
 }
 
+function extraCase(c, name) {
+  const { r, model } = c;
+  const spec = EXTRA[name];
+  const inputs = makeInputs(c);
+  const options = {}, init = {};
+  for (const k of spec.keys) {
+    const key = k.replace("!", "");
+    if (k.startsWith("!") || r.chance(0.4) || (key === "additionalForwardArgs" && model.args) || (key === "target" && r.chance(0.8))) {
+      const v = VALID[key](c);
+      if (v !== undefined) options[OPTION[key] || key] = v;
+    }
+  }
+  for (const k of spec.init || []) if (r.chance(0.4)) init[k] = VALID[k](c);
+  if (spec.layer) c.layer = [r.pick(Object.keys(model.layers))];
+  const n = r.pick([0, 0, 0, 1, 1, 2]);
+  for (let m = 0; m < n; m++) {
+    const roll = r.next();
+    if (roll < 0.7) {
+      const key = r.pick(spec.keys).replace("!", ""), name2 = OPTION[key] || key;
+      options[name2] = take(c, oddValue(c, key));
+      c.desc.push(`${name2}=${trim(show(options[name2]))}`);
+    } else if (roll < 0.8) {
+      const key = r.pick(spec.keys).replace("!", ""), name2 = OPTION[key] || key;
+      delete options[name2];
+      c.desc.push(`no ${name2}`);
+    } else if (roll < 0.9 && (spec.init || []).length) {
+      const key = r.pick(spec.init);
+      init[key] = take(c, oddValue(c, key));
+      c.desc.push(`init.${key}=${trim(show(init[key]))}`);
+    } else if (spec.layer) {
+      c.layer = r.pick([["nope"], [], "fc", [5]]);
+      c.desc.push(`layers=${show(c.layer)}`);
+    } else {
+      const key = r.pick(UNKNOWN_KEYS);
+      Object.defineProperty(options, key, { value: 1, enumerable: true, configurable: true, writable: true });
+      c.desc.push(`unknown ${key}`);
+    }
+  }
+  if (r.chance(0.1)) {
+    options.signal = { $signal: r.int(0, 20) };
+    c.desc.push(`abort after ${options.signal.$signal} ms`);
+  }
+  if (c.expensive) {
+    options.timeoutMs = r.int(500, 2000);
+    c.desc.push(`timeoutMs=${options.timeoutMs} (costly)`);
+  }
+  // TCAV's concepts: examples shaped like the inputs (sometimes none).
+  const concepts = spec.layer ? [0, 1].map((id) => T([r.pick([0, 2, 4, 6]), ...c.shapes[0].slice(1)], model.tokens ? "int64" : "float32", model.tokens ? "tokens" : "rand", model.tokens)) : undefined;
+  return { kind: "extra", algorithm: name, layer: c.layer, init, inputs, options, concepts };
+}
+
 function loadModelCase(c) {
   const { r } = c;
   const target = r.pick(["missing", "directory", "fifo", "nul", "empty", "truncated", "flipped", "flipped", "json", "valid", "notString", "relative"]);
@@ -410,21 +521,22 @@ function interpolateCase(c) {
 /** Case i of the run with this seed: { i, name, desc, nonFinite, ... what child.js needs }. */
 function makeCase(seed, i) {
   const r = rng((seed ^ Math.imul(i + 1, 0x9e3779b1)) >>> 0);
-  const names = [...Object.keys(ALGORITHMS), ...FUNCTIONS];
+  const names = [...Object.keys(ALGORITHMS), ...Object.keys(EXTRA), ...FUNCTIONS];
   const name = r.chance(0.12) ? r.pick(FUNCTIONS) : r.pick(names);
   // The heavy model (a 3x32x32 convnet) only where its size stays cheap: not for perturbation methods.
   let modelName = r.pick(Object.keys(MODELS));
-  if (MODELS[modelName].heavy && (ALGORITHMS[name] || {}).perturbation) modelName = "cnn";
+  if (MODELS[modelName].heavy && ((ALGORITHMS[name] || {}).perturbation || EXTRA[name])) modelName = "cnn";
   const c = context(r, modelName);
   let body;
   if (name === "loadModel") body = loadModelCase(c);
   else if (name === "tensor") body = tensorCase(c);
   else if (name === "forward") body = forwardCase(c);
   else if (name === "interpolate") body = interpolateCase(c);
+  else if (EXTRA[name]) body = extraCase(c, name);
   else body = attributeCase(c, name);
   const where = body.kind === "attribute" || body.kind === "forward" ? `/${modelName}` : "";
   const label = `${name}${c.base ? `(${c.base})` : ""}${where}${c.layer !== undefined ? `[${trim(show(c.layer))}]` : ""}`;
   return { i, name, label, model: modelName, modelFile: MODELS[modelName].file, desc: c.desc, nonFinite: c.nonFinite, batch: c.batch, ...body };
 }
 
-module.exports = { makeCase, MODELS, ALGORITHMS, FUNCTIONS, show };
+module.exports = { makeCase, MODELS, ALGORITHMS, EXTRA, FUNCTIONS, show };

@@ -231,7 +231,43 @@ function interpolate(c, timers) {
   return out instanceof T.Tensor ? null : "interpolate returned something other than a Tensor";
 }
 
-const RUN = { attribute, loadModel, tensor: tensorCall, forward, interpolate };
+// Robustness, metrics and concepts: attacks resolve to inputs' shapes, metrics to [batch].
+async function extra(c, timers) {
+  const m = await model(c.modelFile);
+  const inputs = live(c.inputs, timers), options = live(c.options, timers), init = live(c.init, timers);
+  const ins = Array.isArray(inputs) ? inputs : [inputs];
+  const batch = ins[0].shape[0];
+  const { attributions, perturbFunc, ...rest } = options;
+  let out;
+  switch (c.algorithm) {
+    case "FGSM":
+    case "PGD": {
+      const r = await new T[c.algorithm](m, init).perturb(inputs, options);
+      const list = Array.isArray(r) ? r : [r];
+      if (list.length !== ins.length || list.some((t, k) => !(t instanceof T.Tensor) || shapeOf(t) !== shapeOf(ins[k]))) return "perturbed inputs not shaped like the inputs";
+      if (!c.nonFinite && !list.every(finite)) return "non-finite perturbed inputs from finite ones";
+      return null;
+    }
+    case "infidelity": out = await T.infidelity(m, perturbFunc, inputs, attributions, rest); break;
+    case "sensitivityMax": out = await T.sensitivityMax(new T.Saliency(m), inputs, options); break;
+    case "deletionCurve":
+    case "insertionCurve": out = (await T[c.algorithm](m, inputs, attributions, rest)).auc; break;
+    case "faithfulnessCorrelation": out = await T.faithfulnessCorrelation(m, inputs, attributions, rest); break;
+    case "TCAV": {
+      const [a, b] = live(c.concepts, timers);
+      const scores = await new T.TCAV(m, live(c.layer, timers), init).attribute(inputs, [[new T.Concept(0, "a", a), new T.Concept(1, "b", b)]], options);
+      const sets = Object.values(scores);
+      if (sets.length !== 1 || Object.values(sets[0]).some((s) => !(s.signCount instanceof T.Tensor) || s.signCount.shape[0] !== 2)) return "TCAV scores of the wrong form";
+      return null;
+    }
+  }
+  if (!(out instanceof T.Tensor) || shapeOf(out) !== JSON.stringify([batch])) return `resolved to something other than a [${batch}] Tensor`;
+  // A correlation is NaN where a side is constant; the others stay finite.
+  if (!c.nonFinite && c.algorithm !== "faithfulnessCorrelation" && !finite(out)) return "non-finite metric from finite inputs";
+  return null;
+}
+
+const RUN = { attribute, loadModel, tensor: tensorCall, forward, interpolate, extra };
 // The watcher's self-test: { crash, exit, hang, memory } name the cases that misbehave on
 // purpose; the other cases resolve without touching the library.
 const SELFTEST = process.env.FUZZ_SELFTEST && JSON.parse(process.env.FUZZ_SELFTEST);
