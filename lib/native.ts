@@ -50,6 +50,13 @@ interface Addon {
 }
 
 function load(): Addon {
+  // Debian's OpenBLAS (pthreads build) keeps its workers spinning in
+  // sched_yield for 2^28 cycles after every matrix product; on a few cores
+  // they take the cores LibTorch's own OpenMP workers need next (FeatureAblation
+  // on the bench conv net: 26–28 ms a call on average against 20–22 with a short
+  // spin). Read when the library loads, so set before the addon; a user's
+  // own value wins.
+  process.env.OPENBLAS_THREAD_TIMEOUT ??= "4";
   const file = path.join(__dirname, "..", "build", "Release", "torchexplain.node");
   try {
     // eslint-disable-next-line @typescript-eslint/no-var-requires

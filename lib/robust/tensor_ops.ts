@@ -7,16 +7,6 @@ import { native } from "../native";
 import type { Model } from "../model";
 import type { ForwardArg, TargetType } from "../types";
 
-const TYPED: Record<DType, { new (n: number): TypedData }> = {
-  float32: Float32Array,
-  float64: Float64Array,
-  int64: BigInt64Array,
-  int32: Int32Array,
-  bool: Uint8Array,
-};
-
-const rowSize = (shape: number[]) => shape.slice(1).reduce((a, b) => a * b, 1);
-
 /** A tensor from a flat typed array, moved to `device` when that is not the CPU. */
 export function fromData(data: TypedData, shape: number[], dtype: DType, device = "cpu"): Tensor {
   const t = tensor(data, shape, dtype);
