@@ -50,7 +50,8 @@ export class Tensor extends DisposableHandle {
   }
 }
 
-const TYPED: Record<DType, { new (n: number): TypedData }> = {
+/** @internal The typed array class behind each dtype. */
+export const TYPED: Record<DType, { new (n: number): TypedData }> = {
   float32: Float32Array,
   float64: Float64Array,
   int64: BigInt64Array,

@@ -4,7 +4,7 @@
 // index of |attributions| (Chalasani et al. 2020). For a loaded Model the
 // masked copies are built and scored natively (MaskedScores), chunk by chunk;
 // a JavaScript function standing in for the model gets batches built here.
-import { Tensor, DType, TypedData, tensor } from "../tensor";
+import { Tensor, DType, TypedData, TYPED, tensor } from "../tensor";
 import { Model } from "../model";
 import { runAlgorithm } from "../attribution";
 import { TorchExplainError } from "../errors";
@@ -59,14 +59,6 @@ export interface FaithfulnessOptions extends CommonOptions {
 const COMMON = ["target", "baselines", "additionalForwardArgs", "softmax", "batchSize", "signal", "onProgress"];
 const CURVE_OPTIONS = [...COMMON, "steps", "order", "abs"];
 const FAITHFULNESS_OPTIONS = [...COMMON, "subsetSize", "nSamples", "seed"];
-
-const TYPED: Record<DType, { new (n: number): TypedData }> = {
-  float32: Float32Array,
-  float64: Float64Array,
-  int64: BigInt64Array,
-  int32: Int32Array,
-  bool: Uint8Array,
-};
 
 function typedFrom(values: ArrayLike<number>, dtype: DType): TypedData {
   const out = new TYPED[dtype](values.length);
