@@ -4,8 +4,9 @@
 // - engine: run natively by torchexplain's core with none of its machinery,
 //   timed in alternation with the attribution so that a noisy spell hits both;
 // - PyTorch: run by Debian's python3-torch on the same TorchScript file
-//   (bench/floor.py), when it is installed: a floor that owes nothing to the
-//   engine, timed in the same alternation.
+//   (bench/reference.py), when it is installed: a floor that owes nothing to the
+//   engine, timed in the same alternation;
+// and, when python3 can import captum (PYTHONPATH), the same call through Captum.
 // Prints a Markdown table (the README's figures). BENCH_ONLY="a|b" runs the rows whose names contain a or b.
 "use strict";
 const fs = require("fs");
@@ -49,9 +50,7 @@ async function timeTogether(fns, { seconds = 2, rounds = 6, warmup = 3 } = {}) {
   return best;
 }
 
-function hasPythonTorch() {
-  return spawnSync("/usr/bin/python3", ["-c", "import torch, numpy"], { stdio: "ignore" }).status === 0;
-}
+const pythonHas = (modules) => spawnSync("/usr/bin/python3", ["-c", `import ${modules}`], { stdio: "ignore" }).status === 0;
 
 // Floor passes: rows (float32 or int64 tensors), the target column, rows per
 // pass (0: all), backward or forward only; several passes add up.
@@ -59,11 +58,17 @@ function pass(file, rows, { target = 0, chunk = 0, backward = true } = {}) {
   return { model: path.join(MODELS, file), rows, target, chunk, backward };
 }
 
-// bench/floor.py as a server: load a workload's passes once, then time one
-// round per request (python times itself; the pipe is not counted).
-function pythonFloor() {
+// The same call through Captum (reference.py's "captum" request): its class, the
+// model file, the inputs and Captum's keyword arguments (tensors as tensors).
+function captum(cls, file, inputs, kwargs = {}, extra = {}) {
+  return { cls, model: path.join(MODELS, file), inputs, kwargs, method: "attribute", ...extra };
+}
+
+// bench/reference.py as a server: load a workload's passes (or Captum call) once,
+// then time one round per request (python times itself; the pipe is not counted).
+function pythonReference() {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "torchexplain-bench-"));
-  const child = spawn("/usr/bin/python3", [path.join(__dirname, "floor.py")], { stdio: ["pipe", "pipe", "inherit"] });
+  const child = spawn("/usr/bin/python3", ["-W", "ignore", path.join(__dirname, "reference.py")], { stdio: ["pipe", "pipe", "inherit"] });
   const waiting = [];
   let buffered = "";
   child.stdout.on("data", (chunk) => {
@@ -83,20 +88,15 @@ function pythonFloor() {
     child.stdin.write(JSON.stringify(req) + "\n");
   });
   let files = 0;
+  const rows = (t) => {
+    const file = path.join(dir, `rows${files++}.bin`);
+    fs.writeFileSync(file, Buffer.from(t.data().buffer));
+    return { file, shape: t.shape, dtype: t.dtype };
+  };
+  const tensorsToRows = (kwargs) => Object.fromEntries(Object.entries(kwargs).map(([k, v]) => [k, v instanceof tx.Tensor ? { rows: rows(v) } : v]));
   return {
-    load: (k, threads, passes) =>
-      ask({
-        load: k,
-        threads,
-        passes: passes.map((p) => ({
-          ...p,
-          rows: p.rows.map((t) => {
-            const file = path.join(dir, `rows${files++}.bin`);
-            fs.writeFileSync(file, Buffer.from(t.data().buffer));
-            return { file, shape: t.shape, dtype: t.dtype };
-          }),
-        })),
-      }),
+    load: (k, threads, passes) => ask({ load: k, threads, passes: passes.map((p) => ({ ...p, rows: p.rows.map(rows) })) }),
+    loadCaptum: (k, threads, call) => ask({ load: k, threads, captum: { ...call, inputs: call.inputs.map(rows), kwargs: tensorsToRows(call.kwargs) } }),
     run: async (k) => (await ask({ run: k })).seconds,
     close: () => {
       child.stdin.end();
@@ -121,62 +121,90 @@ async function main() {
   const refs10 = tx.tensor(filled(10 * 3 * 32 * 32, (i) => Math.cos(i) * 0.1), [10, 3, 32, 32]);
   const intRows = (n) => tx.tensor(BigInt64Array.from({ length: n * 128 }, (_, i) => BigInt((i * 7919) % 2000)), [n, 128]);
 
-  // name, the attribution call, and its floor passes.
+  // name, the attribution call, its floor passes, and the same call through Captum.
+  const C = captum, win = { sliding_window_shapes: [3, 8, 8], strides: [3, 4, 4] };
   const work = [
-    ["IG, conv net, batch 8, 50 steps", () => new tx.IntegratedGradients(conv).attribute(x8, { target: 3 }), [pass("bench_convnet.pt", [img(400)], { target: 3 })]],
-    ["IG, conv net, batch 8, 50 steps, internalBatchSize 50", () => new tx.IntegratedGradients(conv).attribute(x8, { target: 3, internalBatchSize: 50 }), [pass("bench_convnet.pt", [img(400)], { target: 3, chunk: 50 })]],
+    ["IG, conv net, batch 8, 50 steps", () => new tx.IntegratedGradients(conv).attribute(x8, { target: 3 }), [pass("bench_convnet.pt", [img(400)], { target: 3 })],
+      C("IntegratedGradients", "bench_convnet.pt", [x8], { target: 3 })],
+    ["IG, conv net, batch 8, 50 steps, internalBatchSize 50", () => new tx.IntegratedGradients(conv).attribute(x8, { target: 3, internalBatchSize: 50 }), [pass("bench_convnet.pt", [img(400)], { target: 3, chunk: 50 })],
+      C("IntegratedGradients", "bench_convnet.pt", [x8], { target: 3, internal_batch_size: 50 })],
     ["Occlusion, conv net, batch 8, window 3×8×8, stride 3×4×4, 16 per eval", () => new tx.Occlusion(conv).attribute(x8, { target: 3, slidingWindowShapes: [3, 8, 8], strides: [3, 4, 4], perturbationsPerEval: 16 }),
-      [pass("bench_convnet.pt", [img(392)], { chunk: 128, backward: false }), pass("bench_convnet.pt", [x8], { backward: false })]],
-    ["IG, residual net, batch 16, 32 steps", () => new tx.IntegratedGradients(res).attribute(x16, { target: 3, nSteps: 32 }), [pass("bench_resnet.pt", [img(512)], { target: 3 })]],
-    ["IG, residual net, batch 16, 32 steps, internalBatchSize 64", () => new tx.IntegratedGradients(res).attribute(x16, { target: 3, nSteps: 32, internalBatchSize: 64 }), [pass("bench_resnet.pt", [img(512)], { target: 3, chunk: 64 })]],
-    ["GradientShap, residual net, batch 16, 10 references, 20 samples", () => new tx.GradientShap(res).attribute(x16, { target: 3, baselines: refs10, nSamples: 20 }), [pass("bench_resnet.pt", [img(320)], { target: 3 })]],
-    ["NoiseTunnel(Saliency), conv net, batch 8, 25 samples", () => new tx.NoiseTunnel(new tx.Saliency(conv)).attribute(x8, { target: 3, nSamples: 25, stdevs: 0.1 }), [pass("bench_convnet.pt", [img(200)], { target: 3 })]],
-    ["DeepLift, residual net, batch 16", () => new tx.DeepLift(res).attribute(x16, { target: 3, baselines: 0 }), [pass("bench_resnet.pt", [img(32)], { target: 3 })]],
-    ["LayerGradCam, residual net, layer3, batch 16", () => new tx.LayerGradCam(res, "layer3").attribute(x16, { target: 3 }), [pass("bench_resnet.pt", [x16], { target: 3 })]],
-    ["LayerIntegratedGradients, text CNN embedding, 8×128 tokens, 32 steps", () => new tx.LayerIntegratedGradients(text, "embedding").attribute(tokens, { target: 1, nSteps: 32 }), [pass("bench_textcnn.pt", [intRows(256)], { target: 1 })]],
+      [pass("bench_convnet.pt", [img(392)], { chunk: 128, backward: false }), pass("bench_convnet.pt", [x8], { backward: false })],
+      C("Occlusion", "bench_convnet.pt", [x8], { target: 3, ...win, perturbations_per_eval: 16 })],
+    ["IG, residual net, batch 16, 32 steps", () => new tx.IntegratedGradients(res).attribute(x16, { target: 3, nSteps: 32 }), [pass("bench_resnet.pt", [img(512)], { target: 3 })],
+      C("IntegratedGradients", "bench_resnet.pt", [x16], { target: 3, n_steps: 32 })],
+    ["IG, residual net, batch 16, 32 steps, internalBatchSize 64", () => new tx.IntegratedGradients(res).attribute(x16, { target: 3, nSteps: 32, internalBatchSize: 64 }), [pass("bench_resnet.pt", [img(512)], { target: 3, chunk: 64 })],
+      C("IntegratedGradients", "bench_resnet.pt", [x16], { target: 3, n_steps: 32, internal_batch_size: 64 })],
+    ["GradientShap, residual net, batch 16, 10 references, 20 samples", () => new tx.GradientShap(res).attribute(x16, { target: 3, baselines: refs10, nSamples: 20 }), [pass("bench_resnet.pt", [img(320)], { target: 3 })],
+      C("GradientShap", "bench_resnet.pt", [x16], { target: 3, baselines: refs10, n_samples: 20 })],
+    ["NoiseTunnel(Saliency), conv net, batch 8, 25 samples", () => new tx.NoiseTunnel(new tx.Saliency(conv)).attribute(x8, { target: 3, nSamples: 25, stdevs: 0.1 }), [pass("bench_convnet.pt", [img(200)], { target: 3 })],
+      C("NoiseTunnel", "bench_convnet.pt", [x8], { target: 3, nt_samples: 25, stdevs: 0.1 }, { inner: "Saliency" })],
+    ["DeepLift, residual net, batch 16", () => new tx.DeepLift(res).attribute(x16, { target: 3, baselines: 0 }), [pass("bench_resnet.pt", [img(32)], { target: 3 })],
+      C("DeepLift", "bench_resnet.pt", [x16], { target: 3, baselines: 0 })],
+    ["LayerGradCam, residual net, layer3, batch 16", () => new tx.LayerGradCam(res, "layer3").attribute(x16, { target: 3 }), [pass("bench_resnet.pt", [x16], { target: 3 })],
+      C("LayerGradCam", "bench_resnet.pt", [x16], { target: 3 }, { layer: "layer3" })],
+    ["LayerIntegratedGradients, text CNN embedding, 8×128 tokens, 32 steps", () => new tx.LayerIntegratedGradients(text, "embedding").attribute(tokens, { target: 1, nSteps: 32 }), [pass("bench_textcnn.pt", [intRows(256)], { target: 1 })],
+      C("LayerIntegratedGradients", "bench_textcnn.pt", [tokens], { target: 1, n_steps: 32 }, { layer: "embedding" })],
     ["Occlusion, residual net, batch 4, window 3×8×8, stride 3×4×4", () => new tx.Occlusion(res).attribute(x4, { target: 3, slidingWindowShapes: [3, 8, 8], strides: [3, 4, 4] }),
-      [pass("bench_resnet.pt", [img(196)], { backward: false }), pass("bench_resnet.pt", [x4], { backward: false })]],
+      [pass("bench_resnet.pt", [img(196)], { backward: false }), pass("bench_resnet.pt", [x4], { backward: false })],
+      C("Occlusion", "bench_resnet.pt", [x4], { target: 3, ...win })],
     ["FeatureAblation, conv net, batch 8, 16 superpixels, 16 per eval", () => new tx.FeatureAblation(conv).attribute(x8, { target: 3, featureMask: superpixels, perturbationsPerEval: 16 }),
-      [pass("bench_convnet.pt", [img(128)], { backward: false }), pass("bench_convnet.pt", [x8], { backward: false })]],
-    ["LRP epsilon, conv net, batch 8", () => new tx.LRP(conv).attribute(x8, { target: 3 }), [pass("bench_convnet.pt", [x8], { target: 3 })]],
-    ["PGD, conv net, batch 8, 10 steps", () => new tx.PGD(conv).perturb(x8, { target: 3, radius: 0.1, stepSize: 0.02, stepNum: 10 }), [pass("bench_convnet.pt", [img(80)], { target: 3, chunk: 8 })]],
+      [pass("bench_convnet.pt", [img(128)], { backward: false }), pass("bench_convnet.pt", [x8], { backward: false })],
+      C("FeatureAblation", "bench_convnet.pt", [x8], { target: 3, feature_mask: superpixels, perturbations_per_eval: 16 })],
+    ["LRP epsilon, conv net, batch 8", () => new tx.LRP(conv).attribute(x8, { target: 3 }), [pass("bench_convnet.pt", [x8], { target: 3 })],
+      C("LRP", "bench_convnet.pt", [x8], { target: 3 })],
+    ["PGD, conv net, batch 8, 10 steps", () => new tx.PGD(conv).perturb(x8, { target: 3, radius: 0.1, stepSize: 0.02, stepNum: 10 }), [pass("bench_convnet.pt", [img(80)], { target: 3, chunk: 8 })],
+      C("PGD", "bench_convnet.pt", [x8], { target: 3, radius: 0.1, step_size: 0.02, step_num: 10 }, { method: "perturb" })],
     ["infidelity, conv net, batch 8, 10 samples", () => tx.infidelity(conv, { type: "gaussian", stdev: 0.01 }, x8, x8, { target: 3, nPerturbSamples: 10 }),
-      [pass("bench_convnet.pt", [img(80)], { backward: false }), pass("bench_convnet.pt", [x8], { backward: false })]],
-    ["IG, MLP 64-32-10, batch 1, 50 steps", () => new tx.IntegratedGradients(mlp).attribute(mlpX, { target: 1 }), [pass("bench_mlp.pt", [tx.tensor(filled(50 * 64, Math.sin), [50, 64])], { target: 1 })]],
+      [pass("bench_convnet.pt", [img(80)], { backward: false }), pass("bench_convnet.pt", [x8], { backward: false })],
+      C(null, "bench_convnet.pt", [x8], { target: 3, n_perturb_samples: 10, stdev: 0.01 }, { method: "infidelity" })],
+    ["IG, MLP 64-32-10, batch 1, 50 steps", () => new tx.IntegratedGradients(mlp).attribute(mlpX, { target: 1 }), [pass("bench_mlp.pt", [tx.tensor(filled(50 * 64, Math.sin), [50, 64])], { target: 1 })],
+      C("IntegratedGradients", "bench_mlp.pt", [mlpX], { target: 1 })],
     ["FeatureAblation, MLP, 64 features", () => new tx.FeatureAblation(mlp).attribute(mlpX, { target: 1 }),
-      [pass("bench_mlp.pt", [tx.tensor(filled(64 * 64, Math.sin), [64, 64])], { backward: false }), pass("bench_mlp.pt", [mlpX], { backward: false })]],
+      [pass("bench_mlp.pt", [tx.tensor(filled(64 * 64, Math.sin), [64, 64])], { backward: false }), pass("bench_mlp.pt", [mlpX], { backward: false })],
+      C("FeatureAblation", "bench_mlp.pt", [mlpX], { target: 1 })],
     ["ShapleyValueSampling, MLP, 16 groups, 25 samples", () => new tx.ShapleyValueSampling(mlp).attribute(mlpX, { target: 1, featureMask: groups16 }),
-      [pass("bench_mlp.pt", [tx.tensor(filled(400 * 64, Math.sin), [400, 64])], { backward: false }), pass("bench_mlp.pt", [mlpX], { backward: false })]],
+      [pass("bench_mlp.pt", [tx.tensor(filled(400 * 64, Math.sin), [400, 64])], { backward: false }), pass("bench_mlp.pt", [mlpX], { backward: false })],
+      C("ShapleyValueSampling", "bench_mlp.pt", [mlpX], { target: 1, feature_mask: groups16 })],
     ["KernelShap, MLP, 16 groups, 200 samples", () => new tx.KernelShap(mlp).attribute(mlpX, { target: 1, featureMask: groups16, nSamples: 200 }),
-      [pass("bench_mlp.pt", [tx.tensor(filled(200 * 64, Math.sin), [200, 64])], { backward: false }), pass("bench_mlp.pt", [mlpX], { backward: false })]],
+      [pass("bench_mlp.pt", [tx.tensor(filled(200 * 64, Math.sin), [200, 64])], { backward: false }), pass("bench_mlp.pt", [mlpX], { backward: false })],
+      C("KernelShap", "bench_mlp.pt", [mlpX], { target: 1, feature_mask: groups16, n_samples: 200 })],
     ["Lime, MLP, 16 groups, 200 samples", () => new tx.Lime(mlp).attribute(mlpX, { target: 1, featureMask: groups16, nSamples: 200 }),
-      [pass("bench_mlp.pt", [tx.tensor(filled(200 * 64, Math.sin), [200, 64])], { backward: false }), pass("bench_mlp.pt", [mlpX], { backward: false })]],
+      [pass("bench_mlp.pt", [tx.tensor(filled(200 * 64, Math.sin), [200, 64])], { backward: false }), pass("bench_mlp.pt", [mlpX], { backward: false })],
+      C("Lime", "bench_mlp.pt", [mlpX], { target: 1, feature_mask: groups16, n_samples: 200 })],
   ].filter(([name]) => !process.env.BENCH_ONLY || process.env.BENCH_ONLY.split("|").some((s) => name.includes(s)));
 
-  // PyTorch's floor: a python3 process timed in the same alternation.
-  const py = hasPythonTorch() ? pythonFloor() : null;
+  // PyTorch's floor (and Captum): a python3 process timed in the same alternation.
+  const py = pythonHas("torch, numpy") ? pythonReference() : null;
+  const withCaptum = py && pythonHas("captum.attr");
   if (!py) console.error("  (python3-torch not installed: no PyTorch floor)");
+  else if (!withCaptum) console.error("  (python3 cannot import captum: no Captum column; PYTHONPATH=<a Captum 0.7 checkout> adds it)");
   const results = [];
-  for (const [k, [name, run, passes]] of work.entries()) {
+  for (const [k, [name, run, passes, call]] of work.entries()) {
     // The engine's floor: every pass through the bare model, natively.
     const engineFloor = () =>
       passes.reduce((sum, p) => sum + (p.rows[0].dtype === "int64" ? NaN : native.benchFloor(models[path.basename(p.model)].native, p.rows.map((r) => r.native), p.target, p.chunk, 1, p.backward)), 0);
     const fns = [run, engineFloor];
     if (py) {
-      await py.load(k, threads, passes);
-      fns.push(() => py.run(k));
+      await py.load(`floor${k}`, threads, passes);
+      fns.push(() => py.run(`floor${k}`));
+    }
+    if (withCaptum) {
+      await py.loadCaptum(`captum${k}`, threads, call);
+      fns.push(() => py.run(`captum${k}`));
     }
     const times = await timeTogether(fns);
-    const [t, floor, pyFloor] = times;
-    results.push({ name, t, median: times.median[0], floor: Number.isNaN(floor) ? 0 : floor, pyFloor });
-    console.error(`  ${name}: ${fmt(t)} (engine floor ${Number.isNaN(floor) ? "—" : fmt(floor)}, PyTorch floor ${pyFloor ? fmt(pyFloor) : "—"})`);
+    const [t, floor, pyFloor, captumTime] = times;
+    results.push({ name, t, median: times.median[0], floor: Number.isNaN(floor) ? 0 : floor, pyFloor, captumTime });
+    console.error(`  ${name}: ${fmt(t)} (engine floor ${Number.isNaN(floor) ? "—" : fmt(floor)}, PyTorch floor ${pyFloor ? fmt(pyFloor) : "—"}, Captum ${captumTime ? fmt(captumTime) : "—"})`);
   }
   if (py) py.close();
 
-  console.log("| workload | time (best) | median call | ÷ engine floor | ÷ PyTorch floor |");
-  console.log("| --- | ---: | ---: | ---: | ---: |");
+  // The last column is a speed-up: Captum's time over torchexplain's (above 1 is faster).
+  console.log(`| workload | time (best) | median call | ÷ engine floor | ÷ PyTorch floor |${withCaptum ? " Captum 0.7 | speed-up over Captum |" : ""}`);
+  console.log(`| --- | ---: | ---: | ---: | ---: |${withCaptum ? " ---: | ---: |" : ""}`);
   for (const r of results)
-    console.log(`| ${r.name} | ${fmt(r.t)} | ${fmt(r.median)} | ${ratio(r.t, r.floor)} | ${r.pyFloor ? ratio(r.t, r.pyFloor) : "—"} |`);
+    console.log(`| ${r.name} | ${fmt(r.t)} | ${fmt(r.median)} | ${ratio(r.t, r.floor)} | ${r.pyFloor ? ratio(r.t, r.pyFloor) : "—"} |${withCaptum ? ` ${fmt(r.captumTime)} | ${ratio(r.captumTime, r.t)} |` : ""}`);
 }
 
 main().catch((e) => {
