@@ -1,4 +1,5 @@
 export { loadModel, Model, LoadOptions } from "./model";
+export type { MemoryFormat } from "./native";
 export { tensor, Tensor, DType, TypedData, NestedArray, manualSeed } from "./tensor";
 export { Attribution, AttributionResult, Attributions, Exact, Inputs, MaybeDelta, WithDelta } from "./attribution";
 export * from "./types";

@@ -1,4 +1,4 @@
-import { native, NativeModel, request } from "./native";
+import { native, NativeModel, MemoryFormat, request } from "./native";
 import { Tensor } from "./tensor";
 import { toNative } from "./options";
 import { guard, TorchExplainError } from "./errors";
@@ -8,6 +8,15 @@ import type { ForwardArg, RequestOptions } from "./types";
 export interface LoadOptions {
   /** "cpu" (default), "cuda" or "cuda:N" (needs a CUDA build of LibTorch). */
   device?: string;
+  /**
+   * Memory layout of 4-d tensors (convolution weights and image inputs) while
+   * the model runs. "auto" (default, CPU): on the first call with 4-d inputs,
+   * time a few rows both ways and keep channels-last when it is faster and
+   * gives the same outputs (it runs CPU convolutions without reordering:
+   * 1.1-2.5x faster on the bench nets); "contiguous" on GPUs and for models
+   * without 4-d weights. Results do not depend on it beyond float32 rounding.
+   */
+  memoryFormat?: MemoryFormat;
   signal?: AbortSignal;
   timeoutMs?: number;
 }
@@ -29,6 +38,10 @@ export class Model extends DisposableHandle {
   /** forward()'s signature, e.g. "forward(a: Tensor, b: Tensor, scale: float)". */
   get signature(): string {
     return guard(() => this.native.signature);
+  }
+  /** The layout in use: "auto" until the first call with 4-d inputs has chosen one. */
+  get memoryFormat(): MemoryFormat {
+    return guard(() => this.native.memoryFormat);
   }
   /** Dotted names of every submodule ("conv1", "layer1.0.conv2", ...). */
   layers(): string[] {
@@ -56,6 +69,6 @@ export class Model extends DisposableHandle {
 }
 
 export async function loadModel(path: string, options: LoadOptions = {}): Promise<Model> {
-  const { device, ...control } = options;
-  return new Model(await request(control, (o) => native.loadModel(path, device ?? "cpu", o)), path);
+  const { device, memoryFormat, ...control } = options;
+  return new Model(await request(control, (o) => native.loadModel(path, device ?? "cpu", o, memoryFormat)), path);
 }

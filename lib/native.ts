@@ -13,11 +13,15 @@ export interface NativeTensor {
   dispose(): void;
 }
 
+/** How a model's image tensors are laid out while it runs (see LoadOptions.memoryFormat). */
+export type MemoryFormat = "auto" | "channelsLast" | "contiguous";
+
 export interface NativeModel {
   layers(): string[];
   randomized(layers: string[], seed: number): NativeModel;
   readonly device: string;
   readonly signature: string;
+  readonly memoryFormat: MemoryFormat;
   readonly disposed: boolean;
   dispose(): void;
 }
@@ -39,7 +43,7 @@ interface Addon {
   tensorFromBuffer(data: ArrayBufferView, shape: number[], dtype: string): NativeTensor;
   catRows(tensors: NativeTensor[]): NativeTensor;
   sliceRows(tensor: NativeTensor, start: number, end: number): NativeTensor;
-  loadModel(path: string, device: string, options: object): NativeHandle<NativeModel>;
+  loadModel(path: string, device: string, options: object, memoryFormat?: string): NativeHandle<NativeModel>;
   run(algorithm: string, model: NativeModel, inputs: NativeTensor[], options: object): NativeHandle<NativeResult>;
   configure(settings: { workers?: number; threads?: number }): { workers: number; threads: number };
   shutdown(exitCode: number, isMainThread: boolean): void;

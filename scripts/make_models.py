@@ -20,6 +20,9 @@ Test models go to test/fixtures/models (`make_models.py tests` writes only those
   the same weights with two ReLU modules.
 - exp_model.pt (calls torch.exp) and product_model.pt (multiplies two
   input-dependent tensors): ops no propagation rule covers.
+- view_model.pt: a convolution whose output is flattened with `view`, which
+  channels-last activations do not allow: loadModel()'s automatic layout must
+  fall back to contiguous for it.
 - detached_model.pt: a linear layer (3 -> 2) whose output is detached from the
   input, which gradient methods must refuse rather than return zeros.
 - truncated_storage.pt: a copy of test/fixtures/golden/toy.pt whose largest
@@ -280,6 +283,20 @@ def nested_copy(src, dst, wrap):
                 zout.writestr(info.filename, data)
 
 
+class ViewModel(nn.Module):
+    """A convolution then `view` to flatten: `view` cannot merge the dimensions
+    of a channels-last activation, so this model must run contiguous."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3, padding=1)
+        self.fc = nn.Linear(4 * 8 * 8, 3)
+
+    def forward(self, x):
+        h = torch.relu(self.conv(x))
+        return self.fc(h.view(h.size(0), -1))
+
+
 class ProductModel(nn.Module):
     def __init__(self):
         super().__init__()
@@ -319,6 +336,7 @@ def test_models():
     torch.jit.script(ConceptNet().eval()).save(os.path.join(out, "concept_net.pt"))
     torch.manual_seed(4)
     torch.jit.script(DetachedModel().eval()).save(os.path.join(out, "detached_model.pt"))
+    torch.jit.script(ViewModel().eval()).save(os.path.join(out, "view_model.pt"))
     truncated_copy(os.path.join(out, "..", "golden", "toy.pt"), os.path.join(out, "truncated_storage.pt"))
     nested_fixtures(out)
     print("wrote", sorted(os.listdir(out)))

@@ -1,10 +1,10 @@
 // Speed settings never change results: automatic chunk sizes (and the plan
 // remembered from an earlier call), explicit chunk sizes, intra-op threads,
-// request workers, and perturbations batched per pass.
+// request workers, perturbations batched per pass, and the memory layout.
 import * as path from "path";
 import {
-  configure, FeatureAblation, IntegratedGradients, KernelShap, loadModel, manualSeed, Model, NoiseTunnel, Occlusion, Saliency,
-  ShapleyValueSampling, tensor, Tensor,
+  configure, DeepLift, FeatureAblation, GuidedBackprop, IntegratedGradients, KernelShap, LayerGradCam, loadModel, LRP, manualSeed,
+  MemoryFormat, Model, NoiseTunnel, Occlusion, Saliency, ShapleyValueSampling, tensor, Tensor,
 } from "../lib";
 import { expectClose, MODELS } from "./helpers";
 
@@ -76,4 +76,65 @@ test("NoiseTunnel: noise drawn in sample batches equals one batch (no noise: std
   const x = img(2), nt = new NoiseTunnel(new IntegratedGradients(conv));
   const all = await nt.attribute(x, { target: 0, nSamples: 4, stdevs: 0, nSteps: 8 });
   close(await nt.attribute(x, { target: 0, nSamples: 4, stdevs: 0, nSteps: 8, ntSamplesBatchSize: 1 }), all);
+});
+
+describe("memory layout", () => {
+  const FIXTURES = path.join(__dirname, "fixtures", "models");
+  const load = (file: string, memoryFormat?: MemoryFormat) => loadModel(file, memoryFormat ? { memoryFormat } : {});
+
+  test("channels-last and contiguous give the same attributions (gradients, rules, layers, perturbations)", async () => {
+    for (const file of [path.join(MODELS, "bench_convnet.pt"), path.join(FIXTURES, "resnet_scripted.pt")]) {
+      const last = await load(file, "channelsLast"), plain = await load(file, "contiguous");
+      expect([last.memoryFormat, plain.memoryFormat]).toEqual(["channelsLast", "contiguous"]);
+      const x = file.includes("resnet")
+        ? tensor(Float32Array.from({ length: 4 * 64 }, (_, i) => Math.sin(i * 0.71)), [4, 1, 8, 8])
+        : img(3);
+      const layer = file.includes("resnet") ? "block1" : "conv2";
+      const runs: Array<(m: Model) => Promise<Tensor>> = [
+        (m) => new IntegratedGradients(m).attribute(x, { target: 1, nSteps: 16 }),
+        (m) => new DeepLift(m).attribute(x, { target: 1 }),
+        (m) => new LRP(m).attribute(x, { target: 1 }),
+        (m) => new GuidedBackprop(m).attribute(x, { target: 1 }),
+        (m) => new LayerGradCam(m, layer).attribute(x, { target: 1 }),
+        (m) => new Occlusion(m).attribute(x, { target: 1, slidingWindowShapes: [1, 4, 4], strides: [1, 4, 4] }),
+        async (m) => {
+          manualSeed(3);
+          return new NoiseTunnel(new Saliency(m)).attribute(x, { target: 1, nSamples: 4, stdevs: 0.1 });
+        },
+      ];
+      for (const run of runs) close(await run(last), await run(plain));
+    }
+  });
+
+  test("auto chooses on the first call with images and keeps results equal to contiguous", async () => {
+    const file = path.join(MODELS, "bench_convnet.pt");
+    const auto = await load(file), plain = await load(file, "contiguous");
+    expect(auto.memoryFormat).toBe("auto");
+    const x = img(2);
+    const a = await new IntegratedGradients(auto).attribute(x, { target: 0, nSteps: 8 });
+    expect(["channelsLast", "contiguous"]).toContain(auto.memoryFormat);
+    close(a, await new IntegratedGradients(plain).attribute(x, { target: 0, nSteps: 8 }));
+    // Models without 4-d weights have nothing to choose.
+    expect(mlp.memoryFormat).toBe("contiguous");
+  });
+
+  test("a model that flattens with view runs contiguous under auto, and explains why under channelsLast", async () => {
+    const file = path.join(FIXTURES, "view_model.pt");
+    const x = tensor(Float32Array.from({ length: 2 * 3 * 64 }, (_, i) => Math.cos(i * 0.3)), [2, 3, 8, 8]);
+    const auto = await load(file), plain = await load(file, "contiguous");
+    const a = await new IntegratedGradients(auto).attribute(x, { target: 2, nSteps: 8 });
+    expect(auto.memoryFormat).toBe("contiguous");
+    close(a, await new IntegratedGradients(plain).attribute(x, { target: 2, nSteps: 8 }));
+    const last = await load(file, "channelsLast");
+    await expect(new Saliency(last).attribute(x, { target: 0 })).rejects.toMatchObject({
+      code: "ERR_MODEL_FORWARD",
+      message: expect.stringContaining("memoryFormat: 'contiguous'"),
+    });
+  });
+
+  test("an unknown memoryFormat is rejected, naming the option", async () => {
+    await expect(loadModel(path.join(MODELS, "bench_mlp.pt"), { memoryFormat: "nhwc" as MemoryFormat })).rejects.toThrow(
+      /memoryFormat: expected 'auto', 'channelsLast' or 'contiguous', got 'nhwc'/,
+    );
+  });
 });

@@ -213,3 +213,14 @@ describe("bad input", () => {
 function v6() {
   return tensor(values(x).slice(0, 12), [2, 6]);
 }
+
+test("a layer that batch norm follows is read before the norm (batch norms are folded into their layers elsewhere)", async () => {
+  // Reference: PyTorch and Captum 0.7 on an eager copy of resnet_scripted.pt
+  // (scripts/make_models.py's ResNet with the file's weights), first 4 values.
+  const input = tensor(Float32Array.from({ length: 2 * 64 }, (_, i) => Math.sin(i * 0.71)), [2, 1, 8, 8]);
+  const first4 = (t: Tensor) => values(t).slice(0, 4);
+  expectClose(first4(await new LayerActivation(resnet, "conv").attribute(input)), [-0.3641878, -0.4294521, -0.3598005, -0.1585925], { rtol: 1e-4 });
+  expectClose(first4(await new LayerActivation(resnet, "bn").attribute(input)), [-0.732063, -0.8017873, -0.7273759, -0.5124179], { rtol: 1e-4 });
+  expectClose(first4(await new LayerGradCam(resnet, "conv").attribute(input, { target: 1 })),
+    [-0.0010439283, -0.0010954281, -0.0007374769, -0.0006252301], { rtol: 1e-4, atol: 1e-9 });
+});

@@ -322,6 +322,7 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
     return DefineClass(env, "NativeModel",
                        {InstanceMethod<&ModelWrap::Layers>("layers"), InstanceAccessor<&ModelWrap::Device>("device"),
                         InstanceAccessor<&ModelWrap::Signature>("signature"), InstanceAccessor<&ModelWrap::Disposed>("disposed"),
+                        InstanceAccessor<&ModelWrap::MemoryFormat>("memoryFormat"),
                         InstanceMethod<&ModelWrap::Dispose>("dispose"), InstanceMethod<&ModelWrap::Randomized>("randomized")});
   }
   static Napi::Object Wrap(Napi::Env env, std::shared_ptr<tx::Model> m) {
@@ -370,6 +371,13 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
   }
   Napi::Value Device(const Napi::CallbackInfo& info) { return Napi::String::New(info.Env(), Live(info.Env()).device().str()); }
   Napi::Value Signature(const Napi::CallbackInfo& info) { return Napi::String::New(info.Env(), Live(info.Env()).signature()); }
+  Napi::Value MemoryFormat(const Napi::CallbackInfo& info) {
+    switch (Live(info.Env()).memory_format()) {
+      case tx::MemoryFormat::ChannelsLast: return Napi::String::New(info.Env(), "channelsLast");
+      case tx::MemoryFormat::Contiguous: return Napi::String::New(info.Env(), "contiguous");
+      default: return Napi::String::New(info.Env(), "auto");
+    }
+  }
   Napi::Value Disposed(const Napi::CallbackInfo& info) { return Napi::Boolean::New(info.Env(), !model_); }
   // Requests in flight keep their own reference: they finish normally.
   Napi::Value Dispose(const Napi::CallbackInfo& info) {
@@ -619,7 +627,7 @@ void ApplyTimeout(Napi::Env env, Napi::Object options, Job& job) {
   (void)env;
 }
 
-// loadModel(path, device, options) -> { promise: Promise<NativeModel>, cancel }
+// loadModel(path, device, options, memoryFormat) -> { promise: Promise<NativeModel>, cancel }
 Napi::Value LoadModel(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   auto job = std::make_shared<Job>();
@@ -628,8 +636,11 @@ Napi::Value LoadModel(const Napi::CallbackInfo& info) {
     std::string path = info[0].As<Napi::String>();
     std::string device = info[1].IsString() ? std::string(info[1].As<Napi::String>()) : "cpu";
     if (info[2].IsObject()) ApplyTimeout(env, info[2].As<Napi::Object>(), *job);
-    Napi::Value p = Start(env, job, [path, device](Job& j) {
-      auto m = tx::Model::load(path, device);
+    if (!info[3].IsUndefined() && !info[3].IsString())
+      tx::fail("memoryFormat: expected 'auto', 'channelsLast' or 'contiguous'");
+    tx::MemoryFormat format = tx::parse_memory_format(info[3].IsString() ? std::string(info[3].As<Napi::String>()) : "auto");
+    Napi::Value p = Start(env, job, [path, device, format](Job& j) {
+      auto m = tx::Model::load(path, device, format);
       j.value = [m](Napi::Env env) -> Napi::Value { return ModelWrap::Wrap(env, m); };
     });
     return Handle(env, p, job->token);

@@ -94,7 +94,7 @@ Result run(const std::string& name, const Request& req) {
   for (const auto& e : registry())
     if (name == e.name && e.on_data) {
       Context ctx;
-      ctx.model = req.model;
+      ctx.model = ctx.source = req.model;
       ctx.options = &req.options;
       ctx.inputs = req.inputs;
       ctx.batch = req.inputs.empty() ? 0 : req.inputs[0].size(0);

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "errors.h"
+#include "graph_rewrite.h"
 #include "scheduler.h"
 
 namespace tx {
@@ -98,7 +99,8 @@ void require_float_inputs(const Context& ctx) {
 Context make_context(const Request& req) {
   const Options& o = req.options;
   Context c;
-  c.model = req.model;
+  c.source = req.model;
+  c.model = with_folded_batch_norms(req.model);
   c.options = &o;
   if (req.inputs.empty()) fail("inputs: expected at least one input tensor");
   for (size_t i = 0; i < req.inputs.size(); ++i) {

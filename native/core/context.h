@@ -42,7 +42,8 @@ struct Result {
 };
 
 struct Context {
-  std::shared_ptr<const Model> model;
+  std::shared_ptr<const Model> model;   // what plain passes run (batch norms folded)
+  std::shared_ptr<const Model> source;  // the loaded model, which rules and layer taps rewrite
   std::vector<torch::Tensor> inputs;
   int64_t batch = 0;
   Target target;

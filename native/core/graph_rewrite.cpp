@@ -492,11 +492,16 @@ void GraphRewrite::fold_batch_norm(Block* b) {
       auto transposed = resolve(p->input(6));
       layer = transposed && transposed->isBool() && !transposed->toBool();
     }
-    // Nothing else may read the layer's output, shape queries aside.
+    if (!layer || p->outputs().size() != 1) continue;
+    // Nothing else may read the layer's output, shape queries aside (the
+    // graph's return, which a layer tap may be, reads it too).
     bool sole = true;
-    for (const auto& use : p->output()->uses())
-      sole = sole && (use.user == n || !has_tensor(use.user->output()->type()));
-    if (!layer || !sole) continue;
+    for (const auto& use : p->output()->uses()) {
+      if (use.user == n) continue;
+      sole = sole && !use.user->outputs().empty();
+      for (const Value* out : use.user->outputs()) sole = sole && !has_tensor(out->type());
+    }
+    if (!sole) continue;
     auto w = resolve(p->input(1)), bias = resolve(p->input(2)), gamma = resolve(n->input(1)), beta = resolve(n->input(2)),
          mean = resolve(n->input(3)), var = resolve(n->input(4)), training = resolve(n->input(5)), eps = resolve(n->input(7));
     if (!w || !w->isTensor() || !bias || !gamma || !beta || !mean || !mean->isTensor() || !var || !var->isTensor() ||
@@ -514,6 +519,7 @@ void GraphRewrite::fold_batch_norm(Block* b) {
     p->replaceInput(2, buffer("folded_bias", folded_b, p));
     n->output()->replaceAllUsesWith(p->output());
     n->destroy();
+    ++folded_;
   }
 }
 

@@ -11,6 +11,8 @@
 
 namespace tx {
 
+class Model;
+
 // What a rule needs to know about an op: the family that decides how
 // relevance or multipliers cross it.
 enum class OpFamily {
@@ -93,6 +95,8 @@ class GraphRewrite {
 
   // Names of the module's submodules and of their classes, for messages.
   const std::vector<std::string>& layer_names() const { return layer_names_; }
+  // How many batch norms were folded into their layers.
+  int folded() const { return folded_; }
 
  private:
   void tap(const Taps& taps);
@@ -108,10 +112,18 @@ class GraphRewrite {
   torch::jit::Module& module_;
   std::shared_ptr<torch::jit::Graph> graph_;
   int buffers_ = 0;
+  int folded_ = 0;
   std::unordered_set<const torch::jit::Value*> dependent_;
   std::vector<std::string> layer_names_;
 };
 
 OpFamily op_family(const std::string& op);
+
+// The model that passes without rules or taps run: a copy whose batch
+// norms (inference mode) are folded into the convolutions or linear layers
+// before them, which saves their passes over the activations (equal up to
+// float32 rounding), or the model itself when there is nothing to fold or
+// its graph cannot be rewritten.
+std::shared_ptr<const Model> with_folded_batch_norms(const std::shared_ptr<const Model>& model);
 
 }  // namespace tx

@@ -39,7 +39,7 @@ Taps layer_option(const Options& o, const char* input_key, bool several = false)
 
 Context tapped(const Context& ctx, Taps taps, TapMode mode) {
   taps.mode = mode;
-  return with_rules(ctx, "taps", [](GraphRewrite&) {}, false, taps);
+  return with_rules(ctx, "taps", [](GraphRewrite&) {}, true, taps);
 }
 
 // The layers' values for `inputs` (rows explaining ctx's examples one to one).

@@ -1,7 +1,9 @@
 #include "model.h"
 
 #include <ATen/CPUGeneratorImpl.h>
+#include <chrono>
 #include <cmath>
+#include <limits>
 
 #include <filesystem>
 #include <set>
@@ -135,10 +137,43 @@ void Model::check_storages(const torch::jit::Module& module, const std::string& 
         check_value(*torch::jit::toIValue(node->output()), "constant in " + m.name(), path);
 }
 
-Model::Model(torch::jit::Module module, c10::Device device, std::string path)
-    : module_(std::move(module)), device_(device), path_(std::move(path)) {}
+Model::Model(torch::jit::Module module, c10::Device device, std::string path, std::shared_ptr<Layout> layout)
+    : module_(std::move(module)), device_(device), path_(std::move(path)) {
+  if (layout) layout_ = std::move(layout);
+}
 
-std::shared_ptr<Model> Model::load(const std::string& path, const std::string& device_spec) {
+MemoryFormat parse_memory_format(const std::string& spec) {
+  if (spec == "auto") return MemoryFormat::Auto;
+  if (spec == "contiguous") return MemoryFormat::Contiguous;
+  if (spec == "channelsLast") return MemoryFormat::ChannelsLast;
+  fail("memoryFormat: expected 'auto', 'channelsLast' or 'contiguous', got '", spec, "'");
+}
+
+namespace {
+
+bool is_image(const torch::Tensor& t) { return t.defined() && t.dim() == 4 && at::isFloatingType(t.scalar_type()); }
+
+// Lays out the module's 4-d floating-point tensors (convolution weights).
+// Returns whether it has any.
+bool lay_out_weights(const torch::jit::Module& module, at::MemoryFormat format) {
+  torch::NoGradGuard no_grad;
+  bool any = false;
+  // Parameters, and buffers (batch norms folded into convolution weights).
+  auto lay_out = [&](const torch::Tensor& t) {
+    if (!is_image(t)) return;
+    any = true;
+    if (!t.is_contiguous(format)) const_cast<torch::Tensor&>(t).set_data(t.detach().contiguous(format));
+  };
+  for (const auto& p : module.parameters(/*recurse=*/true)) lay_out(p);
+  for (const auto& b : module.buffers(/*recurse=*/true)) lay_out(b);
+  return any;
+}
+
+}  // namespace
+
+MemoryFormat Model::memory_format() const { return layout_->format.load(); }
+
+std::shared_ptr<Model> Model::load(const std::string& path, const std::string& device_spec, MemoryFormat format) {
   c10::Device device = parse_device(device_spec);
   std::error_code ec;
   if (path.empty()) fail("path: expected the path of a TorchScript file, got an empty string");
@@ -163,7 +198,13 @@ std::shared_ptr<Model> Model::load(const std::string& path, const std::string& d
   check_storages(module, path);
   // Attribution explains inference behaviour: dropout off, batch norm on its running statistics.
   module.eval();
-  return std::shared_ptr<Model>(new Model(std::move(module), device, path));
+  auto model = std::shared_ptr<Model>(new Model(std::move(module), device, path));
+  // Nothing to choose without convolution weights; on GPUs the choice is left to the user.
+  bool has_images = lay_out_weights(model->module_, at::MemoryFormat::Contiguous);
+  if (format == MemoryFormat::Auto && (!has_images || !device.is_cpu())) format = MemoryFormat::Contiguous;
+  if (format == MemoryFormat::ChannelsLast) lay_out_weights(model->module_, at::MemoryFormat::ChannelsLast);
+  model->layout_->format = format;
+  return model;
 }
 
 const std::vector<c10::Argument>& Model::arguments() const {
@@ -198,7 +239,10 @@ std::shared_ptr<Model> Model::randomized(const std::vector<std::string>& names, 
     }
     if (!found) fail("layers: the model has no layer '", name, "'");
   }
-  return std::shared_ptr<Model>(new Model(std::move(copy), device_, path_));
+  // The copy's weights were laid out like this model's: it starts from the same choice.
+  auto layout = std::make_shared<Layout>();
+  layout->format = layout_->format.load();
+  return std::shared_ptr<Model>(new Model(std::move(copy), device_, path_, layout));
 }
 
 std::vector<std::string> Model::layers() const {
@@ -305,16 +349,128 @@ void plain_execution() {
   set = true;
 }
 
+namespace {
+
+std::vector<c10::IValue> stack_of(const std::vector<torch::Tensor>& inputs, const std::vector<c10::IValue>& extra,
+                                  MemoryFormat format) {
+  std::vector<c10::IValue> stack;
+  for (const auto& x : inputs)
+    stack.emplace_back(format == MemoryFormat::ChannelsLast && is_image(x) ? x.contiguous(at::MemoryFormat::ChannelsLast) : x);
+  stack.insert(stack.end(), extra.begin(), extra.end());
+  return stack;
+}
+
+// Every tensor of a forward's output, flattened (a tensor or tuples of them).
+void tensors_of(const c10::IValue& v, std::vector<torch::Tensor>& out) {
+  if (v.isTensor()) out.push_back(v.toTensor());
+  else if (v.isTuple())
+    for (const auto& e : v.toTupleRef().elements()) tensors_of(e, out);
+}
+
+bool same_outputs(const c10::IValue& a, const c10::IValue& b) {
+  std::vector<torch::Tensor> ta, tb;
+  tensors_of(a, ta), tensors_of(b, tb);
+  if (ta.size() != tb.size()) return false;
+  for (size_t i = 0; i < ta.size(); ++i) {
+    if (!ta[i].sizes().equals(tb[i].sizes())) return false;
+    if (!at::isFloatingType(tb[i].scalar_type())) {
+      if (!torch::equal(ta[i], tb[i])) return false;
+      continue;
+    }
+    // Float32 sums in another order: relative to the output's scale.
+    torch::Tensor x = ta[i].to(torch::kDouble), y = tb[i].to(torch::kDouble);
+    double scale = y.numel() ? y.nan_to_num(0, 0, 0).abs().max().item<double>() : 0.0;
+    if (!torch::allclose(x, y, 1e-3, 1e-4 * scale + 1e-12, /*equal_nan=*/true)) return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+void Model::choose_layout(const std::vector<torch::Tensor>& inputs, const std::vector<c10::IValue>& extra) const {
+  bool images = false;
+  for (const auto& x : inputs) images = images || is_image(x);
+  if (!images) return;  // decided on the first call that has images
+  std::lock_guard<std::mutex> lock(layout_->mutex);
+  if (layout_->format.load() != MemoryFormat::Auto) return;
+  // A few rows are enough to see which layout is faster: up to 16, fewer
+  // when a pass of 16 is slow (large models), all of them when forward
+  // arguments may be per-example and must keep their batch; an even count, as
+  // DeepLift's rewritten models take input/reference pairs. Timed forward and
+  // backward, as most methods run them: channels-last gains most in the
+  // backward convolutions.
+  int64_t n = inputs[0].dim() > 0 ? inputs[0].size(0) : 0;
+  int64_t rows = extra.empty() ? std::min<int64_t>(n, 16) : n;
+  auto pass = [&](MemoryFormat f, c10::IValue* out) {
+    std::vector<torch::Tensor> leaves;
+    for (const auto& x : inputs) {
+      torch::Tensor leaf = (x.dim() > 0 && x.size(0) == n ? x.slice(0, 0, rows) : x).detach();
+      leaves.push_back(at::isFloatingType(leaf.scalar_type()) ? leaf.requires_grad_(true) : leaf);
+    }
+    auto start = std::chrono::steady_clock::now();
+    c10::IValue v = module_.forward(stack_of(leaves, extra, f));
+    std::vector<torch::Tensor> outs, wrt;
+    tensors_of(v, outs);
+    torch::Tensor total;
+    for (const auto& o : outs)
+      if (o.requires_grad()) total = total.defined() ? total + o.sum() : o.sum();
+    for (const auto& l : leaves)
+      if (l.requires_grad()) wrt.push_back(l);
+    if (total.defined() && !wrt.empty()) torch::autograd::grad({total}, wrt, {}, false, false, /*allow_unused=*/true);
+    if (out) {
+      std::vector<c10::IValue> detached;
+      for (const auto& o : outs) detached.emplace_back(o.detach());
+      *out = c10::ivalue::Tuple::create(std::move(detached));
+    }
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  };
+  c10::IValue plain, last;
+  double first;
+  try {
+    first = pass(MemoryFormat::Contiguous, nullptr);  // creates the kernels' primitives
+  } catch (const std::exception&) {
+    // The model refuses these rows alone (a traced batch size, say): no
+    // choice to make here, and the call itself reports any real error.
+    layout_->format = MemoryFormat::Contiguous;
+    return;
+  }
+  if (extra.empty() && first > 0.05 && rows > 2) rows = std::max<int64_t>(2, static_cast<int64_t>(rows * 0.05 / first) / 2 * 2);
+  auto best_of = [&](MemoryFormat f, c10::IValue* out, int times) {
+    double best = std::numeric_limits<double>::infinity();
+    for (int i = 0; i < times; ++i) best = std::min(best, pass(f, i == 0 ? out : nullptr));
+    return best;
+  };
+  MemoryFormat choice = MemoryFormat::Contiguous;
+  try {
+    double t_plain = best_of(MemoryFormat::Contiguous, &plain, 3);
+    lay_out_weights(module_, at::MemoryFormat::ChannelsLast);
+    pass(MemoryFormat::ChannelsLast, nullptr);
+    double t_last = best_of(MemoryFormat::ChannelsLast, &last, 3);
+    // Keep channels-last only when faster and equal within float32 (an op
+    // that assumed contiguous memory would differ; `view` throws).
+    if (t_last < 0.95 * t_plain && same_outputs(last, plain)) choice = MemoryFormat::ChannelsLast;
+  } catch (const std::exception&) {
+  }
+  if (choice == MemoryFormat::Contiguous) lay_out_weights(module_, at::MemoryFormat::Contiguous);
+  layout_->format = choice;
+}
+
 c10::IValue Model::call(const std::vector<torch::Tensor>& inputs, const std::vector<c10::IValue>& extra) const {
   plain_execution();
-  std::vector<c10::IValue> stack(inputs.begin(), inputs.end());
-  stack.insert(stack.end(), extra.begin(), extra.end());
+  // An op that cannot take channels-last tensors (`view` across channels)
+  // fails only where the user chose that layout: say how to undo it.
+  auto hint = [&] {
+    return layout_->format.load() == MemoryFormat::ChannelsLast
+               ? std::string(" (the model runs channels-last; load it with memoryFormat: 'contiguous' if an op in it needs contiguous tensors)")
+               : std::string();
+  };
   try {
-    return module_.forward(std::move(stack));
+    if (layout_->format.load() == MemoryFormat::Auto) choose_layout(inputs, extra);
+    return module_.forward(stack_of(inputs, extra, layout_->format.load()));
   } catch (const c10::Error& e) {
-    forward_failed(e.what_without_backtrace());
+    forward_failed(e.what_without_backtrace() + hint());
   } catch (const std::exception& e) {
-    forward_failed(e.what());
+    forward_failed(e.what() + hint());
   }
 }
 
@@ -348,7 +504,7 @@ std::shared_ptr<const Model> Model::replica(c10::Device device, size_t index) co
     // a replica per worker then costs graphs, not parameters.
     torch::jit::Module copy = module_.clone(/*inplace=*/device == device_);
     if (device != device_) copy.to(device);
-    slot = std::shared_ptr<Model>(new Model(std::move(copy), device, path_));
+    slot = std::shared_ptr<Model>(new Model(std::move(copy), device, path_, layout_));
   }
   return slot;
 }
@@ -380,9 +536,24 @@ std::shared_ptr<const Model> Model::derived(const std::string& key,
     if (auto hit = derived_.get(key)) return *hit;
   torch::jit::Module copy = module_.clone(/*inplace=*/true);
   rewrite(copy);
-  auto model = std::shared_ptr<Model>(new Model(std::move(copy), device_, path_));
+  auto model = std::shared_ptr<Model>(new Model(std::move(copy), device_, path_, layout_));
   if (!key.empty()) derived_.put(key, model, derived_bytes(module_, model->module_));
   return model;
+}
+
+std::shared_ptr<const Model> Model::plain(const std::function<bool(torch::jit::Module&)>& rewrite) const {
+  std::call_once(plain_once_, [&] {
+    std::lock_guard<std::mutex> lock(replicas_mutex_);  // cloning registers class types: one at a time
+    torch::jit::Module copy = module_.clone(/*inplace=*/true);
+    bool changed = false;
+    try {
+      changed = rewrite(copy);
+    } catch (const std::exception&) {
+      changed = false;  // a graph the rewriter cannot take runs as it is
+    }
+    if (changed) plain_ = std::shared_ptr<Model>(new Model(std::move(copy), device_, path_, layout_));
+  });
+  return plain_ ? plain_ : shared_from_this();
 }
 
 }  // namespace tx

@@ -57,13 +57,23 @@ std::pair<Tensor, Tensor> rescale_multiplier(const Tensor& x, const Tensor& y) {
 
 std::atomic<bool> fused_enabled{true};
 
+// The kernels index every tensor alike, row after row: they need one dense
+// layout with rows outermost (contiguous or channels-last), shared by all.
 bool fusable(const std::vector<Tensor>& ts) {
   if (!fused_enabled) return false;
   for (const auto& t : ts)
-    if (!t.defined() || !t.device().is_cpu() || !t.is_contiguous() || t.scalar_type() != ts[0].scalar_type() ||
-        (t.scalar_type() != at::kFloat && t.scalar_type() != at::kDouble))
+    if (!t.defined() || !t.device().is_cpu() || !t.is_non_overlapping_and_dense() || t.dim() == 0 ||
+        !t.strides().equals(ts[0].strides()) || t.stride(0) * t.size(0) != t.numel() ||
+        t.scalar_type() != ts[0].scalar_type() || (t.scalar_type() != at::kFloat && t.scalar_type() != at::kDouble))
       return false;
   return true;
+}
+
+// A tensor dense in the layout it suggests (channels-last activations stay
+// channels-last), and another tensor in that same layout.
+Tensor dense(const Tensor& t) { return t.contiguous(t.suggest_memory_format()); }
+Tensor like(const Tensor& t, const Tensor& ref) {
+  return t.strides().equals(ref.strides()) ? t : t.contiguous(ref.suggest_memory_format());
 }
 
 // DeepLift rescale: gx = recorded * m on both rows of a pair, m = Δy/Δx (0
@@ -196,7 +206,7 @@ struct RescaleAct : torch::autograd::Function<RescaleAct> {
     Grads g = incoming(grads, saved[1]);
     Tensor gyt = ctx->saved_data["adjacent"].toBool() ? g.flowing : Tensor();
     // Where Δx ~ 0, the op's own gradient: gy goes through the original node.
-    Tensor x = saved[0].contiguous(), y = saved[1].contiguous(), gr = g.recorded.contiguous(), gf = g.flowing.contiguous();
+    Tensor x = dense(saved[0]), y = like(saved[1], x), gr = like(g.recorded, x), gf = like(g.flowing, x);
     if (fusable({x, y, gr, gf})) {
       pairs(x);  // checks the pair layout
       Tensor gx, gy;
@@ -331,6 +341,7 @@ struct RescaleMaxPool : torch::autograd::Function<RescaleMaxPool> {
     const Tensor &x = saved[0], &y = saved[1], &idx = saved[2];
     Grads g = incoming(grads, y);
     bool adjacent = sd["adjacent"].toBool();
+    // The kernel reads pooling indices as offsets in each contiguous plane.
     Tensor xc = x.contiguous(), yc = y.contiguous(), gr = g.recorded.contiguous(), gf = g.flowing.contiguous();
     if (fusable({xc, yc, gr, gf})) {
       pairs(xc);  // checks the pair layout
@@ -376,7 +387,7 @@ struct LrpOut : torch::autograd::Function<LrpOut> {
     return z;
   }
   static variable_list backward(AutogradContext* ctx, variable_list grads) {
-    Tensor zp = ctx->get_saved_variables()[0].contiguous(), g = grads[0].contiguous();
+    Tensor zp = dense(ctx->get_saved_variables()[0]), g = like(grads[0], zp);
     double eps = ctx->saved_data["eps"].toDouble();
     if (fusable({g, zp})) return {lrp_divide_cpu(g, zp, eps), Tensor(), Tensor()};
     Tensor sign = torch::where(zp >= 0, 1.0, -1.0).to(zp.scalar_type());  // sign, with sign(0) = +1

@@ -398,10 +398,11 @@ Context with_rules(const Context& ctx, const std::string& key, const std::functi
     for (const auto& l : taps.layers) full += "#" + l;
   }
   Context out = ctx;
-  out.model = ctx.model->derived(full, [&](torch::jit::Module& m) {
+  out.model = ctx.source->derived(full, [&](torch::jit::Module& m) {
     GraphRewrite g(m, n, fold_batch_norm, taps);
     rewrite(g);
   });
+  out.source = out.model;  // further rewrites (rules on a tapped copy) build on this one
   return out;
 }
 
@@ -412,7 +413,7 @@ DeepLiftOptions::DeepLiftOptions(const Options& o)
 
 Context deeplift_context(const Context& ctx, bool captum_compatible, const Taps& taps, const std::string& untouched) {
   std::string key = std::string(captum_compatible ? "DeepLift" : "DeepLift/exact") + "|" + untouched;
-  return with_rules(ctx, key, [&](GraphRewrite& g) { rewrite_deeplift(g, captum_compatible, untouched); }, false, taps);
+  return with_rules(ctx, key, [&](GraphRewrite& g) { rewrite_deeplift(g, captum_compatible, untouched); }, true, taps);
 }
 
 Context guided_context(const Context& ctx, int64_t mode, const Taps& taps) {
@@ -528,6 +529,13 @@ Result lrp(const Context& ctx, const Options& o) {
   Result res{relevance, {}};
   if (want_delta) res.delta = out - sum_rows(relevance);
   return res;
+}
+
+std::shared_ptr<const Model> with_folded_batch_norms(const std::shared_ptr<const Model>& model) {
+  return model->plain([](torch::jit::Module& m) {
+    GraphRewrite g(m, 0, /*fold=*/true);
+    return g.folded() > 0;
+  });
 }
 
 }  // namespace tx
