@@ -20,9 +20,9 @@
 #include <set>
 
 #include "algorithms.h"
-#include "bench.h"
-#include "errors.h"
-#include "scheduler.h"
+#include "engine/bench.h"
+#include "engine/errors.h"
+#include "engine/scheduler.h"
 
 namespace {
 

@@ -1,6 +1,6 @@
 #include "algorithms.h"
 
-#include "errors.h"
+#include "engine/errors.h"
 
 namespace tx {
 

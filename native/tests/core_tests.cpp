@@ -6,10 +6,10 @@
 #include <limits>
 
 #include "algorithms.h"
-#include "approximation.h"
-#include "errors.h"
-#include "lru_cache.h"
-#include "rule_ops.h"
+#include "engine/approximation.h"
+#include "engine/errors.h"
+#include "engine/lru_cache.h"
+#include "graph/rule_ops.h"
 
 using namespace tx;
 

@@ -1,0 +1,559 @@
+#include "engine/model.h"
+
+#include <ATen/CPUGeneratorImpl.h>
+#include <chrono>
+#include <cmath>
+#include <limits>
+
+#include <filesystem>
+#include <set>
+#include <caffe2/serialize/inline_container.h>
+#include <torch/csrc/jit/runtime/graph_executor.h>
+#include <torch/cuda.h>
+
+#include "engine/errors.h"
+
+namespace tx {
+
+c10::Device parse_device(const std::string& spec) {
+  c10::Device device(c10::kCPU);
+  try {
+    device = c10::Device(spec);
+  } catch (const c10::Error&) {
+    fail("device: expected 'cpu', 'cuda' or 'cuda:N', got '", spec, "'");
+  }
+  if (device.is_cuda()) {
+    if (!torch::cuda::is_available())
+      fail("device: '", spec, "' needs a CUDA build of LibTorch and a visible GPU; this build sees none ",
+           "(build against a CUDA LibTorch with LIBTORCH=/path/to/libtorch)");
+    int64_t count = static_cast<int64_t>(torch::cuda::device_count());
+    if (device.has_index() && device.index() >= count)
+      fail("device: '", spec, "' is out of range: ", count, " CUDA device(s) visible");
+  } else if (!device.is_cpu()) {
+    fail("device: only 'cpu' and 'cuda[:N]' are supported, got '", spec, "'");
+  } else if (device.has_index() && device.index() != 0) {
+    fail("device: '", spec, "' does not exist: the CPU is 'cpu' (or 'cpu:0')");
+  }
+  return device;
+}
+
+namespace {
+
+// A tensor whose storage is smaller than its sizes and strides reach reads
+// past its end at the first forward: reject such archives at load.
+void check_tensor(const torch::Tensor& t, const std::string& what, const std::string& path) {
+  if (!t.defined() || !t.has_storage() || t.numel() == 0) return;
+  int64_t extent = t.storage_offset();
+  for (int64_t d = 0; d < t.dim(); ++d) extent += (t.size(d) - 1) * t.stride(d);
+  int64_t need = (extent + 1) * static_cast<int64_t>(t.element_size());
+  int64_t have = static_cast<int64_t>(t.storage().nbytes());
+  if (!t.storage().data())
+    fail_with(ErrorCode::ModelLoad, "path: '", path, "' is corrupt: tensor '", what, "' of shape ", shape_str(t.sizes()),
+              " has no data in the archive");
+  if (need > have)
+    fail_with(ErrorCode::ModelLoad, "path: '", path, "' is corrupt: tensor '", what, "' of shape ", shape_str(t.sizes()),
+              " needs ", need, " bytes of storage, the archive holds ", have);
+}
+
+void check_value(const c10::IValue& v, const std::string& what, const std::string& path, int depth = 0) {
+  if (depth > 64) return;
+  if (v.isTensor()) check_tensor(v.toTensor(), what, path);
+  else if (v.isTensorList())
+    for (size_t i = 0; i < v.toTensorList().size(); ++i) check_tensor(v.toTensorList().get(i), what + "[" + std::to_string(i) + "]", path);
+  else if (v.isList())
+    for (size_t i = 0; i < v.toListRef().size(); ++i) check_value(v.toListRef()[i], what + "[" + std::to_string(i) + "]", path, depth + 1);
+  else if (v.isTuple())
+    for (size_t i = 0; i < v.toTupleRef().elements().size(); ++i)
+      check_value(v.toTupleRef().elements()[i], what + "[" + std::to_string(i) + "]", path, depth + 1);
+  else if (v.isGenericDict())
+    for (const auto& e : v.toGenericDict()) check_value(e.value(), what + "{}", path, depth + 1);
+}
+
+}  // namespace
+
+namespace {
+
+// TorchScript's parser and compiler recurse once per level of nesting, and a
+// few hundred thousand levels overflow any thread's stack (a crash no handler
+// can catch). Models saved by PyTorch nest a few dozen levels: reject code
+// that nests far deeper before the compiler sees it.
+void check_code_nesting(const std::string& path) {
+  constexpr int64_t kMaxDepth = 1000;
+  std::unique_ptr<caffe2::serialize::PyTorchStreamReader> reader;
+  try {
+    reader = std::make_unique<caffe2::serialize::PyTorchStreamReader>(path);
+  } catch (const std::exception&) {
+    return;  // not an archive: the loader reports it
+  }
+  for (const auto& name : reader->getAllRecords()) {
+    if (name.size() < 3 || name.compare(name.size() - 3, 3, ".py") != 0) continue;
+    auto [data, size] = reader->getRecord(name);
+    const char* code = static_cast<const char*>(data.get());
+    int64_t brackets = 0, unary = 0, line_words = 0, indent = 0;
+    bool line_start = true;
+    auto too_deep = [&](const char* what) {
+      fail_with(ErrorCode::ModelLoad, "path: '", path, "' has code nested too deeply to compile safely (", what, " in ", name,
+                "; at most ", kMaxDepth, " levels)");
+    };
+    for (size_t i = 0; i < size; ++i) {
+      char c = code[i];
+      if (c == '\n') {
+        line_start = true, indent = 0, line_words = 0, unary = 0;
+        continue;
+      }
+      if (line_start && c == ' ') {
+        if (++indent > 4 * kMaxDepth) too_deep("indentation");
+        continue;
+      }
+      line_start = false;
+      if (c == '(' || c == '[' || c == '{') {
+        if (++brackets > kMaxDepth) too_deep("brackets");
+      } else if (c == ')' || c == ']' || c == '}') {
+        brackets = std::max<int64_t>(0, brackets - 1);
+      }
+      // Runs of prefix operators, and right-nested words (if/else, not, **).
+      if (c == '-' || c == '+' || c == '~') {
+        if (++unary > kMaxDepth) too_deep("operators");
+      } else if (c != ' ') {
+        unary = 0;
+      }
+      if ((c == 'i' && i + 2 < size && code[i + 1] == 'f' && code[i + 2] == ' ') ||
+          (c == 'n' && i + 3 < size && code[i + 1] == 'o' && code[i + 2] == 't' && code[i + 3] == ' ') ||
+          (c == '*' && i + 1 < size && code[i + 1] == '*'))
+        if (++line_words > 4 * kMaxDepth) too_deep("conditional or power expressions");
+    }
+  }
+}
+
+}  // namespace
+
+void Model::check_storages(const torch::jit::Module& module, const std::string& path) {
+  for (const auto& a : module.named_attributes(/*recurse=*/true))
+    if (!a.value.isModule()) check_value(a.value, a.name, path);
+  // Constants baked into the code (traced models keep tensors there).
+  for (const auto& m : module.get_methods())
+    for (const auto* node : m.graph()->nodes())
+      if (node->kind() == c10::prim::Constant && node->output()->type()->kind() == c10::TypeKind::TensorType)
+        check_value(*torch::jit::toIValue(node->output()), "constant in " + m.name(), path);
+}
+
+Model::Model(torch::jit::Module module, c10::Device device, std::string path, std::shared_ptr<Layout> layout)
+    : module_(std::move(module)), device_(device), path_(std::move(path)) {
+  if (layout) layout_ = std::move(layout);
+}
+
+MemoryFormat parse_memory_format(const std::string& spec) {
+  if (spec == "auto") return MemoryFormat::Auto;
+  if (spec == "contiguous") return MemoryFormat::Contiguous;
+  if (spec == "channelsLast") return MemoryFormat::ChannelsLast;
+  fail("memoryFormat: expected 'auto', 'channelsLast' or 'contiguous', got '", spec, "'");
+}
+
+namespace {
+
+bool is_image(const torch::Tensor& t) { return t.defined() && t.dim() == 4 && at::isFloatingType(t.scalar_type()); }
+
+// Lays out the module's 4-d floating-point tensors (convolution weights).
+// Returns whether it has any.
+bool lay_out_weights(const torch::jit::Module& module, at::MemoryFormat format) {
+  torch::NoGradGuard no_grad;
+  bool any = false;
+  // Parameters, and buffers (batch norms folded into convolution weights).
+  auto lay_out = [&](const torch::Tensor& t) {
+    if (!is_image(t)) return;
+    any = true;
+    if (!t.is_contiguous(format)) const_cast<torch::Tensor&>(t).set_data(t.detach().contiguous(format));
+  };
+  for (const auto& p : module.parameters(/*recurse=*/true)) lay_out(p);
+  for (const auto& b : module.buffers(/*recurse=*/true)) lay_out(b);
+  return any;
+}
+
+}  // namespace
+
+MemoryFormat Model::memory_format() const { return layout_->format.load(); }
+
+std::shared_ptr<Model> Model::load(const std::string& path, const std::string& device_spec, MemoryFormat format) {
+  c10::Device device = parse_device(device_spec);
+  std::error_code ec;
+  if (path.empty()) fail("path: expected the path of a TorchScript file, got an empty string");
+  if (path.find('\0') != std::string::npos) fail("path: contains a NUL character");
+  if (!std::filesystem::exists(path, ec)) fail("path: no such file '", path, "'");
+  if (std::filesystem::is_directory(path, ec)) fail("path: '", path, "' is a directory, not a TorchScript file");
+  // A FIFO or device would block the reader (or never end): files only.
+  if (!std::filesystem::is_regular_file(path, ec))
+    fail("path: '", path, "' is not a regular file (a FIFO, socket or device cannot be loaded)");
+  plain_execution();
+  check_code_nesting(path);
+  torch::jit::Module module;
+  try {
+    module = torch::jit::load(path, device);
+  } catch (const std::exception& e) {
+    const auto* c = dynamic_cast<const c10::Error*>(&e);
+    fail_with(ErrorCode::ModelLoad, "path: '", path, "' is not a TorchScript model (save one with torch.jit.script(model).save(path) ",
+              "or torch.jit.trace): ", c ? c->what_without_backtrace() : e.what());
+  }
+  if (!module.find_method("forward"))
+    fail_with(ErrorCode::ModelLoad, "path: '", path, "' has no forward() method");
+  check_storages(module, path);
+  // Attribution explains inference behaviour: dropout off, batch norm on its running statistics.
+  module.eval();
+  auto model = std::shared_ptr<Model>(new Model(std::move(module), device, path));
+  // Nothing to choose without convolution weights; on GPUs the choice is left to the user.
+  bool has_images = lay_out_weights(model->module_, at::MemoryFormat::Contiguous);
+  if (format == MemoryFormat::Auto && (!has_images || !device.is_cpu())) format = MemoryFormat::Contiguous;
+  if (format == MemoryFormat::ChannelsLast) lay_out_weights(model->module_, at::MemoryFormat::ChannelsLast);
+  model->layout_->format = format;
+  return model;
+}
+
+const std::vector<c10::Argument>& Model::arguments() const {
+  return module_.get_method("forward").function().getSchema().arguments();
+}
+
+std::string Model::signature() const {
+  std::ostringstream os;
+  const auto& args = arguments();
+  os << "forward(";
+  for (size_t i = 1; i < args.size(); ++i) os << (i > 1 ? ", " : "") << args[i].name() << ": " << args[i].type()->str();
+  os << ")";
+  return os.str();
+}
+
+std::shared_ptr<Model> Model::randomized(const std::vector<std::string>& names, uint64_t seed) const {
+  torch::NoGradGuard no_grad;
+  torch::jit::Module copy = module_.deepcopy();
+  at::Generator gen = at::detail::createCPUGenerator(seed);
+  for (const auto& name : names) {
+    bool found = false;
+    for (const auto& m : copy.named_modules()) {
+      if (m.name != name) continue;
+      found = true;
+      for (const auto& p : m.value.named_parameters(true)) {
+        torch::Tensor t = p.value;
+        if (!at::isFloatingType(t.scalar_type()) || t.numel() == 0) continue;
+        double sd = t.numel() > 1 ? t.to(torch::kDouble).std().item<double>() : 0.0;
+        if (!(sd > 0) || !std::isfinite(sd)) sd = 0.05;
+        t.copy_(torch::empty(t.sizes(), torch::kFloat).normal_(0.0, sd, gen));
+      }
+    }
+    if (!found) fail("layers: the model has no layer '", name, "'");
+  }
+  // The copy's weights were laid out like this model's: it starts from the same choice.
+  auto layout = std::make_shared<Layout>();
+  layout->format = layout_->format.load();
+  return std::shared_ptr<Model>(new Model(std::move(copy), device_, path_, layout));
+}
+
+std::vector<std::string> Model::layers() const {
+  std::vector<std::string> names;
+  for (const auto& m : module_.named_modules())
+    if (!m.name.empty()) names.push_back(m.name);
+  return names;
+}
+
+namespace {
+
+c10::IValue convert_as(const Value& v, const c10::TypePtr& type, const std::string& where, c10::Device device) {
+  using K = c10::TypeKind;
+  auto wrong = [&]() -> c10::IValue { fail(where, ": expected ", type->str(), ", got ", v.kind_name()); };
+  switch (type->kind()) {
+    case K::OptionalType:
+      if (v.is_none()) return c10::IValue();
+      return convert_as(v, type->castRaw<c10::OptionalType>()->getElementType(), where, device);
+    case K::TensorType:
+      if (!v.is_tensor()) return wrong();
+      return v.tensor.to(device);
+    case K::FloatType:
+      if (!v.is_number()) return wrong();
+      return v.number;
+    case K::IntType:
+      if (!v.is_integer()) return wrong();
+      return static_cast<int64_t>(v.number);
+    case K::NumberType:
+      if (!v.is_number()) return wrong();
+      return v.is_integer() ? c10::IValue(static_cast<int64_t>(v.number)) : c10::IValue(v.number);
+    case K::BoolType:
+      if (v.kind != Value::Kind::Bool) return wrong();
+      return v.boolean;
+    case K::StringType:
+      if (v.kind != Value::Kind::String) return wrong();
+      return v.string;
+    case K::ListType: {
+      if (!v.is_list()) return wrong();
+      auto elem = type->castRaw<c10::ListType>()->getElementType();
+      c10::impl::GenericList list(elem);
+      for (size_t i = 0; i < v.list->size(); ++i)
+        list.push_back(convert_as((*v.list)[i], elem, where + "[" + std::to_string(i) + "]", device));
+      return list;
+    }
+    default:
+      fail(where, ": forward() takes a ", type->str(), " here, which torchexplain cannot pass from JavaScript");
+  }
+}
+
+}  // namespace
+
+std::vector<c10::IValue> Model::convert_extra(const List& extra, size_t num_inputs) const {
+  const auto& args = arguments();  // args[0] is self
+  size_t declared = args.size() - 1;
+  size_t required = 0;
+  for (size_t i = 1; i < args.size(); ++i)
+    if (!args[i].default_value()) required = i;
+  if (num_inputs + extra.size() > declared || num_inputs + extra.size() < required)
+    fail("inputs: the model's ", signature(), " takes ", declared, " argument(s); got ", num_inputs,
+         " input tensor(s) and ", extra.size(), " additionalForwardArgs");
+  for (size_t i = 0; i < num_inputs; ++i) {
+    auto kind = args[i + 1].type()->kind();
+    bool tensor_like = kind == c10::TypeKind::TensorType ||
+                       (kind == c10::TypeKind::OptionalType &&
+                        args[i + 1].type()->castRaw<c10::OptionalType>()->getElementType()->kind() == c10::TypeKind::TensorType);
+    if (!tensor_like)
+      fail("inputs: argument '", args[i + 1].name(), "' of ", signature(), " is a ", args[i + 1].type()->str(),
+           ", not a Tensor: pass it in additionalForwardArgs");
+  }
+  std::vector<c10::IValue> out;
+  for (size_t j = 0; j < extra.size(); ++j) {
+    const auto& arg = args[num_inputs + j + 1];
+    out.push_back(convert_as(extra[j], arg.type(), "additionalForwardArgs[" + std::to_string(j) + "] ('" + arg.name() + "')", device_));
+  }
+  return out;
+}
+
+namespace {
+
+// The interpreter's message ends with the Python-level error; put that first
+// and keep the TorchScript traceback after it.
+[[noreturn]] void forward_failed(const std::string& message) {
+  std::string last;
+  size_t end = message.find_last_not_of(" \n");
+  if (end != std::string::npos) {
+    size_t start = message.rfind('\n', end);
+    last = message.substr(start == std::string::npos ? 0 : start + 1, end - (start == std::string::npos ? 0 : start + 1) + 1);
+  }
+  if (last.empty() || last == message) fail_with(ErrorCode::ModelForward, "model forward failed: ", message);
+  fail_with(ErrorCode::ModelForward, "model forward failed: ", last, "\n", message);
+}
+
+}  // namespace
+
+void plain_execution() {
+  // Run TorchScript graphs as written: the optimising executor's profiling
+  // runs and autodiff subgraphs cost more than they save on attribution
+  // workloads, and its differentiable subgraphs cut gradients to values a
+  // graph returns besides its output (layer taps). The setting is per
+  // thread, so every thread that runs a model sets it.
+  thread_local bool set = false;
+  if (set) return;
+  torch::jit::setGraphExecutorOptimize(false);
+  set = true;
+}
+
+namespace {
+
+std::vector<c10::IValue> stack_of(const std::vector<torch::Tensor>& inputs, const std::vector<c10::IValue>& extra,
+                                  MemoryFormat format) {
+  std::vector<c10::IValue> stack;
+  for (const auto& x : inputs)
+    stack.emplace_back(format == MemoryFormat::ChannelsLast && is_image(x) ? x.contiguous(at::MemoryFormat::ChannelsLast) : x);
+  stack.insert(stack.end(), extra.begin(), extra.end());
+  return stack;
+}
+
+// Every tensor of a forward's output, flattened (a tensor or tuples of them).
+void tensors_of(const c10::IValue& v, std::vector<torch::Tensor>& out) {
+  if (v.isTensor()) out.push_back(v.toTensor());
+  else if (v.isTuple())
+    for (const auto& e : v.toTupleRef().elements()) tensors_of(e, out);
+}
+
+bool same_outputs(const c10::IValue& a, const c10::IValue& b) {
+  std::vector<torch::Tensor> ta, tb;
+  tensors_of(a, ta), tensors_of(b, tb);
+  if (ta.size() != tb.size()) return false;
+  for (size_t i = 0; i < ta.size(); ++i) {
+    if (!ta[i].sizes().equals(tb[i].sizes())) return false;
+    if (!at::isFloatingType(tb[i].scalar_type())) {
+      if (!torch::equal(ta[i], tb[i])) return false;
+      continue;
+    }
+    // Float32 sums in another order: relative to the output's scale.
+    torch::Tensor x = ta[i].to(torch::kDouble), y = tb[i].to(torch::kDouble);
+    double scale = y.numel() ? y.nan_to_num(0, 0, 0).abs().max().item<double>() : 0.0;
+    if (!torch::allclose(x, y, 1e-3, 1e-4 * scale + 1e-12, /*equal_nan=*/true)) return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+void Model::choose_layout(const std::vector<torch::Tensor>& inputs, const std::vector<c10::IValue>& extra) const {
+  bool images = false;
+  for (const auto& x : inputs) images = images || is_image(x);
+  if (!images) return;  // decided on the first call that has images
+  std::lock_guard<std::mutex> lock(layout_->mutex);
+  if (layout_->format.load() != MemoryFormat::Auto) return;
+  // A few rows are enough to see which layout is faster: up to 16, fewer
+  // when a pass of 16 is slow (large models), all of them when forward
+  // arguments may be per-example and must keep their batch; an even count, as
+  // DeepLift's rewritten models take input/reference pairs. Timed forward and
+  // backward, as most methods run them: channels-last gains most in the
+  // backward convolutions.
+  int64_t n = inputs[0].dim() > 0 ? inputs[0].size(0) : 0;
+  int64_t rows = extra.empty() ? std::min<int64_t>(n, 16) : n;
+  auto pass = [&](MemoryFormat f, c10::IValue* out) {
+    std::vector<torch::Tensor> leaves;
+    for (const auto& x : inputs) {
+      torch::Tensor leaf = (x.dim() > 0 && x.size(0) == n ? x.slice(0, 0, rows) : x).detach();
+      leaves.push_back(at::isFloatingType(leaf.scalar_type()) ? leaf.requires_grad_(true) : leaf);
+    }
+    auto start = std::chrono::steady_clock::now();
+    c10::IValue v = module_.forward(stack_of(leaves, extra, f));
+    std::vector<torch::Tensor> outs, wrt;
+    tensors_of(v, outs);
+    torch::Tensor total;
+    for (const auto& o : outs)
+      if (o.requires_grad()) total = total.defined() ? total + o.sum() : o.sum();
+    for (const auto& l : leaves)
+      if (l.requires_grad()) wrt.push_back(l);
+    if (total.defined() && !wrt.empty()) torch::autograd::grad({total}, wrt, {}, false, false, /*allow_unused=*/true);
+    if (out) {
+      std::vector<c10::IValue> detached;
+      for (const auto& o : outs) detached.emplace_back(o.detach());
+      *out = c10::ivalue::Tuple::create(std::move(detached));
+    }
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  };
+  c10::IValue plain, last;
+  double first;
+  try {
+    first = pass(MemoryFormat::Contiguous, nullptr);  // creates the kernels' primitives
+  } catch (const std::exception&) {
+    // The model refuses these rows alone (a traced batch size, say): no
+    // choice to make here, and the call itself reports any real error.
+    layout_->format = MemoryFormat::Contiguous;
+    return;
+  }
+  if (extra.empty() && first > 0.05 && rows > 2) rows = std::max<int64_t>(2, static_cast<int64_t>(rows * 0.05 / first) / 2 * 2);
+  auto best_of = [&](MemoryFormat f, c10::IValue* out, int times) {
+    double best = std::numeric_limits<double>::infinity();
+    for (int i = 0; i < times; ++i) best = std::min(best, pass(f, i == 0 ? out : nullptr));
+    return best;
+  };
+  MemoryFormat choice = MemoryFormat::Contiguous;
+  try {
+    double t_plain = best_of(MemoryFormat::Contiguous, &plain, 3);
+    lay_out_weights(module_, at::MemoryFormat::ChannelsLast);
+    pass(MemoryFormat::ChannelsLast, nullptr);
+    double t_last = best_of(MemoryFormat::ChannelsLast, &last, 3);
+    // Keep channels-last only when faster and equal within float32 (an op
+    // that assumed contiguous memory would differ; `view` throws).
+    if (t_last < 0.95 * t_plain && same_outputs(last, plain)) choice = MemoryFormat::ChannelsLast;
+  } catch (const std::exception&) {
+  }
+  if (choice == MemoryFormat::Contiguous) lay_out_weights(module_, at::MemoryFormat::Contiguous);
+  layout_->format = choice;
+}
+
+c10::IValue Model::call(const std::vector<torch::Tensor>& inputs, const std::vector<c10::IValue>& extra) const {
+  plain_execution();
+  // An op that cannot take channels-last tensors (`view` across channels)
+  // fails only where the user chose that layout: say how to undo it.
+  auto hint = [&] {
+    return layout_->format.load() == MemoryFormat::ChannelsLast
+               ? std::string(" (the model runs channels-last; load it with memoryFormat: 'contiguous' if an op in it needs contiguous tensors)")
+               : std::string();
+  };
+  try {
+    if (layout_->format.load() == MemoryFormat::Auto) choose_layout(inputs, extra);
+    return module_.forward(stack_of(inputs, extra, layout_->format.load()));
+  } catch (const c10::Error& e) {
+    forward_failed(e.what_without_backtrace() + hint());
+  } catch (const std::exception& e) {
+    forward_failed(e.what() + hint());
+  }
+}
+
+torch::Tensor Model::forward(const std::vector<torch::Tensor>& inputs, const std::vector<c10::IValue>& extra) const {
+  c10::IValue out = call(inputs, extra);
+  if (!out.isTensor())
+    fail("model output: expected forward() to return a Tensor, got ", out.type()->str());
+  return out.toTensor();
+}
+
+std::vector<torch::Tensor> Model::forward_values(const std::vector<torch::Tensor>& inputs,
+                                                 const std::vector<c10::IValue>& extra) const {
+  c10::IValue out = call(inputs, extra);
+  if (out.isTensor()) return {out.toTensor()};
+  std::vector<torch::Tensor> values;
+  if (out.isTuple())
+    for (const auto& v : out.toTupleRef().elements()) {
+      if (!v.isTensor()) fail("model output: expected Tensors, got ", v.type()->str());
+      values.push_back(v.toTensor());
+    }
+  if (values.empty()) fail("model output: expected a Tensor or a tuple of Tensors, got ", out.type()->str());
+  return values;
+}
+
+std::shared_ptr<const Model> Model::replica(c10::Device device, size_t index) const {
+  if (device == device_ && index == 0) return shared_from_this();
+  std::lock_guard<std::mutex> lock(replicas_mutex_);
+  auto& slot = replicas_[device.str() + "#" + std::to_string(index)];
+  if (!slot) {
+    // Replicas on the model's own device share its (read-only) weights:
+    // a replica per worker then costs graphs, not parameters.
+    torch::jit::Module copy = module_.clone(/*inplace=*/device == device_);
+    if (device != device_) copy.to(device);
+    slot = std::shared_ptr<Model>(new Model(std::move(copy), device, path_, layout_));
+  }
+  return slot;
+}
+
+namespace {
+
+// What a derived copy costs beyond the original: its graphs, and tensors it
+// does not share with the original (folded batch norms, say).
+size_t derived_bytes(const torch::jit::Module& original, const torch::jit::Module& copy) {
+  std::set<const void*> shared;
+  for (const auto& a : original.named_attributes(true))
+    if (a.value.isTensor() && a.value.toTensor().has_storage()) shared.insert(a.value.toTensor().storage().data());
+  size_t bytes = 0;
+  for (const auto& a : copy.named_attributes(true))
+    if (a.value.isTensor() && a.value.toTensor().has_storage() && !shared.count(a.value.toTensor().storage().data()))
+      bytes += a.value.toTensor().storage().nbytes();
+  for (const auto& m : copy.get_methods())
+    for (const auto* n : m.graph()->nodes()) bytes += 512, (void)n;
+  return bytes + 4096;
+}
+
+}  // namespace
+
+std::shared_ptr<const Model> Model::derived(const std::string& key,
+                                            const std::function<void(torch::jit::Module&)>& rewrite) const {
+  // Cloning registers class types in the shared compilation unit: one at a time.
+  std::lock_guard<std::mutex> lock(replicas_mutex_);
+  if (!key.empty())
+    if (auto hit = derived_.get(key)) return *hit;
+  torch::jit::Module copy = module_.clone(/*inplace=*/true);
+  rewrite(copy);
+  auto model = std::shared_ptr<Model>(new Model(std::move(copy), device_, path_, layout_));
+  if (!key.empty()) derived_.put(key, model, derived_bytes(module_, model->module_));
+  return model;
+}
+
+std::shared_ptr<const Model> Model::plain(const std::function<bool(torch::jit::Module&)>& rewrite) const {
+  std::call_once(plain_once_, [&] {
+    std::lock_guard<std::mutex> lock(replicas_mutex_);  // cloning registers class types: one at a time
+    torch::jit::Module copy = module_.clone(/*inplace=*/true);
+    bool changed = false;
+    try {
+      changed = rewrite(copy);
+    } catch (const std::exception&) {
+      changed = false;  // a graph the rewriter cannot take runs as it is
+    }
+    if (changed) plain_ = std::shared_ptr<Model>(new Model(std::move(copy), device_, path_, layout_));
+  });
+  return plain_ ? plain_ : shared_from_this();
+}
+
+}  // namespace tx

@@ -1,0 +1,284 @@
+#include "engine/scheduler.h"
+
+#include <pthread.h>
+
+#include <condition_variable>
+#include <deque>
+#include <map>
+#include <thread>
+#include <vector>
+
+#include "engine/errors.h"
+#include "engine/model.h"
+#include "engine/torch_headers.h"
+
+namespace tx {
+
+// ---- cancellation ---------------------------------------------------------
+
+void CancelToken::cancel(const std::string& reason) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  if (flag_) return;
+  reason_ = reason;
+  flag_ = true;
+}
+
+void CancelToken::set_timeout(double ms) {
+  timeout_ms_ = ms;
+  has_deadline_ = true;
+  deadline_ = std::chrono::steady_clock::now() + std::chrono::microseconds(static_cast<int64_t>(ms * 1000));
+}
+
+bool CancelToken::cancelled() const {
+  if (flag_) return true;
+  return has_deadline_ && std::chrono::steady_clock::now() >= deadline_;
+}
+
+void CancelToken::check() const {
+  if (!cancelled()) return;
+  std::string reason;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    reason = flag_ ? reason_ : concat("timed out after ", timeout_ms_, " ms (timeoutMs)");
+  }
+  fail_with(ErrorCode::Aborted, "aborted: ", reason);
+}
+
+namespace {
+thread_local std::shared_ptr<CancelToken> current;
+}
+
+RequestScope::RequestScope(std::shared_ptr<CancelToken> token) : previous_(std::move(current)) { current = std::move(token); }
+RequestScope::~RequestScope() { current = std::move(previous_); }
+std::shared_ptr<CancelToken> current_request() { return current; }
+
+void check_cancelled() {
+  if (current) current->check();
+}
+
+// ---- threads --------------------------------------------------------------
+
+namespace {
+
+// Threads with a large stack: TorchScript's compiler recurses on the nesting
+// depth of a model's code, and a default 8 MB stack overflows on hostile files.
+void start_thread(std::function<void()> body) {
+  auto* fn = new std::function<void()>(std::move(body));
+  pthread_attr_t attr;
+  pthread_attr_init(&attr);
+  pthread_attr_setstacksize(&attr, 256u << 20);
+  pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+  pthread_t id;
+  int rc = pthread_create(&id, &attr, [](void* p) -> void* {
+    std::unique_ptr<std::function<void()>> f(static_cast<std::function<void()>*>(p));
+    (*f)();
+    return nullptr;
+  }, fn);
+  pthread_attr_destroy(&attr);
+  if (rc != 0) {
+    delete fn;
+    fail_with(ErrorCode::Internal, "could not start a compute thread (pthread_create: ", rc, ")");
+  }
+}
+
+int hardware_threads() { return std::max(1u, std::thread::hardware_concurrency()); }
+
+class Pool {
+ public:
+  static Pool& get() {
+    static auto* pool = new Pool();  // never destroyed: threads outlive static destruction
+    return *pool;
+  }
+
+  void configure(const SchedulerConfig& c) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (c.workers < 0 || c.workers > 256) fail("workers: expected an integer from 1 to 256, got ", c.workers);
+    if (c.threads < 0 || c.threads > 1024) fail("threads: expected an integer from 1 to 1024, got ", c.threads);
+    if (c.workers) config_.workers = c.workers;
+    if (c.threads) config_.threads = c.threads, ++threads_epoch_;
+    grow();
+    ready_.notify_all();
+  }
+  SchedulerConfig config() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return config_;
+  }
+
+  void schedule(std::function<void()> job) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    queue_.push_back(std::move(job));
+    grow();
+    ready_.notify_all();  // one woken worker may be beyond the configured count
+  }
+
+  // Called by a request between its chunks: when every worker is busy and
+  // requests wait, start a short-lived extra worker for them, so that a
+  // short request waits for one chunk rather than a whole long request. (Not
+  // run inline: the waiting request would then hold up the caller's own
+  // cancellation.) At most kMaxExtra extra workers at a time.
+  void yield() {
+    auto now = std::chrono::steady_clock::now();
+    if (now - slice_start < std::chrono::milliseconds(20)) return;
+    slice_start = now;
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (queue_.empty() || busy_ < config_.workers) return;
+    if (idle_extra_ > 0) {
+      ready_.notify_all();
+    } else if (extra_ < kMaxExtra) {
+      ++extra_, ++idle_extra_;
+      start_thread([this] { extra(); });
+    }
+  }
+
+ private:
+  Pool() {
+    config_.workers = 2;
+    config_.threads = hardware_threads();
+  }
+
+  // Starts workers up to the configured count (never more than needed).
+  void grow() {
+    while (started_ < config_.workers && started_ < static_cast<int>(queue_.size()) + busy_) {
+      int index = started_++;
+      start_thread([this, index] { loop(index); });
+    }
+  }
+
+  void loop(int index) {
+    plain_execution();
+    int epoch = -1;
+    std::unique_lock<std::mutex> lock(mutex_);
+    for (;;) {
+      ready_.wait(lock, [&] { return !queue_.empty() && index < config_.workers; });
+      auto job = std::move(queue_.front());
+      queue_.pop_front();
+      ++busy_;
+      int threads = config_.threads;
+      bool retune = epoch != threads_epoch_;
+      epoch = threads_epoch_;
+      lock.unlock();
+      if (retune) at::set_num_threads(threads);
+      slice_start = std::chrono::steady_clock::now();
+      job();
+      lock.lock();
+      --busy_;
+    }
+  }
+
+  // An extra worker: takes waiting requests only while every regular worker
+  // is busy. Extra workers are kept once started (threads that end take
+  // LibTorch's and OpenMP's thread state down with them at awkward times).
+  void extra() {
+    plain_execution();
+    at::set_num_threads(config().threads);
+    std::unique_lock<std::mutex> lock(mutex_);
+    for (;;) {
+      ready_.wait(lock, [this] { return !queue_.empty() && busy_ >= config_.workers; });
+      auto job = std::move(queue_.front());
+      queue_.pop_front();
+      --idle_extra_, ++busy_;
+      lock.unlock();
+      slice_start = std::chrono::steady_clock::now();
+      job();
+      lock.lock();
+      ++idle_extra_, --busy_;
+    }
+  }
+
+  static constexpr int kMaxExtra = 4;
+  std::mutex mutex_;
+  std::condition_variable ready_;
+  std::deque<std::function<void()>> queue_;
+  SchedulerConfig config_;
+  int extra_ = 0, idle_extra_ = 0;
+  int started_ = 0, busy_ = 0, threads_epoch_ = 0;
+  static thread_local std::chrono::steady_clock::time_point slice_start;  // when this thread's request last got the CPU
+};
+
+thread_local std::chrono::steady_clock::time_point Pool::slice_start;
+
+class DeviceWorker {
+ public:
+  DeviceWorker() {
+    start_thread([this] {
+      plain_execution();
+      std::unique_lock<std::mutex> lock(mutex_);
+      for (;;) {
+        ready_.wait(lock, [this] { return !queue_.empty(); });
+        auto task = std::move(queue_.front());
+        queue_.pop_front();
+        lock.unlock();
+        task();
+        lock.lock();
+      }
+    });
+  }
+  std::future<void> submit(std::function<void()> work) {
+    std::packaged_task<void()> task(std::move(work));
+    auto done = task.get_future();
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      queue_.push_back(std::move(task));
+    }
+    ready_.notify_one();
+    return done;
+  }
+
+ private:
+  std::mutex mutex_;
+  std::condition_variable ready_;
+  std::deque<std::packaged_task<void()>> queue_;
+};
+
+}  // namespace
+
+void yield_point() {
+  check_cancelled();
+  Pool::get().yield();
+}
+
+void configure(const SchedulerConfig& config) { Pool::get().configure(config); }
+SchedulerConfig scheduler_config() { return Pool::get().config(); }
+void schedule(std::function<void()> job) { Pool::get().schedule(std::move(job)); }
+
+std::future<void> submit_device(size_t slot, std::function<void()> work) {
+  if (slot == 0 || slot >= kMaxDeviceSlots) fail_with(ErrorCode::Internal, "device slot ", slot, " out of range");
+  static std::mutex mutex;
+  static auto* workers = new std::map<size_t, DeviceWorker*>();  // never destroyed, as the pool
+  DeviceWorker* w;
+  {
+    std::lock_guard<std::mutex> lock(mutex);
+    auto& slot_worker = (*workers)[slot];
+    if (!slot_worker) slot_worker = new DeviceWorker();
+    w = slot_worker;
+  }
+  // The chunk works for the same request: carry its token over.
+  auto token = current_request();
+  return w->submit([token, work = std::move(work)] {
+    RequestScope scope(token);
+    work();
+  });
+}
+
+const char* error_code_name(ErrorCode code) {
+  switch (code) {
+    case ErrorCode::BadOption: return "ERR_BAD_OPTION";
+    case ErrorCode::BadShape: return "ERR_BAD_SHAPE";
+    case ErrorCode::BadTarget: return "ERR_BAD_TARGET";
+    case ErrorCode::Aborted: return "ERR_ABORTED";
+    case ErrorCode::MemoryBudget: return "ERR_MEMORY_BUDGET";
+    case ErrorCode::ModelLoad: return "ERR_MODEL_LOAD";
+    case ErrorCode::ModelForward: return "ERR_MODEL_FORWARD";
+    case ErrorCode::Disposed: return "ERR_DISPOSED";
+    default: return "ERR_NATIVE";
+  }
+}
+
+ErrorCode code_of(const std::exception& e) {
+  if (auto* a = dynamic_cast<const ArgumentError*>(&e)) return a->code();
+  if (auto* c = dynamic_cast<const CodedError*>(&e)) return c->code();
+  if (dynamic_cast<const std::bad_alloc*>(&e)) return ErrorCode::MemoryBudget;
+  return ErrorCode::Internal;
+}
+
+}  // namespace tx
