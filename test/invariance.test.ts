@@ -6,7 +6,7 @@ import {
   configure, DeepLift, FeatureAblation, GuidedBackprop, IntegratedGradients, KernelShap, LayerGradCam, loadModel, LRP, manualSeed,
   MemoryFormat, Model, NoiseTunnel, Occlusion, Saliency, ShapleyValueSampling, tensor, Tensor,
 } from "../lib";
-import { expectClose, MODELS } from "./helpers";
+import { expectClose, MODELS, values } from "./helpers";
 
 let conv: Model, mlp: Model, lin: Model;
 const img = (n: number) => tensor(Float32Array.from({ length: n * 3 * 32 * 32 }, (_, i) => Math.sin(i * 0.37)), [n, 3, 32, 32]);
@@ -137,4 +137,16 @@ describe("memory layout", () => {
       /memoryFormat: expected 'auto', 'channelsLast' or 'contiguous', got 'nhwc'/,
     );
   });
+});
+
+test("forward-only passes (run by a frozen copy optimised for inference) agree with forward()", async () => {
+  // One feature covering everything, ablated to 0: each element's attribution is F(x) - F(0).
+  for (const [model, x] of [[conv, img(3)], [mlp, tensor(Float32Array.from({ length: 2 * 64 }, (_, i) => Math.cos(i)), [2, 64])]] as const) {
+    const mask = tensor(new Int32Array(x.shape.slice(1).reduce((a, b) => a * b, 1)), [1, ...x.shape.slice(1)], "int64");
+    const a = await new FeatureAblation(model).attribute(x, { target: 2, featureMask: mask });
+    const fx = await model.forward(x), f0 = await model.forward(tensor(new Float32Array(x.data().length), x.shape));
+    const got = values(a), out = values(fx), zero = values(f0), per = got.length / x.shape[0], k = fx.shape[1];
+    const expected = got.map((_, i) => out[Math.floor(i / per) * k + 2] - zero[Math.floor(i / per) * k + 2]);
+    expectClose(got, expected, { rtol: 1e-4 });
+  }
 });

@@ -93,7 +93,7 @@ BatchProbe probe_batching(const Context& ctx) {
     for (const auto& x : ctx.inputs) twice.push_back(torch::cat({x, x}, 0));
     auto extra = ctx.per_example() ? select_extra(ctx.extra, n, examples) : ctx.extra;
     auto start = std::chrono::steady_clock::now();
-    torch::Tensor out = ctx.model->forward(twice, extra);
+    torch::Tensor out = ctx.model->infer(twice, extra);
     p.seconds_per_row = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count() / (2 * n);
     p.follows = out.dim() > 0 && out.size(0) == 2 * n;
   } catch (const std::exception&) {

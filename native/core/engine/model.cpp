@@ -199,6 +199,7 @@ std::shared_ptr<Model> Model::load(const std::string& path, const std::string& d
   // Attribution explains inference behaviour: dropout off, batch norm on its running statistics.
   module.eval();
   auto model = std::shared_ptr<Model>(new Model(std::move(module), device, path));
+  model->inference_allowed_ = true;
   // Nothing to choose without convolution weights; on GPUs the choice is left to the user.
   bool has_images = lay_out_weights(model->module_, at::MemoryFormat::Contiguous);
   if (format == MemoryFormat::Auto && (!has_images || !device.is_cpu())) format = MemoryFormat::Contiguous;
@@ -504,7 +505,9 @@ std::shared_ptr<const Model> Model::replica(c10::Device device, size_t index) co
     // a replica per worker then costs graphs, not parameters.
     torch::jit::Module copy = module_.clone(/*inplace=*/device == device_);
     if (device != device_) copy.to(device);
-    slot = std::shared_ptr<Model>(new Model(std::move(copy), device, path_, layout_));
+    auto replica = std::shared_ptr<Model>(new Model(std::move(copy), device, path_, layout_));
+    replica->inference_allowed_ = inference_allowed_;
+    slot = replica;
   }
   return slot;
 }
@@ -551,9 +554,63 @@ std::shared_ptr<const Model> Model::plain(const std::function<bool(torch::jit::M
     } catch (const std::exception&) {
       changed = false;  // a graph the rewriter cannot take runs as it is
     }
-    if (changed) plain_ = std::shared_ptr<Model>(new Model(std::move(copy), device_, path_, layout_));
+    if (changed) {
+      auto plain = std::shared_ptr<Model>(new Model(std::move(copy), device_, path_, layout_));
+      plain->inference_allowed_ = inference_allowed_;
+      plain_ = plain;
+    }
   });
   return plain_ ? plain_ : shared_from_this();
+}
+
+torch::Tensor Model::infer(const std::vector<torch::Tensor>& inputs, const std::vector<c10::IValue>& extra) const {
+  if (!inference_allowed_ || !device_.is_cpu() || inference_checked_.load() == Checked::Different) return forward(inputs, extra);
+  std::call_once(inference_once_, [&] {
+    std::lock_guard<std::mutex> lock(replicas_mutex_);  // cloning registers class types: one at a time
+    // Freezing inlines through the graph executor's optimising path, which
+    // this thread otherwise runs without (plain_execution): on for the build only.
+    torch::jit::setGraphExecutorOptimize(true);
+    try {
+      torch::jit::Module frozen = torch::jit::freeze(module_.clone());
+      inference_ = torch::jit::optimize_for_inference(frozen);
+    } catch (const std::exception&) {
+      inference_.reset();  // a model the passes cannot take runs as it is
+    }
+    torch::jit::setGraphExecutorOptimize(false);
+  });
+  if (!inference_) return forward(inputs, extra);
+  plain_execution();
+  auto run = [&] {
+    std::vector<c10::IValue> stack(inputs.begin(), inputs.end());
+    stack.insert(stack.end(), extra.begin(), extra.end());
+    return inference_->forward(std::move(stack));
+  };
+  if (inference_checked_.load() == Checked::Pending) {
+    // Once: the frozen copy must give forward()'s outputs within float32
+    // rounding, or it is not used (nor is a copy that throws where forward() does not).
+    std::lock_guard<std::mutex> lock(inference_mutex_);
+    if (inference_checked_.load() == Checked::Pending) {
+      torch::Tensor expected = forward(inputs, extra);
+      Checked verdict = Checked::Different;
+      try {
+        if (same_outputs(run(), expected)) verdict = Checked::Same;
+      } catch (const std::exception&) {
+      }
+      inference_checked_ = verdict;
+      return expected;
+    }
+  }
+  if (inference_checked_.load() != Checked::Same) return forward(inputs, extra);
+  c10::IValue out;
+  try {
+    out = run();
+  } catch (const c10::Error& e) {
+    forward_failed(e.what_without_backtrace());
+  } catch (const std::exception& e) {
+    forward_failed(e.what());
+  }
+  if (!out.isTensor()) fail("model output: expected forward() to return a Tensor, got ", out.type()->str());
+  return out.toTensor();
 }
 
 }  // namespace tx

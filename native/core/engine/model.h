@@ -5,6 +5,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -35,6 +36,12 @@ class Model : public std::enable_shared_from_this<Model> {
   // by convert_extra(). Errors raised inside the model are reported as such.
   torch::Tensor forward(const std::vector<torch::Tensor>& inputs,
                         const std::vector<c10::IValue>& extra) const;
+
+  // Forward pass for callers that need no gradients (perturbations, scores):
+  // on models that no rule or tap has rewritten, a frozen copy optimised for
+  // inference (constants folded, convolutions prepacked and fused with their
+  // activations), once its first outputs have matched forward()'s.
+  torch::Tensor infer(const std::vector<torch::Tensor>& inputs, const std::vector<c10::IValue>& extra) const;
 
   // Forward pass of a model returning a Tensor or a tuple of Tensors (the
   // layer-tapped copies), as a list.
@@ -97,6 +104,14 @@ class Model : public std::enable_shared_from_this<Model> {
   mutable LruCache<std::string, std::shared_ptr<Model>> derived_{32u << 20};
   mutable std::once_flag plain_once_;
   mutable std::shared_ptr<const Model> plain_;
+  // The frozen inference copy (see infer()): allowed on loaded models, their
+  // plain copies and replicas of those; made once, then checked once.
+  bool inference_allowed_ = false;
+  mutable std::once_flag inference_once_;
+  mutable std::optional<torch::jit::Module> inference_;
+  enum class Checked { Pending, Same, Different };
+  mutable std::atomic<Checked> inference_checked_{Checked::Pending};
+  mutable std::mutex inference_mutex_;
 };
 
 }  // namespace tx
