@@ -260,10 +260,16 @@ void for_each_chunk(const Context& ctx, const Rows& rows, const char* kind, cons
             break;
           }
           if (done + s > count) break;
-          auto start = std::chrono::steady_clock::now();
-          run_chunk(0, *primary, done, done + s);
-          double per_row = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count() / s;
-          done += s;
+          auto timed_chunk = [&] {
+            auto start = std::chrono::steady_clock::now();
+            run_chunk(0, *primary, done, done + s);
+            done += s;
+            return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count() / s;
+          };
+          double per_row = timed_chunk();
+          // A slower size ends the search, and is remembered: time it twice,
+          // so that one noisy spell on a shared machine does not end it early.
+          if (per_row > best_time * 0.97 && done + s <= count) per_row = std::min(per_row, timed_chunk());
           if (per_row > best_time * 0.97) {
             settled = true;
             break;
