@@ -278,6 +278,9 @@ void for_each_chunk(const Context& ctx, const Rows& rows, const char* kind, cons
         }
         if (best > 0 && settled) {
           cost->best_rows = best;
+          // The probes' time per row carries one-time costs (kernel
+          // set-up, the layout choice); the search timed real chunks.
+          cost->seconds_per_row = best_time;
           row_costs().put(key, *cost, key.size() + sizeof(RowCost));
         }
         if (done == count) return;
@@ -290,6 +293,9 @@ void for_each_chunk(const Context& ctx, const Rows& rows, const char* kind, cons
     }
   }
   size = round_up(size);
+  // Even chunks: 200 rows at most 163 a chunk run as 100 + 100, not 163 + 37
+  // (a small last chunk costs nearly a full one's fixed time).
+  if (int64_t left = count - done; left > size) size = round_up((left + (left + size - 1) / size - 1) / ((left + size - 1) / size));
   std::vector<std::pair<int64_t, int64_t>> parts;
   for (int64_t b = done; b < count; b += size) parts.emplace_back(b, std::min(count, b + size));
   size_t workers = std::min(ctx.devices.size(), parts.size());
