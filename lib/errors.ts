@@ -9,6 +9,7 @@ export type ErrorCode =
   | "ERR_ABORTED" // cancelled by an AbortSignal, timeoutMs, or the environment shutting down
   | "ERR_MEMORY_BUDGET" // the request does not fit memoryBudget: the message gives the estimate
   | "ERR_MODEL_LOAD" // the file is not a (sound) TorchScript model
+  | "ERR_MODEL_NEWER_PYTORCH" // a TorchScript file saved by a newer PyTorch than the LibTorch built against: it uses ops or a format this one lacks
   | "ERR_MODEL_FORWARD" // the model's forward() raised
   | "ERR_DISPOSED" // a disposed Model or Tensor was used
   | "ERR_NATIVE"; // anything else from the native core

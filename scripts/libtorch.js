@@ -8,9 +8,14 @@
 //   node scripts/libtorch.js defines        } (gyp splits them as a shell would)
 //   node scripts/libtorch.js libraries      }
 //
+//   node scripts/libtorch.js describe       which one, its version, and why
+//
 // Search order: Torch_DIR, LIBTORCH (an unpacked LibTorch distribution, CPU
-// or CUDA), Debian's libtorch-dev, then a pip-installed torch found through
-// python3 (or $PYTHON). Exits 1 with how to get LibTorch when none is found.
+// or CUDA), TORCHEXPLAIN_LIBTORCH=debian (Debian's libtorch-dev), then
+// LibTorch 2.x first: the checkout's own venv (.torch/, made by
+// scripts/bootstrap.js), a pip-installed torch found through $PYTHON or
+// python3, and Debian's libtorch-dev (1.13) last. Exits 1 with how to get
+// LibTorch when none is found.
 "use strict";
 const fs = require("fs");
 const path = require("path");
@@ -34,9 +39,12 @@ function debianDir() {
   return triplet ? `/usr/lib/${triplet}/cmake/Torch` : null;
 }
 
+// The venv scripts/bootstrap.js makes in a checkout for pip's torch.
+const VENV = path.join(__dirname, "..", ".torch");
+const venvPython = () => path.join(VENV, "bin", "python");
+
 // A pip-installed torch ships its CMake files; Debian's python3-torch does not.
-function pipDir() {
-  const python = process.env.PYTHON || "python3";
+function pipDir(python = process.env.PYTHON || "python3") {
   const r = spawnSync(python, ["-c", "import torch.utils; print(torch.utils.cmake_prefix_path)"], {
     encoding: "utf8",
     stdio: ["ignore", "pipe", "ignore"],
@@ -58,9 +66,17 @@ function findLibTorch() {
     return { dir, from: "LIBTORCH" };
   }
   const debian = debianDir();
-  if (hasConfig(debian)) return { dir: debian, from: "libtorch-dev" };
+  if (env.TORCHEXPLAIN_LIBTORCH === "debian") {
+    if (!hasConfig(debian)) throw new NotFound(`TORCHEXPLAIN_LIBTORCH=debian, but Debian's libtorch-dev is not installed (no ${debian}/${CONFIG}).\n\n${HOW_TO_GET_IT}`);
+    return { dir: debian, from: "libtorch-dev (TORCHEXPLAIN_LIBTORCH=debian)" };
+  }
+  if (fs.existsSync(venvPython())) {
+    const venv = pipDir(venvPython());
+    if (hasConfig(venv)) return { dir: venv, from: "pip torch in .torch/" };
+  }
   const pip = pipDir();
-  if (hasConfig(pip)) return { dir: pip, from: "pip torch" };
+  if (hasConfig(pip)) return { dir: pip, from: `pip torch (${process.env.PYTHON || "python3"})` };
+  if (hasConfig(debian)) return { dir: debian, from: "libtorch-dev" };
   throw new NotFound(`LibTorch not found.\n\n${HOW_TO_GET_IT}`);
 }
 
@@ -69,6 +85,16 @@ function upwards(dir, test) {
   for (let d = dir; ; d = path.dirname(d)) {
     if (test(d)) return d;
     if (path.dirname(d) === d) return null;
+  }
+}
+
+/** The version a LibTorch installation declares, e.g. "2.13.0" (null if unknown). */
+function versionOf({ dir }) {
+  try {
+    const text = fs.readFileSync(path.join(dir, "TorchConfigVersion.cmake"), "utf8");
+    return /PACKAGE_VERSION "([^"]+)"/.exec(text)[1];
+  } catch {
+    return null;
   }
 }
 
@@ -96,15 +122,18 @@ function gypFlags({ dir }) {
 
 const quote = (s) => (/^[\w@%+=:,./-]+$/.test(s) ? s : `'${s.replace(/'/g, `'\\''`)}'`);
 
-module.exports = { findLibTorch, gypFlags, NotFound, HOW_TO_GET_IT };
+module.exports = { findLibTorch, gypFlags, versionOf, NotFound, HOW_TO_GET_IT, VENV };
 
 if (require.main === module) {
   const what = process.argv[2];
   try {
     const found = findLibTorch();
-    if (what === "cmake-dir") console.log(found.dir);
+    if (what === "cmake-dir") {
+      console.log(found.dir);
+      console.error(`torchexplain: building against LibTorch ${versionOf(found) || "(version unknown)"} from ${found.from}: ${found.dir}`);
+    } else if (what === "describe") console.log(`LibTorch ${versionOf(found) || "(version unknown)"} from ${found.from}: ${found.dir}`);
     else if (["include-dirs", "defines", "libraries"].includes(what)) console.log(gypFlags(found)[what].map(quote).join(" "));
-    else throw new Error(`usage: libtorch.js cmake-dir|include-dirs|defines|libraries (got '${what}')`);
+    else throw new Error(`usage: libtorch.js cmake-dir|describe|include-dirs|defines|libraries (got '${what}')`);
   } catch (e) {
     console.error(e instanceof NotFound ? `torchexplain: ${e.message}` : e.message);
     process.exit(1);

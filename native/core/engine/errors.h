@@ -8,7 +8,7 @@ namespace tx {
 
 // What kind of failure an error is: the binding turns it into a stable
 // `code` on the rejected JavaScript error.
-enum class ErrorCode { BadOption, BadShape, BadTarget, Aborted, MemoryBudget, ModelLoad, ModelForward, Disposed, Internal };
+enum class ErrorCode { BadOption, BadShape, BadTarget, Aborted, MemoryBudget, ModelLoad, ModelNewerPyTorch, ModelForward, Disposed, Internal };
 const char* error_code_name(ErrorCode code);
 
 // Bad input from the caller: the message names the argument and what was

@@ -6,10 +6,13 @@
 #include <limits>
 
 #include <filesystem>
+#include <regex>
 #include <set>
+#include <unordered_map>
 #include <caffe2/serialize/inline_container.h>
 #include <torch/csrc/jit/runtime/graph_executor.h>
 #include <torch/cuda.h>
+#include <torch/version.h>
 
 #include "engine/errors.h"
 
@@ -137,8 +140,20 @@ void Model::check_storages(const torch::jit::Module& module, const std::string& 
         check_value(*torch::jit::toIValue(node->output()), "constant in " + m.name(), path);
 }
 
+namespace {
+size_t tensor_bytes(const torch::jit::Module& module) {
+  size_t bytes = 0;
+  for (const auto& a : module.named_attributes(true))
+    if (a.value.isTensor() && a.value.toTensor().has_storage()) bytes += a.value.toTensor().storage().nbytes();
+  return bytes;
+}
+}  // namespace
+
 Model::Model(torch::jit::Module module, c10::Device device, std::string path, std::shared_ptr<Layout> layout)
-    : module_(std::move(module)), device_(device), path_(std::move(path)) {
+    : module_(std::move(module)),
+      device_(device),
+      path_(std::move(path)),
+      derived_((size_t{32} << 20) + 4 * tensor_bytes(module_)) {
   if (layout) layout_ = std::move(layout);
 }
 
@@ -173,6 +188,28 @@ bool lay_out_weights(const torch::jit::Module& module, at::MemoryFormat format) 
 
 MemoryFormat Model::memory_format() const { return layout_->format.load(); }
 
+namespace {
+
+// A TorchScript file that uses what this LibTorch does not know (an op added
+// later, like scaled_dot_product_attention in 2.0, or a newer file format)
+// is TorchScript from a newer PyTorch: say so, and what to do.
+void newer_pytorch_check(const std::string& path, const std::string& why) {
+  std::smatch m;
+  std::string what;
+  static const std::regex op("Unknown builtin op: ([A-Za-z0-9_:.]+)");
+  static const std::regex version("version (is )?not supported|Attempted to read a PyTorch file with version");
+  if (std::regex_search(why, m, op)) what = "uses the op " + m[1].str() + ", which";
+  else if (std::regex_search(why, version)) what = "has a file format version that";
+  else return;
+  fail_with(ErrorCode::ModelNewerPyTorch, "path: '", path, "' is TorchScript saved by a newer PyTorch than this build's LibTorch ",
+            TORCH_VERSION, ": it ", what, " LibTorch ", TORCH_VERSION,
+            " does not have. Rebuild torchexplain against a LibTorch at least as new as the PyTorch that saved the file ",
+            "(pip install torch, then npm rebuild torchexplain; or LIBTORCH=/path/to/libtorch), or save the model with this PyTorch version (",
+            why.substr(0, why.find('\n')), ")");
+}
+
+}  // namespace
+
 std::shared_ptr<Model> Model::load(const std::string& path, const std::string& device_spec, MemoryFormat format) {
   c10::Device device = parse_device(device_spec);
   std::error_code ec;
@@ -190,6 +227,8 @@ std::shared_ptr<Model> Model::load(const std::string& path, const std::string& d
     module = torch::jit::load(path, device);
   } catch (const std::exception& e) {
     const auto* c = dynamic_cast<const c10::Error*>(&e);
+    const std::string why = c ? c->what_without_backtrace() : e.what();
+    newer_pytorch_check(path, why);
     fail_with(ErrorCode::ModelLoad, "path: '", path, "' is not a TorchScript model (save one with torch.jit.script(model).save(path) ",
               "or torch.jit.trace): ", c ? c->what_without_backtrace() : e.what());
   }
@@ -220,6 +259,70 @@ std::string Model::signature() const {
   os << ")";
   return os.str();
 }
+
+namespace {
+
+// Module::clone() registers the copy's class types and method graphs in the
+// original's compilation unit, which keeps them until the original dies: a
+// copy made per call (a rule set or tap on a model too big for the derived
+// cache, say) then leaked its graphs, ~3 MB a call on resnet18. Copies made
+// here live in a compilation unit of their own and die with it.
+using TypeRemap = std::unordered_map<c10::TypePtr, c10::TypePtr>;
+// The memo IValue::deepcopy takes (keyed by identity since LibTorch 2).
+#if TORCH_VERSION_MAJOR >= 2
+using DeepcopyMemo = c10::IValue::HashIdentityIValueMap;
+#else
+using DeepcopyMemo = c10::IValue::HashAliasedIValueMap;
+#endif
+
+torch::jit::Module clone_object(const torch::jit::Module& orig, const std::shared_ptr<torch::jit::CompilationUnit>& cu,
+                                bool inplace, TypeRemap& types, DeepcopyMemo& memo,
+                                std::vector<std::pair<torch::jit::Module, torch::jit::Module>>& to_fill) {
+  auto known = types.find(orig.type());
+  const bool first = known == types.end();
+  torch::jit::Module copy = first ? torch::jit::Module(*orig.type()->name(), cu, /*shouldMangle=*/true)
+                                  : torch::jit::Module(cu, known->second->cast<c10::ClassType>());
+  if (first) types[orig.type()] = copy.type();
+  const auto& type = orig.type();
+  for (size_t i = 0; i < type->numAttributes(); ++i) {
+    c10::IValue slot = orig._ivalue()->getSlot(i);
+    const std::string& name = type->getAttributeName(i);
+    c10::TypePtr attr_type = type->getAttribute(i);
+    if (attr_type->is_module()) {
+      torch::jit::Module child = clone_object(torch::jit::Module(slot.toObject()), cu, inplace, types, memo, to_fill);
+      // An interface-typed slot keeps its (schema-only) type; a class slot takes the copy's.
+      copy.type()->addOrCheckAttribute(name, attr_type->cast<c10::ClassType>() ? child.type() : attr_type);
+      copy._ivalue()->setAttr(name, child._ivalue());
+    } else {
+      copy.register_attribute(name, attr_type, inplace ? slot : slot.deepcopy(memo), type->is_parameter(i),
+                              type->is_buffer(i));
+    }
+  }
+  if (first) {
+    for (size_t i = 0; i < type->numConstants(); ++i) copy.type()->addConstant(type->getConstantName(i), type->getConstant(i));
+    to_fill.emplace_back(orig, copy);
+  }
+  return copy;
+}
+
+torch::jit::Module isolated_clone(const torch::jit::Module& orig, bool inplace) {
+  auto cu = std::make_shared<torch::jit::CompilationUnit>();
+  TypeRemap types;
+  DeepcopyMemo memo;
+  std::vector<std::pair<torch::jit::Module, torch::jit::Module>> to_fill;
+  torch::jit::Module copy = clone_object(orig, cu, inplace, types, memo, to_fill);
+  // Methods once every type exists: a method names its submodules' types.
+  for (auto& [from, to] : to_fill) {
+    for (auto* fn : from.type()->methods()) to.clone_method(from, fn->name());
+    if (auto setstate = to.find_method("__setstate__")) {
+      auto getstate = to.find_method("__getstate__");
+      if (getstate) (*setstate)(torch::jit::Stack{(*getstate)(torch::jit::Stack{})});
+    }
+  }
+  return copy;
+}
+
+}  // namespace
 
 std::shared_ptr<Model> Model::randomized(const std::vector<std::string>& names, uint64_t seed) const {
   torch::NoGradGuard no_grad;
@@ -503,7 +606,7 @@ std::shared_ptr<const Model> Model::replica(c10::Device device, size_t index) co
   if (!slot) {
     // Replicas on the model's own device share its (read-only) weights:
     // a replica per worker then costs graphs, not parameters.
-    torch::jit::Module copy = module_.clone(/*inplace=*/device == device_);
+    torch::jit::Module copy = isolated_clone(module_, /*inplace=*/device == device_);
     if (device != device_) copy.to(device);
     auto replica = std::shared_ptr<Model>(new Model(std::move(copy), device, path_, layout_));
     replica->inference_allowed_ = inference_allowed_;
@@ -537,7 +640,7 @@ std::shared_ptr<const Model> Model::derived(const std::string& key,
   std::lock_guard<std::mutex> lock(replicas_mutex_);
   if (!key.empty())
     if (auto hit = derived_.get(key)) return *hit;
-  torch::jit::Module copy = module_.clone(/*inplace=*/true);
+  torch::jit::Module copy = isolated_clone(module_, /*inplace=*/true);
   rewrite(copy);
   auto model = std::shared_ptr<Model>(new Model(std::move(copy), device_, path_, layout_));
   if (!key.empty()) derived_.put(key, model, derived_bytes(module_, model->module_));
@@ -547,7 +650,7 @@ std::shared_ptr<const Model> Model::derived(const std::string& key,
 std::shared_ptr<const Model> Model::plain(const std::function<bool(torch::jit::Module&)>& rewrite) const {
   std::call_once(plain_once_, [&] {
     std::lock_guard<std::mutex> lock(replicas_mutex_);  // cloning registers class types: one at a time
-    torch::jit::Module copy = module_.clone(/*inplace=*/true);
+    torch::jit::Module copy = isolated_clone(module_, /*inplace=*/true);
     bool changed = false;
     try {
       changed = rewrite(copy);
@@ -571,7 +674,7 @@ torch::Tensor Model::infer(const std::vector<torch::Tensor>& inputs, const std::
     // this thread otherwise runs without (plain_execution): on for the build only.
     torch::jit::setGraphExecutorOptimize(true);
     try {
-      torch::jit::Module frozen = torch::jit::freeze(module_.clone());
+      torch::jit::Module frozen = torch::jit::freeze(isolated_clone(module_, /*inplace=*/false));
       inference_ = torch::jit::optimize_for_inference(frozen);
     } catch (const std::exception&) {
       inference_.reset();  // a model the passes cannot take runs as it is

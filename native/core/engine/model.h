@@ -100,8 +100,11 @@ class Model : public std::enable_shared_from_this<Model> {
   std::shared_ptr<Layout> layout_ = std::make_shared<Layout>();
   mutable std::mutex replicas_mutex_;
   mutable std::map<std::string, std::shared_ptr<Model>> replicas_;
-  // Rewritten copies (rule sets, layer taps), least recently used evicted first.
-  mutable LruCache<std::string, std::shared_ptr<Model>> derived_{32u << 20};
+  // Rewritten copies (rule sets, layer taps), least recently used evicted
+  // first, within a bound that grows with the model: a copy holding folded
+  // batch norms costs about the model's own weights, and one refused by a
+  // fixed bound (resnet18's 45 MB) was rebuilt on every call.
+  mutable LruCache<std::string, std::shared_ptr<Model>> derived_;
   mutable std::once_flag plain_once_;
   mutable std::shared_ptr<const Model> plain_;
   // The frozen inference copy (see infer()): allowed on loaded models, their

@@ -268,6 +268,7 @@ const char* error_code_name(ErrorCode code) {
     case ErrorCode::Aborted: return "ERR_ABORTED";
     case ErrorCode::MemoryBudget: return "ERR_MEMORY_BUDGET";
     case ErrorCode::ModelLoad: return "ERR_MODEL_LOAD";
+    case ErrorCode::ModelNewerPyTorch: return "ERR_MODEL_NEWER_PYTORCH";
     case ErrorCode::ModelForward: return "ERR_MODEL_FORWARD";
     case ErrorCode::Disposed: return "ERR_DISPOSED";
     default: return "ERR_NATIVE";
