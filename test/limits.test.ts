@@ -617,3 +617,15 @@ describe("memoryBudget", () => {
       throw new Error(`peak RSS ${r.hwmMiB.toFixed(0)} MiB is ${growth.toFixed(0)} MiB above the ${r.baseMiB.toFixed(0)} MiB after load; bound: 64 MiB budget + ${SLACK_MIB} MiB slack`);
   });
 });
+
+describe("resource exhaustion", () => {
+  test("50 devices under a 3 GB address-space limit: a clean rejection naming devices, and the process stays usable", () => {
+    const child = path.join(__dirname, "limits", "devices_exhaustion_child.js");
+    const r = spawnSync("bash", ["-c", `ulimit -v 3000000 && exec "${process.execPath}" "${child}"`], { encoding: "utf8", timeout: 120_000, maxBuffer: 64 << 20 });
+    expect({ status: r.status, signal: r.signal, error: r.status === 0 ? "" : r.stderr.slice(-2000) }).toEqual({ status: 0, signal: null, error: "" });
+    const out = JSON.parse(r.stdout.trim().split("\n").pop()!);
+    expect(out.after).toEqual([64, 8]);
+    // 50 threads with 256 MiB stacks need 12.5 GB of address space: they cannot all start.
+    expect(out.first.message).toMatch(/^devices: could not start the worker for device \d+ of 50 .*use fewer devices/);
+  }, 150_000);
+});

@@ -310,13 +310,22 @@ void for_each_chunk(const Context& ctx, const Rows& rows, const char* kind, cons
   // Worker w runs on device slot w's long-lived thread, so that each
   // device's thread state stays warm.
   std::vector<std::future<void>> others;
-  for (size_t w = 1; w < workers; ++w) others.push_back(submit_device(w, [&, w] { run(w); }));
   std::exception_ptr first;
+  // A device thread that cannot start (threads or address space exhausted)
+  // fails the request, but only after the workers already given chunks are
+  // done: they use this frame's state.
   try {
-    run(0);
-  } catch (...) {
-    first = std::current_exception();
+    for (size_t w = 1; w < workers; ++w) others.push_back(submit_device(w, [&, w] { run(w); }));
+  } catch (const std::exception& e) {
+    first = std::make_exception_ptr(CodedError(
+        code_of(e), concat("devices: could not start the worker for device ", others.size() + 1, " of ", workers, " (",
+                           e.what(), "): the machine is out of threads or memory; use fewer devices")));
   }
+  if (!first) try {
+      run(0);
+    } catch (...) {
+      first = std::current_exception();
+    }
   for (auto& f : others) {
     try {
       f.get();

@@ -13,6 +13,8 @@
 #include <torch/csrc/jit/runtime/graph_executor.h>
 #include <torch/cuda.h>
 #include <torch/version.h>
+#include <c10/util/Logging.h>
+#include <mutex>
 
 #include "engine/errors.h"
 
@@ -451,6 +453,24 @@ void plain_execution() {
   if (set) return;
   torch::jit::setGraphExecutorOptimize(false);
   set = true;
+#if TORCH_VERSION_MAJOR >= 2
+  // LibTorch 2.x logs "Could not initialize NNPACK! Reason: Unsupported
+  // hardware." to stderr, on CPUs NNPACK cannot use, whenever a convolution
+  // considers it: probe once with logging quietened, and where it cannot run
+  // take it out of the choice (as torch.backends.nnpack.set_flags(False)).
+  static std::once_flag nnpack_once;
+  std::call_once(nnpack_once, [] {
+    int level = FLAGS_caffe2_log_level;
+    FLAGS_caffe2_log_level = 2;  // errors only
+    bool available = false;
+    try {
+      available = at::_nnpack_available();
+    } catch (const std::exception&) {
+    }
+    FLAGS_caffe2_log_level = level;
+    if (!available) at::globalContext().setUserEnabledNNPACK(false);
+  });
+#endif
 }
 
 namespace {

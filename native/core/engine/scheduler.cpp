@@ -107,7 +107,15 @@ class Pool {
   void schedule(std::function<void()> job) {
     std::lock_guard<std::mutex> lock(mutex_);
     queue_.push_back(std::move(job));
-    grow();
+    try {
+      grow();
+    } catch (const std::exception&) {
+      // With a worker running the job waits its turn; with none it is refused.
+      if (started_ == 0) {
+        queue_.pop_back();
+        throw;
+      }
+    }
     ready_.notify_all();  // one woken worker may be beyond the configured count
   }
 
@@ -126,7 +134,11 @@ class Pool {
       ready_.notify_all();
     } else if (extra_ < kMaxExtra) {
       ++extra_, ++idle_extra_;
-      start_thread([this] { extra(); });
+      try {
+        start_thread([this] { extra(); });
+      } catch (const std::exception&) {
+        --extra_, --idle_extra_;  // no thread to spare: the request waits its turn
+      }
     }
   }
 
@@ -139,8 +151,9 @@ class Pool {
   // Starts workers up to the configured count (never more than needed).
   void grow() {
     while (started_ < config_.workers && started_ < static_cast<int>(queue_.size()) + busy_) {
-      int index = started_++;
-      start_thread([this, index] { loop(index); });
+      int index = started_;
+      start_thread([this, index] { loop(index); });  // throws to the scheduling call when no thread can start
+      ++started_;
     }
   }
 
