@@ -198,7 +198,7 @@ namespace {
 void newer_pytorch_check(const std::string& path, const std::string& why) {
   std::smatch m;
   std::string what;
-  static const std::regex op("Unknown builtin op: ([A-Za-z0-9_:.]+)");
+  static const std::regex op("Unknown builtin op: ([A-Za-z0-9_]+::[A-Za-z0-9_]+(\\.[A-Za-z0-9_]+)?)");
   static const std::regex version("version (is )?not supported|Attempted to read a PyTorch file with version");
   if (std::regex_search(why, m, op)) what = "uses the op " + m[1].str() + ", which";
   else if (std::regex_search(why, version)) what = "has a file format version that";
@@ -206,8 +206,7 @@ void newer_pytorch_check(const std::string& path, const std::string& why) {
   fail_with(ErrorCode::ModelNewerPyTorch, "path: '", path, "' is TorchScript saved by a newer PyTorch than this build's LibTorch ",
             TORCH_VERSION, ": it ", what, " LibTorch ", TORCH_VERSION,
             " does not have. Rebuild torchexplain against a LibTorch at least as new as the PyTorch that saved the file ",
-            "(pip install torch, then npm rebuild torchexplain; or LIBTORCH=/path/to/libtorch), or save the model with this PyTorch version (",
-            why.substr(0, why.find('\n')), ")");
+            "(pip install torch, then npm rebuild torchexplain; or LIBTORCH=/path/to/libtorch), or save the model with this PyTorch version");
 }
 
 }  // namespace
