@@ -200,7 +200,7 @@ describe("fair scheduling", () => {
   async function race(longs: number) {
     const start = Date.now();
     const jobs = Array.from({ length: longs }, () =>
-      new IntegratedGradients(conv).attribute(input([1, 3, 32, 32]), { target: 0, nSteps: 4000, internalBatchSize: 4 }).then(() => Date.now() - start),
+      new IntegratedGradients(conv).attribute(input([1, 3, 32, 32]), { target: 0, nSteps: 8000, internalBatchSize: 4 }).then(() => Date.now() - start),
     );
     await new Promise((r) => setTimeout(r, 200));
     const tinyStart = Date.now();
