@@ -215,6 +215,11 @@ class DeviceWorker {
   DeviceWorker() {
     start_thread([this] {
       plain_execution();
+      // One intra-op thread: the request's own worker already uses the
+      // configured threads, and an OpenMP team per device thread is what
+      // ran out first under an address-space limit (libgomp then aborts the
+      // process instead of failing a call).
+      at::set_num_threads(1);
       std::unique_lock<std::mutex> lock(mutex_);
       for (;;) {
         ready_.wait(lock, [this] { return !queue_.empty(); });
