@@ -35,7 +35,9 @@ function newest(paths) {
 }
 const mtime = (p) => (fs.existsSync(path.join(root, p)) ? fs.statSync(path.join(root, p)).mtimeMs : 0);
 
-const hasApt = () => spawnSync("sh", ["-c", "command -v apt-get"]).status === 0;
+const hasCommands = (...names) => spawnSync("sh", ["-c", names.map((n) => `command -v ${n}`).join(" && ")], { stdio: "ignore" }).status === 0;
+const hasApt = () => hasCommands("apt-get");
+const DEBIAN_LIBTORCH = "libtorch-dev cmake g++ ninja-build";
 const sudo = () => (process.getuid && process.getuid() === 0 ? "" : "sudo ");
 
 function aptInstall(what) {
@@ -67,10 +69,10 @@ function ensureLibTorch() {
   if (found && (asked || debian || found.from !== "libtorch-dev")) return found;
   if (debian) {
     if (!hasApt()) throw new Error("TORCHEXPLAIN_LIBTORCH=debian needs apt-get to install libtorch-dev");
-    aptInstall("libtorch-dev cmake g++ ninja-build");
+    aptInstall(DEBIAN_LIBTORCH);
     return findLibTorch();
   }
-  if (!hasCmake() && hasApt()) aptInstall("cmake g++ ninja-build python3-venv");
+  if (!hasCommands("cmake", "g++") && hasApt()) aptInstall("cmake g++ ninja-build python3-venv");
   try {
     makeVenv();
     return findLibTorch();
@@ -82,12 +84,10 @@ function ensureLibTorch() {
     }
     if (!hasApt()) throw e;
     log(`could not install pip's torch (${e.message}); falling back to Debian's libtorch-dev`);
-    aptInstall("libtorch-dev cmake g++ ninja-build");
+    aptInstall(DEBIAN_LIBTORCH);
     return findLibTorch();
   }
 }
-
-const hasCmake = () => spawnSync("sh", ["-c", "command -v cmake && command -v g++"]).status === 0;
 
 function ensureNodeModules() {
   if (fs.existsSync(path.join(root, "node_modules", ".bin", "cmake-js")) && fs.existsSync(path.join(root, "node_modules", "typescript")))
