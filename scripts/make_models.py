@@ -19,7 +19,9 @@ Test models go to test/fixtures/models (`make_models.py tests` writes only those
 - relu_shared.pt / relu_twice.pt: one MLP calling a single ReLU module twice, and
   the same weights with two ReLU modules.
 - exp_model.pt (calls torch.exp) and product_model.pt (multiplies two
-  input-dependent tensors): ops no propagation rule covers.
+  input-dependent tensors): ops the rules cover as elementwise functions and
+  products; cumsum_model.pt (torch.cumsum) and quotient_model.pt (divides by
+  an input-dependent tensor): ops no propagation rule covers.
 - view_model.pt: a convolution whose output is flattened with `view`, which
   channels-last activations do not allow: loadModel()'s automatic layout must
   fall back to contiguous for it.
@@ -297,6 +299,24 @@ class ViewModel(nn.Module):
         return self.fc(h.view(h.size(0), -1))
 
 
+class CumsumModel(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(6, 3)
+
+    def forward(self, x):
+        return self.fc(torch.cumsum(x, 1))
+
+
+class QuotientModel(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(6, 3)
+
+    def forward(self, x):
+        return self.fc(x / (x.abs().sum(1, keepdim=True) + 1))
+
+
 class ProductModel(nn.Module):
     def __init__(self):
         super().__init__()
@@ -333,6 +353,8 @@ def test_models():
     torch.jit.script(twice).save(os.path.join(out, "relu_twice.pt"))
     torch.jit.script(ExpModel().eval()).save(os.path.join(out, "exp_model.pt"))
     torch.jit.script(ProductModel().eval()).save(os.path.join(out, "product_model.pt"))
+    torch.jit.script(CumsumModel().eval()).save(os.path.join(out, "cumsum_model.pt"))
+    torch.jit.script(QuotientModel().eval()).save(os.path.join(out, "quotient_model.pt"))
     torch.jit.script(ConceptNet().eval()).save(os.path.join(out, "concept_net.pt"))
     torch.manual_seed(4)
     torch.jit.script(DetachedModel().eval()).save(os.path.join(out, "detached_model.pt"))

@@ -8,6 +8,7 @@ import {
 import { GOLDEN, MODELS, maxAbsDiff, values } from "./helpers";
 
 const FIXTURES = path.join(__dirname, "fixtures", "models");
+let cumsum: Model, quotient: Model;
 let resnet: Model, traced: Model, shared: Model, twice: Model, digits: Model, expModel: Model, product: Model, cnn: Model;
 let x: Tensor, v: Tensor;
 
@@ -20,8 +21,8 @@ const rowSums = (t: Tensor) => {
 const scale = (t: Tensor) => Math.max(1, ...values(t).map(Math.abs));
 
 beforeAll(async () => {
-  [resnet, traced, shared, twice, expModel, product] = await Promise.all(
-    ["resnet_scripted.pt", "resnet_traced.pt", "relu_shared.pt", "relu_twice.pt", "exp_model.pt", "product_model.pt"].map((f) =>
+  [resnet, traced, shared, twice, expModel, product, cumsum, quotient] = await Promise.all(
+    ["resnet_scripted.pt", "resnet_traced.pt", "relu_shared.pt", "relu_twice.pt", "exp_model.pt", "product_model.pt", "cumsum_model.pt", "quotient_model.pt"].map((f) =>
       loadModel(path.join(FIXTURES, f)),
     ),
   );
@@ -207,12 +208,32 @@ describe("LRP", () => {
 
 describe("bad input", () => {
   test("an op without a rule is an error naming the op and where it is", async () => {
-    await expect(new DeepLift(expModel).attribute(v, { target: 0 })).rejects.toThrow(/DeepLift has no rule for aten::exp in forward\(\) itself, model code: torch\.exp/);
-    await expect(new LRP(expModel).attribute(v, { target: 0 })).rejects.toThrow(/LRP has no rule for aten::exp/);
-    await expect(new DeepLift(product).attribute(v, { target: 0 })).rejects.toThrow(/aten::mul .*product or quotient of two input-dependent tensors/);
-    await expect(new LRP(product).attribute(v, { target: 0 })).rejects.toThrow(/LRP has no rule for aten::mul/);
+    await expect(new DeepLift(cumsum).attribute(v, { target: 0 })).rejects.toThrow(/DeepLift has no rule for aten::cumsum in forward\(\) itself, model code: torch\.cumsum/);
+    await expect(new LRP(cumsum).attribute(v, { target: 0 })).rejects.toThrow(/LRP has no rule for aten::cumsum/);
+    await expect(new DeepLift(quotient).attribute(v, { target: 0 })).rejects.toThrow(/DeepLift has no rule for aten::div .*a quotient of two input-dependent tensors/);
+    await expect(new LRP(quotient).attribute(v, { target: 0 })).rejects.toThrow(/LRP has no rule for aten::div/);
     // Guided backprop changes ReLUs only: any other op keeps its gradient.
-    await expect(new GuidedBackprop(expModel).attribute(v, { target: 0 })).resolves.toBeInstanceOf(Tensor);
+    await expect(new GuidedBackprop(cumsum).attribute(v, { target: 0 })).resolves.toBeInstanceOf(Tensor);
+  });
+
+  test("elementwise functions (exp) and products of two input-dependent tensors keep summation to delta", async () => {
+    const baselines = tensor(Float32Array.from({ length: 24 }, (_, i) => Math.sin(i) * 0.5), [4, 6]);
+    for (const model of [expModel, product]) {
+      const { attributions, delta } = await new DeepLift(model).attribute(v, { baselines, target: 1, returnConvergenceDelta: true });
+      const fx = values(await model.forward(v)), fb = values(await model.forward(baselines));
+      const sums = rowSums(attributions);
+      for (let i = 0; i < 4; i++) {
+        const gap = fx[i * 3 + 1] - fb[i * 3 + 1];
+        expect(Math.abs(sums[i] - gap)).toBeLessThan(1e-5 * Math.max(1, Math.abs(gap)));
+        expect(Math.abs(values(delta)[i])).toBeLessThan(1e-5 * Math.max(1, Math.abs(gap)));
+      }
+    }
+    // LRP's uniform rule: each factor of x * x takes half of the product's
+    // relevance, so x gets all of it: what is missing is fc's bias alone, the
+    // same for every row.
+    const lrp = await new LRP(product).attribute(v, { target: 1, returnConvergenceDelta: true });
+    const d = values(lrp.delta);
+    for (const di of d) expect(Math.abs(di - d[0])).toBeLessThan(1e-5);
   });
 
   test("LRP options are checked", async () => {

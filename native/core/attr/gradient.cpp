@@ -41,12 +41,16 @@ ShapDraws shap_draws(const Context& ctx, const Options& o, const std::string& na
   torch::Tensor examples = d.rows.examples().to(ctx.model->device());
   for (size_t i = 0; i < ctx.inputs.size(); ++i) {
     torch::Tensor x = ctx.inputs[i].index_select(0, examples);
+    if (stdevs[i] != 0 && !at::isFloatingType(x.scalar_type()))
+      fail("stdevs: noise cannot be added to inputs[", i, "] of dtype ", dtype_str(x.scalar_type()), " (integer inputs such as "
+           "token ids take stdevs 0; the path then runs between the layer's values)");
     if (stdevs[i] != 0) x = add_gaussian_noise(x, stdevs[i]);
     d.ends.push_back(x);
     torch::Tensor pick = torch::randint(dist[i].size(0), {count}, examples.options());
     d.starts.push_back(dist[i].index_select(0, pick));
   }
-  d.alpha = torch::rand({count}, ctx.inputs[0].options());
+  auto dtype = at::isFloatingType(ctx.inputs[0].scalar_type()) ? ctx.inputs[0].scalar_type() : torch::kFloat;
+  d.alpha = torch::rand({count}, ctx.inputs[0].options().dtype(dtype));
   return d;
 }
 

@@ -205,13 +205,25 @@ Result layer_conductance(const Context& ctx, const Options& o) {
   auto baselines = format_baselines(ctx, o.get("baselines"));
   bool want_delta = o.boolean("returnConvergenceDelta", false);
   o.reject_unknown("LayerConductance");
-  std::vector<Tensor> diffs;
-  for (size_t i = 0; i < ctx.inputs.size(); ++i) diffs.push_back(ctx.inputs[i] - baselines[i]);
   int64_t n = ctx.batch;
-  Tensor alphas = quadrature_tensor(q.alphas, ctx.inputs[0]);
-  LayerRows r = layer_gradients(tapped(ctx, taps, TapMode::Append), Rows::step_major(n, steps + 1), [&](int64_t b, int64_t e) {
-    return Chunk{path_points(baselines, diffs, alphas, n, b, e), nullptr, false};
-  });
+  // Integer inputs (token ids) have no path between them: it runs between
+  // the layer's values instead (as LayerIntegratedGradients'), and the
+  // layer's values along it are the path's points.
+  bool ids = !integer_inputs(ctx).empty();
+  Context c = ids ? substituted(ctx, taps, layer_values(ctx, taps, ctx.inputs)) : tapped(ctx, taps, TapMode::Append);
+  std::vector<Tensor> starts = ids ? layer_values(ctx, taps, baselines) : baselines;
+  std::vector<Tensor> diffs;
+  for (size_t i = 0; i < c.inputs.size(); ++i) diffs.push_back(c.inputs[i] - starts[i]);
+  Tensor alphas = quadrature_tensor(q.alphas, c.inputs[0]);
+  auto points = [&](int64_t b, int64_t e) { return Chunk{path_points(starts, diffs, alphas, n, b, e), nullptr, false}; };
+  Rows rows = Rows::step_major(n, steps + 1);
+  LayerRows r;
+  if (ids) {
+    r.grads = row_gradients(c, rows, points);
+    r.values = points(0, rows.count).inputs;
+  } else {
+    r = layer_gradients(c, rows, points);
+  }
   const Tensor &g = r.grads[0], &v = r.values[0];
   Tensor per_step = g.slice(0, 0, steps * n) * (v.slice(0, n) - v.slice(0, 0, steps * n));
   Tensor ones = torch::ones({steps}, per_step.options());
@@ -275,6 +287,19 @@ Result layer_gradient_shap(const Context& ctx, const Options& o) {
   // As GradientShap, with gradients taken at the layer.
   ShapDraws d = shap_draws(ctx, o, "LayerGradientShap");
   o.reject_unknown("LayerGradientShap");
+  if (!integer_inputs(ctx).empty()) {
+    // Token ids: the random points lie between the layer's values.
+    Context per_row_ctx = ctx.with_rows(d.ends, d.rows.examples());
+    Tensor le = layer_values(per_row_ctx, taps, d.ends)[0], ls = layer_values(per_row_ctx, taps, d.starts)[0];
+    Tensor diff = le - ls;
+    Context s = substituted(per_row_ctx, taps, {ls + per_row(d.alpha.to(le.scalar_type()), diff) * diff});
+    Tensor attr = row_gradients(s, identity_rows(d.rows.count), slice_of(s.inputs))[0];
+    if (d.multiply) attr = attr * diff;
+    Result res;
+    if (d.want_delta) res.delta = convergence_delta(per_row_ctx, {attr}, d.starts, d.ends);
+    res.attributions = {mean_per_example(attr, ctx.batch, d.samples)};
+    return res;
+  }
   std::vector<Tensor> points;
   for (size_t i = 0; i < d.ends.size(); ++i) points.push_back(d.starts[i] + per_row(d.alpha, d.ends[i]) * (d.ends[i] - d.starts[i]));
   Context per_row_ctx = ctx.with_rows(d.ends, d.rows.examples());

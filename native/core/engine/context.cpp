@@ -89,6 +89,13 @@ void require_finite(const Context& ctx, const torch::Tensor& t, const std::strin
     fail(name, ": contains NaN or infinite values (pass allowNonFinite: true to attribute them anyway)");
 }
 
+std::vector<size_t> integer_inputs(const Context& ctx) {
+  std::vector<size_t> out;
+  for (size_t i = 0; i < ctx.inputs.size(); ++i)
+    if (!at::isFloatingType(ctx.inputs[i].scalar_type())) out.push_back(i);
+  return out;
+}
+
 void require_float_inputs(const Context& ctx) {
   for (size_t i = 0; i < ctx.inputs.size(); ++i)
     if (!at::isFloatingType(ctx.inputs[i].scalar_type()))

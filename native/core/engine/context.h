@@ -89,6 +89,8 @@ void require_finite(const Context& ctx, const torch::Tensor& t, const std::strin
 
 // Gradient methods take floating-point inputs only.
 void require_float_inputs(const Context& ctx);
+// Which inputs are not floating-point (token ids, say).
+std::vector<size_t> integer_inputs(const Context& ctx);
 
 // Baselines formatted against the inputs: one tensor per input, broadcast to
 // the input's shape. Accepts a number, a tensor, or one of those per input.

@@ -13,6 +13,7 @@
 namespace tx {
 
 using torch::jit::Block;
+using torch::jit::Graph;
 using torch::jit::Node;
 using torch::jit::Value;
 
@@ -37,7 +38,7 @@ OpFamily op_family(const std::string& op) {
     for (const char* s : {"max_pool1d", "max_pool2d", "max_pool3d"}) t[s] = OpFamily::MaxPool;
     t["softmax"] = OpFamily::Softmax;
     for (const char* s : {"relu", "relu6", "leaky_relu", "elu", "selu", "celu", "sigmoid", "tanh", "softplus", "gelu",
-                          "silu", "hardtanh", "hardsigmoid", "hardswish", "mish"})
+                          "silu", "hardtanh", "hardsigmoid", "hardswish", "mish", "abs", "rsqrt", "sqrt", "exp", "pow", "reciprocal"})
       t[s] = OpFamily::Activation;
     return t;
   }();
@@ -100,7 +101,13 @@ GraphRewrite::GraphRewrite(torch::jit::Module& module, size_t num_inputs, bool f
   functionalise(graph_->block());
   if (fold) fold_batch_norm(graph_->block());
   // graph inputs: self, then the forward arguments; the first num_inputs are attributed.
-  for (size_t i = 1; i <= num_inputs && i < graph_->inputs().size(); ++i) dependent_.insert(graph_->inputs()[i]);
+  for (size_t i = 1; i <= num_inputs && i < graph_->inputs().size(); ++i) roots_.push_back(graph_->inputs()[i]);
+  reanalyse();
+}
+
+void GraphRewrite::reanalyse() {
+  dependent_.clear();
+  dependent_.insert(roots_.begin(), roots_.end());
   analyse(graph_->block());
 }
 
@@ -390,20 +397,158 @@ std::vector<size_t> GraphRewrite::dependent_inputs(Node* n) const {
   return out;
 }
 
-void GraphRewrite::collect(Block* b, std::vector<OpSite>& out) const {
+// Values the graph's outputs are computed from through differentiable ops
+// (what a detach or a shape query reads does not count): ops outside that set
+// receive no gradient, and no rule needs to cross them.
+void GraphRewrite::mark_live(Block* b, std::unordered_set<const Value*>& live) const {
+  for (int pass = 0; pass < 2; ++pass) {  // twice: loop-carried values reach back to the loop's start
+    for (Value* v : b->outputs()) live.insert(v);
+    for (auto it = b->nodes().rbegin(); it != b->nodes().rend(); ++it) {
+      Node* n = *it;
+      bool any = false;
+      for (Value* v : n->outputs()) any = any || live.count(v);
+      if (!any || non_differentiable(op_name(n))) continue;
+      for (Block* sub : n->blocks()) mark_live(sub, live);
+      for (Value* v : n->inputs()) live.insert(v);
+    }
+  }
+}
+
+void GraphRewrite::collect(Block* b, const std::unordered_set<const Value*>& live, std::vector<OpSite>& out) const {
   for (Node* n : b->nodes()) {
-    for (Block* sub : n->blocks()) collect(sub, out);
+    for (Block* sub : n->blocks()) collect(sub, live, out);
     if (!n->blocks().empty() || n->kind().is_prim()) continue;
     bool output = false;
-    for (Value* v : n->outputs()) output = output || depends(v);
+    for (Value* v : n->outputs()) output = output || (depends(v) && live.count(v));
     if (output && !dependent_inputs(n).empty()) out.push_back(site(n));
   }
 }
 
 std::vector<OpSite> GraphRewrite::path() const {
+  std::unordered_set<const Value*> live;
+  mark_live(graph_->block(), live);
   std::vector<OpSite> out;
-  collect(graph_->block(), out);
+  collect(graph_->block(), live, out);
   return out;
+}
+
+namespace {
+
+// The nodes from `first` up to (not including) `end` take `like`'s source
+// range and call stack, so that messages and per-layer rules see them as
+// parts of the op they replace.
+void adopt(Node* first, Node* end, Node* like) {
+  for (Node* n = first; n != end; n = n->next()) {
+    n->setSourceRange(like->sourceRange());
+    if (like->callstack()) n->setCallStack(*like->callstack());
+  }
+}
+
+}  // namespace
+
+void GraphRewrite::decompose() {
+  std::vector<Node*> todo;
+  std::function<void(Block*)> find = [&](Block* b) {
+    for (Node* n : b->nodes()) {
+      for (Block* sub : n->blocks()) find(sub);
+      bool dependent = false;  // decided before any is replaced (new values are not analysed yet)
+      for (Value* v : n->inputs()) dependent = dependent || depends(v);
+      if (dependent && (n->kind() == c10::Symbol::aten("layer_norm") ||
+                        n->kind() == c10::Symbol::aten("scaled_dot_product_attention")))
+        todo.push_back(n);
+    }
+  };
+  find(graph_->block());
+  for (Node* n : todo) {
+    if (n->kind() == c10::Symbol::aten("layer_norm")) decompose_layer_norm(n);
+    else decompose_attention(n);
+  }
+  if (!todo.empty()) reanalyse();
+}
+
+// layer_norm(x) = u * rsqrt(mean(u * u) + eps) * weight + bias, u = x - mean(x),
+// means over the normalised dimensions.
+void GraphRewrite::decompose_layer_norm(Node* n) {
+  // Only the number of normalised dimensions matters (a constant, or a list built in the graph).
+  auto shape = resolve(n->input(1));
+  Node* list = n->input(1)->node();
+  size_t count = shape && shape->isIntList() ? shape->toIntList().size()
+                 : shape && shape->isTuple()             ? shape->toTupleRef().elements().size()
+                 : list->kind() == c10::prim::ListConstruct ? list->inputs().size() : 0;
+  auto eps = resolve(n->input(4));
+  if (count == 0 || !eps || !eps->isDouble()) return;  // left whole: the rules name it
+  std::vector<int64_t> dims;
+  for (size_t i = 0; i < count; ++i) dims.push_back(-1 - static_cast<int64_t>(i));
+  Node* first = n->prev();
+  torch::jit::WithInsertPoint guard(n);
+  Graph& g = *graph_;
+  Value* d = g.insertConstant(dims);
+  Value* keep = g.insertConstant(true);
+  Value* x = n->input(0);
+  Value* u = g.insert(c10::aten::sub, {x, g.insert(c10::aten::mean, {x, d, keep})});
+  Value* var = g.insert(c10::aten::mean, {g.insert(c10::aten::mul, {u, u}), d, keep});
+  Value* y = g.insert(c10::aten::mul, {u, g.insert(c10::aten::rsqrt, {g.insert(c10::aten::add, {var, g.insertConstant(eps->toDouble())})})});
+  normalising_.insert(y->node());
+  if (n->input(2)->type()->kind() != c10::TypeKind::NoneType) y = g.insert(c10::aten::mul, {y, n->input(2)});
+  if (n->input(3)->type()->kind() != c10::TypeKind::NoneType) y = g.insert(c10::aten::add, {y, n->input(3)});
+  adopt(first->next(), n, n);
+  n->output()->replaceAllUsesWith(y);
+  n->destroy();
+}
+
+void GraphRewrite::decompose_softmax(Node* n) {
+  Node* first = n->prev();
+  torch::jit::WithInsertPoint guard(n);
+  Graph& g = *graph_;
+  Value* x = n->input(0);
+  if (n->inputs().size() > 2 && n->input(2)->type()->kind() != c10::TypeKind::NoneType)
+    x = g.insert(c10::aten::to, {x, n->input(2)});
+  Value* dims = g.insertNode(g.createList(c10::IntType::get(), {n->input(1)}))->output();
+  Value* keep = g.insertConstant(true);
+  Value* top = g.insert(c10::aten::amax, {g.insert(c10::aten::detach, {x}), dims, keep});
+  top = g.insertNode(g.create(c10::Symbol::fromQualString("torchexplain::pair_pick"), {top, g.insertConstant(int64_t(3))}, 1))->output();
+  top->setType(c10::TensorType::get());
+  Value* e = g.insert(c10::aten::exp, {g.insert(c10::aten::sub, {x, top})});
+  Value* r = g.insert(c10::aten::reciprocal, {g.insert(c10::aten::sum, {e, dims, keep})});
+  Value* y = g.insert(c10::aten::mul, {e, r});
+  adopt(first->next(), n, n);
+  n->output()->replaceAllUsesWith(y);
+  attention_softmax_.erase(n);
+  n->destroy();
+}
+
+// scaled_dot_product_attention(q, k, v, mask, dropout, causal, scale[, gqa]) =
+// softmax(q k^T * scale + bias) v, the bias (from the mask and causality)
+// computed from shapes only.
+void GraphRewrite::decompose_attention(Node* n) {
+  auto dropout = resolve(n->input(4));
+  auto causal = resolve(n->input(5));
+  c10::optional<c10::IValue> gqa = n->inputs().size() > 7 ? resolve(n->input(7)) : c10::optional<c10::IValue>(false);
+  OpSite s = site(n);
+  if (!dropout || !dropout->isDouble() || dropout->toDouble() != 0.0)
+    fail("model: ", s.where(), " applies attention dropout (dropout_p not a constant 0); attribute a model in eval mode");
+  if (!causal || !causal->isBool() || !gqa || !gqa->isBool())
+    fail("model: ", s.where(), " has is_causal or enable_gqa computed at run time; rules need them constant");
+  if (gqa->toBool()) fail("model: ", s.where(), " uses grouped-query attention (enable_gqa), which the rules do not cover yet");
+  Node* first = n->prev();
+  torch::jit::WithInsertPoint guard(n);
+  Graph& g = *graph_;
+  Value *q = n->input(0), *k = n->input(1), *v = n->input(2);
+  Value* qd = g.insert(c10::aten::detach, {q});
+  Value* kd = g.insert(c10::aten::detach, {k});
+  Value* scale = g.insertNode(g.create(c10::Symbol::fromQualString("torchexplain::attention_scale"), {qd, n->input(6)}, 1))->output();
+  scale->setType(c10::FloatType::get());
+  Value* bias = g.insertNode(g.create(c10::Symbol::fromQualString("torchexplain::attention_bias"),
+                                      {qd, kd, n->input(3), g.insertConstant(causal->toBool())}, 1))->output();
+  bias->setType(c10::TensorType::get());
+  Value* scores = g.insert(c10::aten::matmul, {q, g.insert(c10::aten::transpose, {k, g.insertConstant(int64_t(-2)), g.insertConstant(int64_t(-1))})});
+  scores = g.insert(c10::aten::add, {g.insert(c10::aten::mul, {scores, scale}), bias});
+  Value* p = g.insert(c10::aten::softmax, {scores, g.insertConstant(int64_t(-1))});
+  attention_softmax_.insert(p->node());
+  Value* out = g.insert(c10::aten::matmul, {p, v});
+  adopt(first->next(), n, n);
+  n->output()->replaceAllUsesWith(out);
+  n->destroy();
 }
 
 Node* GraphRewrite::insert(const char* op, const std::vector<Value*>& inputs, Value* like, Node* anchor, size_t outputs) {

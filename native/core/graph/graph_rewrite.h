@@ -63,9 +63,23 @@ class GraphRewrite {
 
   torch::jit::Graph& graph() { return *graph_; }
   bool depends(const torch::jit::Value* v) const { return dependent_.count(v) > 0; }
-  // Ops with an input-dependent tensor input and output, in execution order
-  // (nested blocks included).
+  // Ops with an input-dependent tensor input and an output that the graph's
+  // result differentiably depends on, in execution order (nested blocks included).
   std::vector<OpSite> path() const;
+  // Layer norm and scaled dot-product attention become the ops they are made
+  // of (means, products, rsqrt, matmul, softmax), so that the rules meet
+  // only ops they have a form for. Softmaxes made here are attention_softmax().
+  void decompose();
+  bool attention_softmax(const torch::jit::Node* n) const { return attention_softmax_.count(n) > 0; }
+  // Layer norm's u * rsqrt(var + eps), made by decompose().
+  bool normalising(const torch::jit::Node* n) const { return normalising_.count(n) > 0; }
+  // softmax(x) = e / sum(e), e = exp(x - c) with c the largest value of the
+  // input and reference rows (shared, so that it cancels exactly): for rules
+  // on the parts, which keep summation to delta where an elementwise rule on
+  // the whole cannot (an unchanged score whose weight changed).
+  void decompose_softmax(torch::jit::Node* n);
+  // Recomputes which values depend on the inputs (after inputs were rerouted, e.g. through a detach).
+  void reanalyse();
   OpSite site(torch::jit::Node* n) const;
   // Input-dependent tensor inputs of `n`, as input indices.
   std::vector<size_t> dependent_inputs(torch::jit::Node* n) const;
@@ -107,13 +121,19 @@ class GraphRewrite {
   torch::jit::Node* insert(const char* op, const std::vector<torch::jit::Value*>& inputs, torch::jit::Value* like,
                            torch::jit::Node* anchor, size_t outputs = 1);
   void analyse(torch::jit::Block* b);
-  void collect(torch::jit::Block* b, std::vector<OpSite>& out) const;
+  void mark_live(torch::jit::Block* b, std::unordered_set<const torch::jit::Value*>& live) const;
+  void collect(torch::jit::Block* b, const std::unordered_set<const torch::jit::Value*>& live,
+               std::vector<OpSite>& out) const;
+  void decompose_layer_norm(torch::jit::Node* n);
+  void decompose_attention(torch::jit::Node* n);
 
   torch::jit::Module& module_;
   std::shared_ptr<torch::jit::Graph> graph_;
   int buffers_ = 0;
   int folded_ = 0;
   std::unordered_set<const torch::jit::Value*> dependent_;
+  std::vector<const torch::jit::Value*> roots_;  // the attributed inputs
+  std::unordered_set<const torch::jit::Node*> attention_softmax_, normalising_;
   std::vector<std::string> layer_names_;
 };
 

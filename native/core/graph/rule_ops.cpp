@@ -6,6 +6,8 @@
 #include "engine/torch_headers.h"
 
 #include <atomic>
+#include <cmath>
+#include <limits>
 
 namespace tx::ops {
 
@@ -45,7 +47,8 @@ Tensor pair_delta(const Tensor& t) {
 // DeepLift's multiplier Δy/Δx per pair, and where Δx is too small for it.
 std::pair<Tensor, Tensor> rescale_multiplier(const Tensor& x, const Tensor& y) {
   Tensor dx = pair_delta(x);
-  Tensor small = dx.abs() < kRescaleEps;
+  // Not finite counts as small: a score masked to -inf in both rows (attention) has no difference.
+  Tensor small = (dx.abs() >= kRescaleEps).logical_not();
   return {torch::where(small, torch::zeros_like(dx), pair_delta(y) / dx), small};
 }
 
@@ -94,7 +97,7 @@ bool rescale_cpu(const Tensor& x, const Tensor& y, const Tensor& gr, const Tenso
         int64_t i0 = 2 * p * inner, i1 = i0 + inner;
         for (int64_t j = 0; j < inner; ++j) {
           scalar_t dx = px[i0 + j] - px[i1 + j];
-          bool small = std::abs(dx) < kRescaleEps;
+          bool small = !(std::abs(dx) >= kRescaleEps);  // NaN (-inf - -inf) too
           scalar_t m = small ? scalar_t(0) : (py[i0 + j] - py[i1 + j]) / dx;
           ox[i0 + j] = pr[i0 + j] * m;
           ox[i1 + j] = pr[i1 + j] * m;
@@ -407,6 +410,51 @@ Tensor part(const Tensor& t, int64_t mode, double value) {
 
 std::tuple<Tensor, Tensor> two(const variable_list& v) { return {v[0], v[1]}; }
 
+// ---- products of two input-dependent tensors (DeepLift) --------------------------
+//
+// For a bilinear z = f(a, b), f(a, b) - f(a0, b0) = f(Δa, b̄) + f(ā, Δb) with
+// ā, b̄ the means of input and reference: the graph computes s1 = f(a, b̄) and
+// s2 = f(ā, b) beside z, and product(z, s1, s2) passes z on while its
+// gradient goes to s1 and s2, so each factor's multiplier is f's derivative
+// at the other's mean (the Shapley split of the two factors; exact). Layer
+// norm's u * rsqrt(var) takes the ordered split f(Δa, b) + f(a0, Δb)
+// instead (b at the input, a at the reference), also exact: from a zero
+// baseline rsqrt(var0 + eps) is ~1000, and the symmetric split's two
+// ~500-times-larger terms cancel to float32's noise.
+
+// Each row of a pair replaced by the pair's mean (mode 0), its input row (1),
+// its reference row (2) or the larger of the two (3); no gradient.
+Tensor pair_pick(const Tensor& t, int64_t mode) {
+  Tensor p = pairs(t.detach());
+  Tensor one = mode == 0 ? p.mean(1, true) : mode == 3 ? std::get<0>(p.max(1, true)) : p.narrow(1, mode - 1, 1);
+  return rows(one.expand_as(p));
+}
+
+struct Product : torch::autograd::Function<Product> {
+  static Tensor forward(AutogradContext*, Tensor z, Tensor, Tensor) { return z; }
+  static variable_list backward(AutogradContext*, variable_list grads) { return {Tensor(), grads[0], grads[0]}; }
+};
+
+// ---- attention (decomposed scaled_dot_product_attention) --------------------------
+
+double attention_scale(const Tensor& q, c10::optional<double> scale) {
+  return scale ? *scale : 1.0 / std::sqrt(static_cast<double>(q.size(-1)));
+}
+
+// The additive bias of attention scores [..., L, S]: -inf where the causal
+// mask or a boolean mask forbids, a float mask as it is.
+Tensor attention_bias(const Tensor& q, const Tensor& k, const c10::optional<Tensor>& mask, bool causal) {
+  int64_t L = q.size(-2), S = k.size(-2);
+  Tensor bias = torch::zeros({L, S}, q.options());
+  double inf = std::numeric_limits<double>::infinity();
+  if (causal) bias = bias.masked_fill(torch::ones({L, S}, q.options().dtype(torch::kBool)).triu(1), -inf);
+  if (mask && mask->defined()) {
+    if (mask->scalar_type() == torch::kBool) bias = bias.masked_fill(mask->logical_not(), -inf);
+    else bias = bias + mask->to(q.scalar_type());
+  }
+  return bias;
+}
+
 }  // namespace
 
 void ensure_registered() {}
@@ -421,6 +469,10 @@ TORCH_LIBRARY(torchexplain, m) {
   m.def("lrp_in(Tensor x, Tensor c) -> Tensor");
   m.def("lrp_out(Tensor zp, Tensor z, float eps) -> Tensor");
   m.def("part(Tensor t, int mode, float value) -> Tensor");
+  m.def("pair_pick(Tensor t, int mode) -> Tensor");
+  m.def("product(Tensor z, Tensor s1, Tensor s2) -> Tensor");
+  m.def("attention_scale(Tensor q, float? scale) -> float");
+  m.def("attention_bias(Tensor q, Tensor k, Tensor? mask, bool causal) -> Tensor");
 }
 
 TORCH_LIBRARY_IMPL(torchexplain, Autograd, m) {
@@ -439,6 +491,7 @@ TORCH_LIBRARY_IMPL(torchexplain, Autograd, m) {
   });
   m.impl("lrp_in", [](const Tensor& x, const Tensor& c) { return LrpIn::apply(x, c); });
   m.impl("lrp_out", [](const Tensor& zp, const Tensor& z, double eps) { return LrpOut::apply(zp, z, eps); });
+  m.impl("product", [](const Tensor& z, const Tensor& s1, const Tensor& s2) { return Product::apply(z, s1, s2); });
 }
 
 // Without gradients (or on tensors that need none) the ops pass their value on.
@@ -452,10 +505,14 @@ TORCH_LIBRARY_IMPL(torchexplain, CompositeExplicitAutograd, m) {
                                c10::IntArrayRef, c10::IntArrayRef, c10::IntArrayRef, bool) { return std::make_tuple(y, y); });
   m.impl("lrp_in", [](const Tensor&, const Tensor& c) { return c; });
   m.impl("lrp_out", [](const Tensor&, const Tensor& z, double) { return z; });
+  m.impl("product", [](const Tensor& z, const Tensor&, const Tensor&) { return z; });
 }
 
 TORCH_LIBRARY_IMPL(torchexplain, CompositeImplicitAutograd, m) {
   m.impl("part", part);
+  m.impl("pair_pick", pair_pick);
+  m.impl("attention_scale", attention_scale);
+  m.impl("attention_bias", attention_bias);
 }
 
 }  // namespace tx::ops

@@ -4,6 +4,7 @@
 // so rules apply to every call of every op, however the model calls it.
 #include <functional>
 #include <unordered_map>
+#include <unordered_set>
 
 #include "graph/rules.h"
 
@@ -23,8 +24,15 @@ using JitValue = torch::jit::Value;
 
 [[noreturn]] void unsupported(const std::string& method, const OpSite& s, const std::string& why) {
   fail("model: ", method, " has no rule for ", s.where(), " (", why,
-       "); rules cover linear and convolution layers, batch norm, pooling, sums and differences, reshaping, and the "
-       "activations relu, leaky_relu, elu, sigmoid, tanh, softplus, gelu, silu, hardtanh and softmax");
+       "); rules cover linear and convolution layers, batch and layer norm, pooling, sums and differences, products "
+       "of two input-dependent tensors (mul, matmul, bmm; attention), reshaping, and the activations relu, leaky_relu, "
+       "elu, sigmoid, tanh, softplus, gelu, silu, hardtanh, hardswish, exp, rsqrt, pow and softmax");
+}
+
+// A product of two input-dependent tensors (elementwise or matrix).
+bool is_product(const GraphRewrite& g, const OpSite& s) {
+  static const std::unordered_set<std::string> ops = {"mul", "matmul", "bmm", "mm"};
+  return ops.count(s.op) && g.dependent_inputs(s.node) == std::vector<size_t>{0, 1};
 }
 
 // Products and quotients of two input-dependent tensors are not linear.
@@ -48,6 +56,21 @@ void wrap_activation(GraphRewrite& g, Node* n, int64_t mode) {
 }
 
 // ---- DeepLift (rescale rule) ---------------------------------------------------
+
+// z = f(a, b) becomes product(z, f(a, mean(b)), f(mean(a), b)), or for
+// layer norm's normalisation product(z, f(a, b_input), f(a_reference, b)): see rule_ops.cpp.
+void product_rule(GraphRewrite& g, Node* n) {
+  JitValue* z = n->output();
+  bool ordered = g.normalising(n);
+  JitValue* bbar = g.insert_after(n, "torchexplain::pair_pick", {n->input(1), g.constant(int64_t(ordered ? 1 : 0), n)}, n->input(1));
+  JitValue* abar = g.insert_after(bbar->node(), "torchexplain::pair_pick", {n->input(0), g.constant(int64_t(ordered ? 2 : 0), n)}, n->input(0));
+  Node* s1 = g.copy_after(n, abar->node());
+  s1->replaceInput(1, bbar);
+  Node* s2 = g.copy_after(n, s1);
+  s2->replaceInput(0, abar);
+  JitValue* out = g.insert_after(s2, "torchexplain::product", {z, s1->output(), s2->output()}, z);
+  g.reroute_after(z, out->node(), out);
+}
 
 // The branch of an If that `n` sits in, below `ancestor_if` (nullptr if none).
 torch::jit::Block* branch_under(Node* n, Node* ancestor_if) {
@@ -80,13 +103,30 @@ bool sole_reader(JitValue* v, Node* n) {
 // `untouched`: a submodule whose own ops keep plain gradients (the layer a
 // layer or neuron variant attributes to, as the reference leaves it unhooked).
 void rewrite_deeplift(GraphRewrite& g, bool captum_compatible, const std::string& untouched) {
+  g.decompose();
+  // The reference's softmax rule (multipliers normalised over the whole
+  // tensor) is for nn.Softmax layers; elsewhere (attention, functional
+  // softmax, or with captumCompatible false) softmax is taken apart into
+  // exp, sum, reciprocal and a product, whose rules keep summation to delta.
+  bool split = false;
+  for (const OpSite& s : g.path())
+    if (s.family == OpFamily::Softmax && (untouched.empty() || s.module != untouched) &&
+        (!captum_compatible || s.module_type != "Softmax" || g.attention_softmax(s.node)) &&
+        g.dependent_inputs(s.node) == std::vector<size_t>{0}) {
+      g.decompose_softmax(s.node);
+      split = true;
+    }
+  if (split) g.reanalyse();
   std::unordered_map<JitValue*, JitValue*> plain_of;  // first output -> second output of rule ops
   for (const OpSite& s : g.path()) {
     Node* n = s.node;
     if (!untouched.empty() && s.module == untouched) continue;
     bool rule = s.family == OpFamily::Activation || s.family == OpFamily::MaxPool || s.family == OpFamily::Softmax;
-    if (s.family == OpFamily::Linear && !linear_in_inputs(g, s))
-      unsupported("DeepLift", s, "a product or quotient of two input-dependent tensors");
+    if (s.family == OpFamily::Linear && !linear_in_inputs(g, s)) {
+      if (!is_product(g, s)) unsupported("DeepLift", s, "a quotient of two input-dependent tensors");
+      product_rule(g, n);
+      continue;
+    }
     if (s.family == OpFamily::Other) unsupported("DeepLift", s, "no rescale rule is defined for it");
     if (!rule) continue;
     if (g.dependent_inputs(n) != std::vector<size_t>{0}) unsupported("DeepLift", s, "a nonlinearity of a non-input");
@@ -352,7 +392,51 @@ void apply_rule(GraphRewrite& g, const OpSite& s, const LrpRule& r) {
   g.reroute_after(z, out->node(), out);
 }
 
+// The operand of a product that gates the other (a sigmoid, hardsigmoid,
+// softmax or rsqrt output, through reshaping): -1 if neither does.
+int gate_operand(const GraphRewrite& g, const OpSite& s) {
+  static const std::unordered_set<std::string> gates = {"sigmoid", "hardsigmoid", "softmax", "rsqrt"};
+  for (int i = 0; i < 2; ++i) {
+    Node* p = s.node->input(i)->node();
+    while (p->kind().is_aten() && op_family(p->kind().toUnqualString()) == OpFamily::Structural && p->inputs().size() > 0)
+      p = p->input(0)->node();
+    if (p->kind().is_aten() && gates.count(p->kind().toUnqualString())) return i;
+  }
+  return -1;
+}
+
+// Products: a gate (attention weights, squeeze-excitation scales, layer
+// norm's 1/sigma) is held constant, so relevance flows through the gated
+// value only (conservative, as CP-LRP); other products split relevance
+// equally between the factors (AttnLRP's uniform rule).
+void hold_gates(GraphRewrite& g) {
+  bool changed = false;
+  for (const OpSite& s : g.path()) {
+    if (!is_product(g, s)) continue;
+    int i = gate_operand(g, s);
+    if (i < 0) continue;
+    JitValue* held = g.insert_before(s.node, "aten::detach", {s.node->input(i)}, s.node->input(i));
+    s.node->replaceInput(i, held);
+    changed = true;
+  }
+  if (changed) g.reanalyse();
+}
+
+void uniform_product(GraphRewrite& g, const OpSite& s, double eps) {
+  Node* n = s.node;
+  JitValue* z = n->output();
+  for (size_t i : {0, 1}) n->replaceInput(i, g.insert_before(n, "torchexplain::lrp_in", {n->input(i), n->input(i)}, n->input(i)));
+  // Relevance divided by 2z (z + a detached z: the gradient crosses f once),
+  // so each factor's share sums to half of it (f is bilinear).
+  JitValue* held = g.insert_after(n, "aten::detach", {z}, z);
+  JitValue* twice = g.insert_after(held->node(), "aten::add", {z, held, g.constant(int64_t(1), n)}, z);
+  JitValue* out = g.insert_after(twice->node(), "torchexplain::lrp_out", {twice, z, g.constant(eps, n)}, z);
+  g.reroute_after(z, out->node(), out);
+}
+
 void rewrite_lrp(GraphRewrite& g, const LrpConfig& c) {
+  g.decompose();
+  hold_gates(g);
   auto sites = g.path();
   // User rules must name something in the model.
   for (const auto& [key, rule] : c.rules) {
@@ -375,7 +459,11 @@ void rewrite_lrp(GraphRewrite& g, const LrpConfig& c) {
         break;
       case OpFamily::Linear:
       case OpFamily::MaxPool: {
-        if (!linear_in_inputs(g, s)) unsupported("LRP", s, "a product or quotient of two input-dependent tensors");
+        if (!linear_in_inputs(g, s)) {
+          if (!is_product(g, s)) unsupported("LRP", s, "a quotient of two input-dependent tensors");
+          uniform_product(g, s, c.base.epsilon);
+          break;
+        }
         bool weighted = weight_and_bias(g, s).first >= 0;
         apply_rule(g, s, rule_for(c, s, weighted && first));
         first = first && !weighted;
