@@ -92,17 +92,26 @@ class LogitsOf(torch.nn.Module):
         return self.model(input_ids=input_ids, attention_mask=attention_mask).logits
 
 
-def _randomise_norms(module):
-    # Fresh batch norms are identities (mean 0, var 1, weight 1, bias 0):
-    # random statistics make folding and the rules do real work.
+def _calibrate_norms(module, shape):
+    """Batch-norm statistics from a few random batches (train mode, no
+    gradients), then random affine parameters: fresh statistics (mean 0,
+    var 1) make deep nets such as mobilenet or efficientnet send almost no
+    signal through (gradients of 1e-14), and make folding do nothing."""
+    norms = [m for m in module.modules() if isinstance(m, (torch.nn.BatchNorm1d, torch.nn.BatchNorm2d))]
+    if not norms:
+        return module
     g = torch.Generator().manual_seed(1)
-    for m in module.modules():
-        if isinstance(m, (torch.nn.BatchNorm1d, torch.nn.BatchNorm2d)):
-            n = m.num_features
-            m.running_mean.copy_(torch.randn(n, generator=g) * 0.1)
-            m.running_var.copy_(torch.rand(n, generator=g) + 0.5)
-            m.weight.data.copy_(torch.rand(n, generator=g) + 0.5)
-            m.bias.data.copy_(torch.randn(n, generator=g) * 0.1)
+    for m in norms:
+        m.momentum = None  # a cumulative average over the batches
+        m.reset_running_stats()
+    module.train()
+    with torch.no_grad():
+        for _ in range(4):
+            module(torch.randn(8, *shape[1:], generator=g))
+    for m in norms:
+        n = m.num_features
+        m.weight.data.copy_(torch.rand(n, generator=g) * 0.4 + 0.8)
+        m.bias.data.copy_(torch.randn(n, generator=g) * 0.05)
     return module
 
 
@@ -187,13 +196,13 @@ def builders():
     except ImportError:
         print("transformers not installed: bert, distilbert, gpt2 are not made")
 
-    def seeded(make):
+    def seeded(name, make):
         def build():
             torch.manual_seed(0)
-            return _randomise_norms(make()).eval()
+            return _calibrate_norms(make(), example(name)[0].shape).eval()
         return build
 
-    return {k: seeded(v) for k, v in out.items()}
+    return {k: seeded(k, v) for k, v in out.items()}
 
 
 def main():

@@ -295,6 +295,11 @@ void GraphRewrite::tap(const Taps& taps) {
   Value* out = outs.size() == 1 ? outs[0] : graph_->insertNode(graph_->createTuple(outs))->output();
   graph_->eraseOutput(0);
   graph_->registerOutput(out);
+  // The layers' values as they left the layers: an in-place op after them
+  // (DenseNet's F.relu(features, inplace=True)) must not change what the tap reads.
+  size_t first = taps.mode == TapMode::Append ? 1 : 0;
+  for (size_t k = first; k < outs.size(); ++k)
+    tap_reads_.emplace(outs.size() == 1 ? graph_->return_node() : out->node(), outs.size() == 1 ? 0 : k);
   fn.setSchema(schema.cloneWithReturns({c10::Argument("", out->type())}));
   if (taps.mode == TapMode::Return) torch::jit::EliminateDeadCode(graph_);
 }
@@ -335,7 +340,7 @@ void GraphRewrite::functionalise(Block* b) {
     for (const auto& use : mutated->uses()) {
       Node* u = use.user;
       while (u->owningBlock() != b) u = u->owningBlock()->owningNode();
-      if (u != n && u->isAfter(n)) later.emplace_back(use.user, use.offset);
+      if (u != n && u->isAfter(n) && !tap_reads_.count({use.user, use.offset})) later.emplace_back(use.user, use.offset);
     }
     for (auto& [user, offset] : later) user->replaceInput(offset, f->output());
     n->destroy();

@@ -3,6 +3,7 @@
 // module is inlined into aten ops, each op knows the submodule call it came
 // from, and rules are inserted as custom autograd ops around the ops they touch.
 #pragma once
+#include <set>
 #include <string>
 #include <unordered_set>
 #include <vector>
@@ -129,6 +130,7 @@ class GraphRewrite {
 
   torch::jit::Module& module_;
   std::shared_ptr<torch::jit::Graph> graph_;
+  std::set<std::pair<const torch::jit::Node*, size_t>> tap_reads_;  // (reader, input) of the tapped values
   int buffers_ = 0;
   int folded_ = 0;
   std::unordered_set<const torch::jit::Value*> dependent_;
