@@ -17,6 +17,12 @@ export interface LoadOptions {
    * without 4-d weights. Results do not depend on it beyond float32 rounding.
    */
   memoryFormat?: MemoryFormat;
+  /**
+   * What to explain when forward() returns a tuple or a dict (a Hugging Face
+   * model traced with return_dict, say): an element index, a named tuple's
+   * field, or a dict key such as "logits". forward() then returns it.
+   */
+  output?: number | string;
   signal?: AbortSignal;
   timeoutMs?: number;
 }
@@ -69,6 +75,6 @@ export class Model extends DisposableHandle {
 }
 
 export async function loadModel(path: string, options: LoadOptions = {}): Promise<Model> {
-  const { device, memoryFormat, ...control } = options;
-  return new Model(await request(control, (o) => native.loadModel(path, device ?? "cpu", o, memoryFormat)), path);
+  const { device, memoryFormat, output, ...control } = options;
+  return new Model(await request(control, (o) => native.loadModel(path, device ?? "cpu", o, memoryFormat, output)), path);
 }

@@ -43,7 +43,7 @@ interface Addon {
   tensorFromBuffer(data: ArrayBufferView, shape: number[], dtype: string): NativeTensor;
   catRows(tensors: NativeTensor[]): NativeTensor;
   sliceRows(tensor: NativeTensor, start: number, end: number): NativeTensor;
-  loadModel(path: string, device: string, options: object, memoryFormat?: string): NativeHandle<NativeModel>;
+  loadModel(path: string, device: string, options: object, memoryFormat?: string, output?: number | string): NativeHandle<NativeModel>;
   run(algorithm: string, model: NativeModel, inputs: NativeTensor[], options: object): NativeHandle<NativeResult>;
   configure(settings: { workers?: number; threads?: number }): { workers: number; threads: number };
   shutdown(exitCode: number, isMainThread: boolean): void;

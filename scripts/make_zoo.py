@@ -14,7 +14,9 @@ torchvision's DenseNet and ConvNeXt classes), a small VisionTransformer
 Text (ids [1, 8], vocabulary 100): an nn.TransformerEncoder classifier
 (transformer.pt, forward(ids)), an LSTM classifier, and transformers' BERT,
 DistilBERT (sequence classification) and GPT-2 (LM head) with small configs,
-traced through forward(input_ids, attention_mask) -> logits.
+traced through forward(input_ids, attention_mask) -> logits; GPT-2 also
+returning a dict {"logits": ...} and a tuple (logits, ids.sum()), for
+loadModel's `output` option.
 Audio: a 1-d conv net on [1, 1, 256] waveforms.
 """
 import os
@@ -166,7 +168,21 @@ def hf():
         c = transformers.GPT2Config(vocab_size=VOCAB, n_positions=32, n_embd=32, n_layer=2, n_head=4)
         return LogitsOf(transformers.GPT2LMHeadModel(c))
 
-    return {"bert": bert, "distilbert": distilbert, "gpt2": gpt2}
+    class Raw(torch.nn.Module):
+        """GPT-2 as transformers returns it: a dict (return_dict) or a tuple."""
+
+        def __init__(self, return_dict):
+            super().__init__()
+            c = transformers.GPT2Config(vocab_size=VOCAB, n_positions=32, n_embd=32, n_layer=2, n_head=4, use_cache=False)
+            self.model = transformers.GPT2LMHeadModel(c)
+            self.return_dict = return_dict
+
+        def forward(self, input_ids, attention_mask):
+            out = self.model(input_ids=input_ids, attention_mask=attention_mask, return_dict=self.return_dict)
+            return {"logits": out.logits} if self.return_dict else (out[0], input_ids.sum())
+
+    return {"bert": bert, "distilbert": distilbert, "gpt2": gpt2, "gpt2_dict": lambda: Raw(True),
+            "gpt2_tuple": lambda: Raw(False)}
 
 
 def example(name):
@@ -175,7 +191,7 @@ def example(name):
         return (torch.randn(1, 1, 256, generator=g),)
     if name in ("transformer", "lstm"):
         return (torch.randint(0, VOCAB, (1, 8), generator=g),)
-    if name in ("bert", "distilbert", "gpt2"):
+    if name in ("bert", "distilbert", "gpt2", "gpt2_dict", "gpt2_tuple"):
         ids = torch.randint(0, VOCAB, (1, 8), generator=g)
         return ids, torch.ones_like(ids)
     return (torch.randn(1, 3, 32, 32, generator=g),)
@@ -212,9 +228,14 @@ def main():
         # Traced with gradients on: under no_grad, nn.TransformerEncoderLayer
         # records its inference fast path (_transformer_encoder_layer_fwd),
         # which has no derivative.
-        traced = torch.jit.trace(module, example(name), check_trace=False)
+        traced = torch.jit.trace(module, example(name), check_trace=False, strict=False)
         traced.save(os.path.join(OUT, name + ".pt"))
         print(f"{name}.pt: {sum(p.numel() for p in module.parameters())} parameters")
+        if name == "transformer":
+            # Traced under no_grad: the encoder layers' fast path
+            # (_transformer_encoder_layer_fwd), which LibTorch cannot differentiate.
+            with torch.no_grad():
+                torch.jit.trace(module, example(name), check_trace=False).save(os.path.join(OUT, "transformer_fastpath.pt"))
 
 
 if __name__ == "__main__":

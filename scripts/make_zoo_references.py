@@ -164,6 +164,8 @@ def main():
     os.makedirs(OUT, exist_ok=True)
     builders = make_zoo.builders()
     for name, build in builders.items():
+        if name not in VISION_LAYER and name not in TEXT_LAYER:
+            continue  # gpt2_dict, gpt2_tuple: for loadModel's output option only
         model = build()
         for p in model.parameters():
             p.requires_grad_(False)

@@ -205,3 +205,41 @@ describe("a GPT-2 traced and saved by torch 2.13", () => {
     expect(Math.abs(values(r.delta)[0])).toBeLessThan(1e-4 * Math.max(1, Math.abs(out[7 * 100 + 42])));
   });
 });
+
+describe("loadModel's output option: GPT-2 returning a dict or a tuple, as transformers does", () => {
+  const ids = () => T.tensor(BigInt64Array.from([5n, 17n, 3n, 99n, 42n, 7n, 8n, 1n]), [1, 8]);
+  const mask = () => T.tensor(BigInt64Array.from({ length: 8 }, () => 1n), [1, 8]);
+  const file = (f: string) => path.join(ZOO, f + ".pt");
+  (major >= 2 ? test : test.skip)("picks the logits by key or index; forward and attribution then see that tensor", async () => {
+    const want = values(await (await T.loadModel(file("gpt2"))).forward([ids()], [mask()]));
+    for (const [f, output] of [["gpt2_dict", "logits"], ["gpt2_tuple", 0]] as const) {
+      const m = await T.loadModel(file(f), { output });
+      expectClose(values(await m.forward([ids()], [mask()])), want);
+      const r = await new T.LayerIntegratedGradients(m, "model.transformer.wte").attribute(ids(), {
+        target: [[7, 42]], additionalForwardArgs: [mask()], returnConvergenceDelta: true,
+      });
+      expect(Math.abs(values(r.delta)[0])).toBeLessThan(1e-4);
+    }
+  });
+  (major >= 2 ? test : test.skip)("wrong or missing choices are rejected, naming what there is", async () => {
+    const dict = await T.loadModel(file("gpt2_dict"));
+    await expect(dict.forward([ids()], [mask()])).rejects.toThrow(/got Dict\(str, Tensor\); load it with the 'output' option/);
+    await expect(T.loadModel(file("gpt2_dict"), { output: "nope" })).rejects.toThrow(/returns a dict with the keys 'logits', not 'nope'/);
+    await expect(T.loadModel(file("gpt2_dict"), { output: 0 })).rejects.toThrow(/expected a key of type str, got 0/);
+    await expect(T.loadModel(file("gpt2_tuple"), { output: 5 })).rejects.toThrow(/a tuple of 2 elements .*expected an index from 0 to 1, got 5/);
+    await expect(T.loadModel(file("gpt2"), { output: "logits" })).rejects.toThrow(/returns Tensor, not a tuple or dict .*leave 'output' out/);
+    await expect(T.loadModel(file("gpt2_tuple"), { output: -1 })).rejects.toThrow(/output: expected an element index \(an integer >= 0\)/);
+  });
+});
+
+describe("an op LibTorch cannot differentiate", () => {
+  (major >= 2 ? test : test.skip)("is named, with the usual cause (a TransformerEncoder traced under no_grad)", async () => {
+    const m = await T.loadModel(path.join(ZOO, "transformer_fastpath.pt"));
+    const ids = T.tensor(BigInt64Array.from([5n, 17n, 3n, 99n, 42n, 7n, 8n, 1n]), [1, 8]);
+    await expect(new T.LayerIntegratedGradients(m, "embedding").attribute(ids, { target: 1 })).rejects.toThrow(
+      /LibTorch has no derivative for aten::_transformer_encoder_layer_fwd.*traced under torch\.no_grad\(\): trace it with gradients on/,
+    );
+    // Perturbations need no gradients.
+    await expect(new T.FeatureAblation(m).attribute(ids, { target: 1 })).resolves.toBeInstanceOf(T.Tensor);
+  });
+});

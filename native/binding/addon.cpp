@@ -627,7 +627,7 @@ void ApplyTimeout(Napi::Env env, Napi::Object options, Job& job) {
   (void)env;
 }
 
-// loadModel(path, device, options, memoryFormat) -> { promise: Promise<NativeModel>, cancel }
+// loadModel(path, device, options, memoryFormat, output) -> { promise: Promise<NativeModel>, cancel }
 Napi::Value LoadModel(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   auto job = std::make_shared<Job>();
@@ -639,8 +639,18 @@ Napi::Value LoadModel(const Napi::CallbackInfo& info) {
     if (!info[3].IsUndefined() && !info[3].IsString())
       tx::fail("memoryFormat: expected 'auto', 'channelsLast' or 'contiguous'");
     tx::MemoryFormat format = tx::parse_memory_format(info[3].IsString() ? std::string(info[3].As<Napi::String>()) : "auto");
-    Napi::Value p = Start(env, job, [path, device, format](Job& j) {
-      auto m = tx::Model::load(path, device, format);
+    c10::IValue output;
+    if (info[4].IsString()) {
+      output = std::string(info[4].As<Napi::String>());
+    } else if (info[4].IsNumber()) {
+      double v = info[4].As<Napi::Number>().DoubleValue();
+      if (!(v >= 0) || v != std::floor(v) || v > 1e9) tx::fail("output: expected an element index (an integer >= 0) or a key, got ", v);
+      output = static_cast<int64_t>(v);
+    } else if (!info[4].IsUndefined() && !info[4].IsNull()) {
+      tx::fail("output: expected an element index (an integer >= 0) or a key (a string)");
+    }
+    Napi::Value p = Start(env, job, [path, device, format, output](Job& j) {
+      auto m = tx::Model::load(path, device, format, output);
       j.value = [m](Napi::Env env) -> Napi::Value { return ModelWrap::Wrap(env, m); };
     });
     return Handle(env, p, job->token);

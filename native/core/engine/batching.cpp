@@ -1,5 +1,7 @@
 #include "engine/batching.h"
 
+#include <algorithm>
+
 #include <chrono>
 #include <atomic>
 #include <cstring>
@@ -405,9 +407,24 @@ std::vector<torch::Tensor> gradients(const torch::Tensor& scalars, const std::ve
     fail("target: the model's selected output does not depend on ", what, " (", dtype_str(scalars.scalar_type()),
          " output without a gradient path: is the output detached, computed under no_grad, or integer?)");
   std::vector<torch::Tensor> grads;
-  if (scalars.requires_grad())
-    grads = torch::autograd::grad({scalars.sum()}, wrt, {}, retain, false, /*allow_unused=*/true);
-  else
+  if (scalars.requires_grad()) {
+    try {
+      grads = torch::autograd::grad({scalars.sum()}, wrt, {}, retain, false, /*allow_unused=*/true);
+    } catch (const c10::Error& e) {
+      // An op LibTorch cannot differentiate: name it, and the usual cause.
+      std::string m = e.what_without_backtrace();
+      auto at = m.find("derivative for ");
+      auto end = m.find(" is not implemented", at);
+      if (at == std::string::npos || end == std::string::npos) throw;
+      std::string op = m.substr(at + 15, end - at - 15);
+      op.erase(std::remove(op.begin(), op.end(), '\''), op.end());
+      fail("model: LibTorch has no derivative for ", op, ", which forward() calls, so gradient methods cannot run on it",
+           op.find("_transformer_encoder_layer_fwd") != std::string::npos || op.find("_native_multi_head_attention") != std::string::npos
+               ? " (nn.TransformerEncoderLayer's inference fast path, recorded when the model is traced under torch.no_grad(): "
+                 "trace it with gradients on, or script it)"
+               : "; perturbation methods (FeatureAblation, Occlusion, ShapleyValueSampling, Lime) still can");
+    }
+  } else
     grads.resize(wrt.size());
   for (size_t i = 0; i < grads.size(); ++i)
     if (!grads[i].defined()) grads[i] = torch::zeros_like(wrt[i]);

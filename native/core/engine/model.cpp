@@ -209,9 +209,68 @@ void newer_pytorch_check(const std::string& path, const std::string& why) {
             "(pip install torch, then npm rebuild torchexplain; or LIBTORCH=/path/to/libtorch), or save the model with this PyTorch version");
 }
 
+// forward() returns the element `output` names (see Model::load).
+void select_output(torch::jit::Module& module, const c10::IValue& output) {
+  auto& fn = torch::jit::toGraphFunction(module.get_method("forward").function());
+  std::shared_ptr<torch::jit::Graph> graph = fn.graph();
+  torch::jit::Value* out = graph->outputs()[0];
+  c10::TypePtr type = out->type();
+  torch::jit::WithInsertPoint guard(graph->return_node());
+  torch::jit::Value* picked = nullptr;
+  std::string what = output.isString() ? "'" + output.toStringRef() + "'" : std::to_string(output.toInt());
+  if (auto tuple = type->cast<c10::TupleType>()) {
+    const auto& elements = tuple->elements();
+    int64_t index = -1;
+    if (output.isInt()) {
+      index = output.toInt();
+      if (index < 0 || index >= static_cast<int64_t>(elements.size()))
+        fail("output: forward() returns a tuple of ", elements.size(), " elements (", type->str(), "); expected an index from 0 to ",
+             elements.size() - 1, ", got ", index);
+    } else {
+      // A named tuple's fields (its schema's arguments; a plain tuple has none).
+      std::vector<std::string> names;
+      if (tuple->schema())
+        for (const auto& a : tuple->schema()->arguments()) names.push_back(a.name());
+      for (size_t i = 0; i < names.size(); ++i)
+        if (names[i] == output.toStringRef()) index = static_cast<int64_t>(i);
+      if (index < 0)
+        fail("output: forward() returns ", type->str(), ", which has no field ", what, "; give an index from 0 to ",
+             elements.size() - 1, names.empty() ? "" : std::string(" or a field name: ") + join(names));
+    }
+    picked = graph->insertNode(graph->createTupleIndex(out, graph->insertConstant(index), elements[index]))->output();
+  } else if (auto dict = type->cast<c10::DictType>()) {
+    bool str_keys = dict->getKeyType()->kind() == c10::TypeKind::StringType;
+    if (output.isString() != str_keys)
+      fail("output: forward() returns ", type->str(), "; expected a key of type ", dict->getKeyType()->str(), ", got ", what);
+    // Keys known from the graph (a dict built in forward()) are checked here, not at the first call.
+    torch::jit::Node* made = out->node();
+    if (made->kind() == c10::prim::DictConstruct) {
+      std::vector<std::string> keys;
+      bool found = false;
+      for (size_t i = 0; i + 1 < made->inputs().size(); i += 2) {
+        auto k = torch::jit::toIValue(made->input(i));
+        if (!k) { keys.clear(); found = true; break; }  // a key computed at run time: leave it to the call
+        keys.push_back(k->isString() ? "'" + k->toStringRef() + "'" : k->tagKind());
+        found = found || *k == output;
+      }
+      if (!found) fail("output: forward() returns a dict with the keys ", join(keys), ", not ", what);
+    }
+    picked = graph->insert(c10::aten::__getitem__, {out, graph->insertConstant(output)});
+  } else {
+    fail("output: forward() returns ", type->str(), ", not a tuple or dict to pick ", what,
+         " from", type->kind() == c10::TypeKind::TensorType ? " (leave 'output' out)" : "");
+  }
+  if (picked->type()->kind() != c10::TypeKind::TensorType)
+    fail("output: element ", what, " of forward()'s ", type->str(), " is ", picked->type()->str(), ", expected a Tensor");
+  graph->eraseOutput(0);
+  graph->registerOutput(picked);
+  fn.setSchema(fn.getSchema().cloneWithReturns({c10::Argument("", picked->type())}));
+}
+
 }  // namespace
 
-std::shared_ptr<Model> Model::load(const std::string& path, const std::string& device_spec, MemoryFormat format) {
+std::shared_ptr<Model> Model::load(const std::string& path, const std::string& device_spec, MemoryFormat format,
+                                   const c10::IValue& output) {
   c10::Device device = parse_device(device_spec);
   std::error_code ec;
   if (path.empty()) fail("path: expected the path of a TorchScript file, got an empty string");
@@ -236,6 +295,7 @@ std::shared_ptr<Model> Model::load(const std::string& path, const std::string& d
   if (!module.find_method("forward"))
     fail_with(ErrorCode::ModelLoad, "path: '", path, "' has no forward() method");
   check_storages(module, path);
+  if (!output.isNone()) select_output(module, output);
   // Attribution explains inference behaviour: dropout off, batch norm on its running statistics.
   module.eval();
   auto model = std::shared_ptr<Model>(new Model(std::move(module), device, path));
@@ -600,7 +660,10 @@ c10::IValue Model::call(const std::vector<torch::Tensor>& inputs, const std::vec
 torch::Tensor Model::forward(const std::vector<torch::Tensor>& inputs, const std::vector<c10::IValue>& extra) const {
   c10::IValue out = call(inputs, extra);
   if (!out.isTensor())
-    fail("model output: expected forward() to return a Tensor, got ", out.type()->str());
+    fail("model output: expected forward() to return a Tensor, got ", out.type()->str(),
+         out.isTuple() || out.isGenericDict()
+             ? "; load it with the 'output' option naming the element to explain (loadModel(path, { output: 0 }), or a dict key such as 'logits')"
+             : "");
   return out.toTensor();
 }
 

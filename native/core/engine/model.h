@@ -29,8 +29,11 @@ MemoryFormat parse_memory_format(const std::string& spec);
 
 class Model : public std::enable_shared_from_this<Model> {
  public:
+  // `output` picks what is explained when forward() returns a tuple (an
+  // index, or a field name of a named tuple) or a dict (a key): forward()
+  // is rewritten to return that element.
   static std::shared_ptr<Model> load(const std::string& path, const std::string& device,
-                                     MemoryFormat format = MemoryFormat::Auto);
+                                     MemoryFormat format = MemoryFormat::Auto, const c10::IValue& output = {});
 
   // Forward pass; `extra` are additional forward arguments already converted
   // by convert_extra(). Errors raised inside the model are reported as such.
