@@ -20,7 +20,8 @@ interface Case {
   captumDelta?: number;
   captumError?: string;
   reference?: string; // "wrong: why"
-  variant?: { attributions?: string; captumError?: string };
+  float32Error?: number;
+  variant?: { attributions?: string; captumError?: string; float32Error?: number };
 }
 interface Doc { model: string; inputs: TensorJson[]; extra: TensorJson[]; target: number | number[]; output: { shape: number[]; data: string }; cases: Record<string, Case> }
 
@@ -34,11 +35,14 @@ const values = (t: T.Tensor) => Array.from(t.data() as Float32Array);
 const sum = (a: ArrayLike<number>) => Array.from(a).reduce((s, v) => s + v, 0);
 const maxAbs = (a: ArrayLike<number>) => Array.from(a).reduce((m, v) => Math.max(m, Math.abs(v)), 0);
 
-// Float32 through a deep network, with batch norms folded and the
-// reference's op order not ours: 1e-4 of the largest value.
-function expectClose(got: ArrayLike<number>, want: ArrayLike<number>) {
+// The references are Captum's float64 answers. Float32 through a deep
+// network, with batch norms folded and another op order, is allowed 1e-4 of
+// the largest value, plus twice what the reference's own float32 run is off
+// by (`float32Error`: 1e-7 on most nets, 1e-4 for IG on vgg11_bn, whose
+// ReLUs flip between nearby path points).
+function expectClose(got: ArrayLike<number>, want: ArrayLike<number>, float32Error = 0) {
   expect(got.length).toBe(want.length);
-  const tol = 1e-4 * maxAbs(want) + 1e-7;
+  const tol = (1e-4 + 2 * float32Error) * maxAbs(want) + 1e-7;
   let worst = 0;
   for (let i = 0; i < want.length; i++) worst = Math.max(worst, Math.abs(got[i] - want[i]));
   expect(worst).toBeLessThanOrEqual(tol);
@@ -51,8 +55,9 @@ const METHODS: Record<string, new (m: T.Model, layer?: string) => { attribute(x:
   LayerDeepLift: T.LayerDeepLift, LayerConductance: T.LayerConductance, FeatureAblation: T.FeatureAblation,
 } as never;
 
-// Models whose attention torch 2.x saves as aten::scaled_dot_product_attention.
-const ATTENTION = new Set(["transformer", "bert", "distilbert", "gpt2", "vit"]);
+// Models whose attention torch 2.x saves as aten::scaled_dot_product_attention
+// (BERT is made with eager attention: softmax and matmul, which 1.13 has).
+const ATTENTION = new Set(["transformer", "distilbert", "gpt2", "vit"]);
 // Piecewise-linear networks (ReLU, max pooling, affine layers), where LRP-0 is gradient x input.
 const RELU_NETS = new Set(["resnet18", "densenet", "vgg11_bn", "audio"]);
 
@@ -106,14 +111,14 @@ for (const doc of docs) {
       const wrong = c.reference?.startsWith("wrong:");
       if (c.attributions && !wrong) {
         test(`${method} matches the reference`, async () => {
-          expectClose(values(attributionsOf(await run(method, c.options))), floats(c.attributions!));
+          expectClose(values(attributionsOf(await run(method, c.options))), floats(c.attributions!), c.float32Error);
         });
         continue;
       }
       const why = wrong ? c.reference!.slice(7) : `the reference refuses: ${c.captumError}`;
       if (c.variant?.attributions) {
         test(`${method} matches the reference run with the missed ops as modules (${why})`, async () => {
-          expectClose(values(attributionsOf(await run(method, c.options))), floats(c.variant!.attributions!));
+          expectClose(values(attributionsOf(await run(method, c.options))), floats(c.variant!.attributions!), c.variant!.float32Error);
         });
         continue;
       }
