@@ -50,7 +50,13 @@ async function timeTogether(fns, { seconds = 2, rounds = 6, warmup = 3 } = {}) {
   return best;
 }
 
-const pythonHas = (modules) => spawnSync("/usr/bin/python3", ["-c", `import ${modules}`], { stdio: "ignore" }).status === 0;
+// BENCH_PYTHON: the python whose torch (and Captum, on PYTHONPATH) the floor and
+// the Captum column run on (default Debian's python3-torch); BENCH_DEVICE: the
+// device torchexplain runs on (scripts/gpu-check: "cuda"; the python columns
+// stay on the CPU and are left out then).
+const PYTHON = process.env.BENCH_PYTHON || "/usr/bin/python3";
+const DEVICE = process.env.BENCH_DEVICE || "cpu";
+const pythonHas = (modules) => spawnSync(PYTHON, ["-c", `import ${modules}`], { stdio: "ignore" }).status === 0;
 
 // Floor passes: rows (float32 or int64 tensors), the target column, rows per
 // pass (0: all), backward or forward only; several passes add up.
@@ -68,7 +74,7 @@ function captum(cls, file, inputs, kwargs = {}, extra = {}) {
 // then time one round per request (python times itself; the pipe is not counted).
 function pythonReference() {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "torchexplain-bench-"));
-  const child = spawn("/usr/bin/python3", ["-W", "ignore", path.join(__dirname, "reference.py")], { stdio: ["pipe", "pipe", "inherit"] });
+  const child = spawn(PYTHON, ["-W", "ignore", path.join(__dirname, "reference.py")], { stdio: ["pipe", "pipe", "inherit"] });
   const waiting = [];
   let buffered = "";
   child.stdout.on("data", (chunk) => {
@@ -108,9 +114,9 @@ function pythonReference() {
 async function main() {
   const info = tx.buildInfo();
   const threads = tx.configure().threads;
-  console.log(`torchexplain benchmarks — LibTorch ${info.libtorch}, CPU, ${os.cpus().length} cores, ${threads} threads per worker, node ${process.version}\n`);
+  console.log(`torchexplain benchmarks — LibTorch ${info.libtorch}, ${DEVICE === "cpu" ? "CPU" : DEVICE}, ${os.cpus().length} cores, ${threads} threads per worker, node ${process.version}\n`);
   const models = {};
-  for (const f of ["bench_convnet.pt", "bench_resnet.pt", "bench_textcnn.pt", "bench_mlp.pt"]) models[f] = await tx.loadModel(path.join(MODELS, f));
+  for (const f of ["bench_convnet.pt", "bench_resnet.pt", "bench_textcnn.pt", "bench_mlp.pt"]) models[f] = await tx.loadModel(path.join(MODELS, f), { device: DEVICE });
   const img = (n) => tx.tensor(filled(n * 3 * 32 * 32, (i) => Math.sin(i * 0.37)), [n, 3, 32, 32]);
   const conv = models["bench_convnet.pt"], res = models["bench_resnet.pt"], text = models["bench_textcnn.pt"], mlp = models["bench_mlp.pt"];
   const x8 = img(8), x16 = img(16), x4 = img(4);
@@ -175,10 +181,13 @@ async function main() {
   ].filter(([name]) => !process.env.BENCH_ONLY || process.env.BENCH_ONLY.split("|").some((s) => name.includes(s)));
 
   // PyTorch's floor (and Captum): a python3 process timed in the same alternation.
-  const py = pythonHas("torch, numpy") ? pythonReference() : null;
+  const py = DEVICE === "cpu" && pythonHas("torch, numpy") ? pythonReference() : null;
   const withCaptum = py && pythonHas("captum.attr");
+  const version = (mod) => (spawnSync(PYTHON, ["-c", `import ${mod}; print(${mod}.__version__.split("+")[0])`], { encoding: "utf8" }).stdout || "").trim();
+  const captumName = withCaptum ? `Captum ${version("captum")} (torch ${version("torch")})` : "";
+  if (py) console.log(`PyTorch floor and Captum: ${PYTHON}, torch ${version("torch")}${withCaptum ? `, captum ${version("captum")}` : ""}\n`);
   if (!py) console.error("  (python3-torch not installed: no PyTorch floor)");
-  else if (!withCaptum) console.error("  (python3 cannot import captum: no Captum column; PYTHONPATH=<a Captum 0.7 checkout> adds it)");
+  else if (!withCaptum) console.error("  (python3 cannot import captum: no Captum column; PYTHONPATH=<a Captum checkout> adds it)");
   const results = [];
   for (const [k, [name, run, passes, call]] of work.entries()) {
     // The engine's floor: every pass through the bare model, natively.
@@ -201,7 +210,7 @@ async function main() {
   if (py) py.close();
 
   // The last column is a speed-up: Captum's time over torchexplain's (above 1 is faster).
-  console.log(`| workload | time (best) | median call | ÷ engine floor | ÷ PyTorch floor |${withCaptum ? " Captum 0.7 | speed-up over Captum |" : ""}`);
+  console.log(`| workload | time (best) | median call | ÷ engine floor | ÷ PyTorch floor |${withCaptum ? ` ${captumName} | speed-up over Captum |` : ""}`);
   console.log(`| --- | ---: | ---: | ---: | ---: |${withCaptum ? " ---: | ---: |" : ""}`);
   for (const r of results)
     console.log(`| ${r.name} | ${fmt(r.t)} | ${fmt(r.median)} | ${ratio(r.t, r.floor)} | ${r.pyFloor ? ratio(r.t, r.pyFloor) : "—"} |${withCaptum ? ` ${fmt(r.captumTime)} | ${ratio(r.captumTime, r.t)} |` : ""}`);

@@ -61,7 +61,8 @@ function load(): Addon {
   // spin). Read when the library loads, so set before the addon; a user's
   // own value wins.
   process.env.OPENBLAS_THREAD_TIMEOUT ??= "4";
-  const file = path.join(__dirname, "..", "build", "Release", "torchexplain.node");
+  // TORCHEXPLAIN_ADDON: another build of the addon (scripts/gpu-check's CUDA build).
+  const file = process.env.TORCHEXPLAIN_ADDON || path.join(__dirname, "..", "build", "Release", "torchexplain.node");
   try {
     // eslint-disable-next-line @typescript-eslint/no-var-requires
     return require(file) as Addon;

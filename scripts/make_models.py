@@ -41,7 +41,6 @@ import zipfile
 
 import torch
 import torch.nn as nn
-from sklearn.datasets import load_digits
 
 OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "models")
 
@@ -365,6 +364,7 @@ def test_models():
 
 
 def train_digits():
+    from sklearn.datasets import load_digits  # here: bench/reference.py imports this file for its classes alone
     digits = load_digits()
     x = torch.tensor(digits.images, dtype=torch.float32).unsqueeze(1) / 16.0
     y = torch.tensor(digits.target, dtype=torch.long)

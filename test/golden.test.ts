@@ -18,6 +18,8 @@ interface GoldenCase {
 }
 
 const index = readJson<{ cases: string[] }>(path.join(GOLDEN, "index.json"));
+// scripts/gpu-check runs the cases on another device (the CUDA build on "cuda").
+const device = process.env.TORCHEXPLAIN_TEST_DEVICE ?? "cpu";
 const exported = torchexplain as unknown as Record<string, unknown>;
 
 describe("golden cases (Captum 0.7 reference)", () => {
@@ -28,7 +30,7 @@ describe("golden cases (Captum 0.7 reference)", () => {
       | undefined;
     const run = Algorithm ? test : test.skip;
     run(`${id} (${c.algorithm})`, async () => {
-      const model = await loadModel(path.join(GOLDEN, c.model));
+      const model = await loadModel(path.join(GOLDEN, c.model), { device });
       const { layer, ...init } = reviveOptions(c.init) as Record<string, unknown>;
       const algorithm = layer === undefined ? new Algorithm!(model, init) : new Algorithm!(model, layer, init);
       const inputs = c.inputs.map(fromGolden);
