@@ -52,7 +52,7 @@ const std::vector<Entry>& registry() {
       {"LayerDeepLift", false, layer_deep_lift},
       {"LayerDeepLiftShap", false, layer_deep_lift_shap},
       {"LayerGradientShap", false, layer_gradient_shap},
-      {"LayerLRP", true, layer_lrp},
+      {"LayerLRP", false, layer_lrp},
       {"NeuronGradient", true, neuron_gradient},
       {"NeuronIntegratedGradients", true, neuron_integrated_gradients},
       {"NeuronGradientShap", true, neuron_gradient_shap},

@@ -56,6 +56,9 @@ async function run(kind, fn) {
     ["transformer FeatureAblation", () => new T.FeatureAblation(text).attribute(ids, { target: 1, baselines: 0 })],
     ["transformer LayerActivation", () => new T.LayerActivation(text, "embedding").attribute(ids)],
     ["transformer LayerGradientXActivation", () => new T.LayerGradientXActivation(text, "embedding").attribute(ids, { target: 1 })],
+    // The attention, layer norm and softmax rules (graphs taken apart and rewritten).
+    ["transformer LayerDeepLift", () => new T.LayerDeepLift(text, "embedding").attribute(ids, { target: 1 })],
+    ["transformer LayerLRP", () => new T.LayerLRP(text, "embedding").attribute(ids, { target: 1 })],
   ];
   const only = process.env.LEAK_ONLY ? new RegExp(process.env.LEAK_ONLY) : null;
   const chosen = families.filter(([k]) => (!only || only.test(k)) && (modern || !k.startsWith("transformer")));

@@ -317,7 +317,7 @@ Result layer_lrp(const Context& ctx, const Options& o) {
   Taps taps = layer_option(o, "attributeToLayerInput");
   taps.mode = TapMode::Append;
   bool want_delta = o.boolean("returnConvergenceDelta", false);
-  Context rctx = lrp_context(ctx, o, taps);
+  Context rctx = lrp_context(ctx, o, taps, taps.input ? "" : taps.layers[0]);
   o.reject_unknown("LayerLRP");
   LayerRows r = layer_gradients(rctx, identity_rows(ctx.batch), slice_of(ctx.inputs));
   if (r.outputs.dim() != 1)

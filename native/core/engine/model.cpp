@@ -28,9 +28,13 @@ c10::Device parse_device(const std::string& spec) {
     fail("device: expected 'cpu', 'cuda' or 'cuda:N', got '", spec, "'");
   }
   if (device.is_cuda()) {
-    if (!torch::cuda::is_available())
-      fail("device: '", spec, "' needs a CUDA build of LibTorch and a visible GPU; this build sees none ",
-           "(build against a CUDA LibTorch with LIBTORCH=/path/to/libtorch)");
+    if (!torch::cuda::is_available()) {
+      if (at::Context::hasCUDART())
+        fail("device: '", spec, "' needs a visible GPU; this build's LibTorch ", TORCH_VERSION,
+             " has CUDA but sees no GPU (check the driver, nvidia-smi, and CUDA_VISIBLE_DEVICES)");
+      fail("device: '", spec, "' needs a CUDA build of LibTorch and a visible GPU; this build's LibTorch ", TORCH_VERSION,
+           " has no CUDA (build against a CUDA LibTorch with LIBTORCH=/path/to/libtorch, or pip's CUDA torch)");
+    }
     int64_t count = static_cast<int64_t>(torch::cuda::device_count());
     if (device.has_index() && device.index() >= count)
       fail("device: '", spec, "' is out of range: ", count, " CUDA device(s) visible");

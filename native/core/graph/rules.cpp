@@ -434,7 +434,7 @@ void uniform_product(GraphRewrite& g, const OpSite& s, double eps) {
   g.reroute_after(z, out->node(), out);
 }
 
-void rewrite_lrp(GraphRewrite& g, const LrpConfig& c) {
+void rewrite_lrp(GraphRewrite& g, const LrpConfig& c, const std::string& untouched) {
   g.decompose();
   hold_gates(g);
   auto sites = g.path();
@@ -450,6 +450,7 @@ void rewrite_lrp(GraphRewrite& g, const LrpConfig& c) {
   }
   bool first = true;
   for (const OpSite& s : sites) {
+    if (!untouched.empty() && s.module == untouched) continue;
     switch (s.family) {
       case OpFamily::Structural:
         break;
@@ -509,9 +510,10 @@ Context guided_context(const Context& ctx, int64_t mode, const Taps& taps) {
                     [mode](GraphRewrite& g) { rewrite_relus(g, mode); }, false, taps);
 }
 
-Context lrp_context(const Context& ctx, const Options& o, const Taps& taps) {
+Context lrp_context(const Context& ctx, const Options& o, const Taps& taps, const std::string& untouched) {
   LrpConfig c = parse_lrp(o);
-  return with_rules(ctx, c.key, [&](GraphRewrite& g) { rewrite_lrp(g, c); }, c.fold_batch_norm, taps);
+  std::string key = c.key.empty() ? "" : c.key + "|" + untouched;
+  return with_rules(ctx, key, [&](GraphRewrite& g) { rewrite_lrp(g, c, untouched); }, c.fold_batch_norm, taps);
 }
 
 PairLayout pair_layout(int64_t batch, const std::vector<Tensor>& ends, const std::vector<Tensor>& starts,

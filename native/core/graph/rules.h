@@ -20,8 +20,9 @@ Context deeplift_context(const Context& ctx, bool captum_compatible, const Taps&
                          const std::string& untouched = "");
 // Guided backprop (ops::kGuided) or deconvolution (ops::kDeconv) ReLUs.
 Context guided_context(const Context& ctx, int64_t mode, const Taps& taps = {});
-// LRP rules from the options (rules, preset, epsilon, gamma, low, high, foldBatchNorm).
-Context lrp_context(const Context& ctx, const Options& o, const Taps& taps = {});
+// LRP rules from the options (rules, preset, epsilon, gamma, low, high, foldBatchNorm);
+// `untouched` as for deeplift_context (the layer's own ops need no rule).
+Context lrp_context(const Context& ctx, const Options& o, const Taps& taps = {}, const std::string& untouched = "");
 
 struct DeepLiftOptions {
   bool multiply, want_delta, captum_compatible;
