@@ -188,7 +188,10 @@ async function main() {
   if (py) console.log(`PyTorch floor and Captum: ${PYTHON}, torch ${version("torch")}${withCaptum ? `, captum ${version("captum")}` : ""}\n`);
   if (!py) console.error("  (python3-torch not installed: no PyTorch floor)");
   else if (!withCaptum) console.error("  (python3 cannot import captum: no Captum column; PYTHONPATH=<a Captum checkout> adds it)");
-  const results = [];
+  // The last column is a speed-up: Captum's time over torchexplain's (above 1 is faster).
+  // Rows are printed as they are measured (a full run with Captum takes a while).
+  console.log(`| workload | time (best) | median call | ÷ engine floor | ÷ PyTorch floor |${withCaptum ? ` ${captumName} | speed-up over Captum |` : ""}`);
+  console.log(`| --- | ---: | ---: | ---: | ---: |${withCaptum ? " ---: | ---: |" : ""}`);
   for (const [k, [name, run, passes, call]] of work.entries()) {
     // The engine's floor: every pass through the bare model, natively.
     const engineFloor = () =>
@@ -204,16 +207,11 @@ async function main() {
     }
     const times = await timeTogether(fns);
     const [t, floor, pyFloor, captumTime] = times;
-    results.push({ name, t, median: times.median[0], floor: Number.isNaN(floor) ? 0 : floor, pyFloor, captumTime });
+    const r = { name, t, median: times.median[0], floor: Number.isNaN(floor) ? 0 : floor, pyFloor, captumTime };
     console.error(`  ${name}: ${fmt(t)} (engine floor ${Number.isNaN(floor) ? "—" : fmt(floor)}, PyTorch floor ${pyFloor ? fmt(pyFloor) : "—"}, Captum ${captumTime ? fmt(captumTime) : "—"})`);
+    console.log(`| ${r.name} | ${fmt(r.t)} | ${fmt(r.median)} | ${ratio(r.t, r.floor)} | ${r.pyFloor ? ratio(r.t, r.pyFloor) : "—"} |${withCaptum ? ` ${fmt(r.captumTime)} | ${ratio(r.captumTime, r.t)} |` : ""}`);
   }
   if (py) py.close();
-
-  // The last column is a speed-up: Captum's time over torchexplain's (above 1 is faster).
-  console.log(`| workload | time (best) | median call | ÷ engine floor | ÷ PyTorch floor |${withCaptum ? ` ${captumName} | speed-up over Captum |` : ""}`);
-  console.log(`| --- | ---: | ---: | ---: | ---: |${withCaptum ? " ---: | ---: |" : ""}`);
-  for (const r of results)
-    console.log(`| ${r.name} | ${fmt(r.t)} | ${fmt(r.median)} | ${ratio(r.t, r.floor)} | ${r.pyFloor ? ratio(r.t, r.pyFloor) : "—"} |${withCaptum ? ` ${fmt(r.captumTime)} | ${ratio(r.captumTime, r.t)} |` : ""}`);
 }
 
 main().catch((e) => {
