@@ -200,6 +200,18 @@ void test_rules() {
   check(close(plain_lrp.attributions[0], fused_lrp.attributions[0], 1e-6), "LRP: tensor-op rules = fused CPU kernels");
   expect_error([&] { run("DeepLift", request("../models/cumsum_model.pt", {torch::randn({2, 6})}, {{"target", Value::of(0.0)}})); },
                "DeepLift has no rule for aten::cumsum", "an op without a rule names the op");
+  // x * x: the product rule splits it between its factors exactly (multiplier
+  // (x + b) / 2 for each), so summation to delta holds; the tensor-op forms agree.
+  auto v = torch::randn({4, 6}), vb = torch::randn({4, 6}) * 0.5;
+  Object po{{"target", Value::of(1.0)}, {"baselines", Value::of(vb)}, {"returnConvergenceDelta", Value::of(true)}};
+  Result product = run("DeepLift", request("../models/product_model.pt", {v}, po));
+  check(product.delta.abs().max().item<double>() < 1e-5, "DeepLift through a product of two input-dependent tensors sums to F(x) - F(b)");
+  ops::use_fused_kernels(false);
+  Result product_plain = run("DeepLift", request("../models/product_model.pt", {v}, po));
+  ops::use_fused_kernels(true);
+  check(close(product_plain.attributions[0], product.attributions[0], 1e-6), "DeepLift product rule: tensor-op forms = fused CPU kernels");
+  expect_error([&] { run("LRP", request("../models/quotient_model.pt", {v}, {{"target", Value::of(0.0)}})); },
+               "a quotient of two input-dependent tensors", "a quotient of two input-dependent tensors is refused, named");
 }
 
 // Layer taps: values, completeness at a layer, names checked.
