@@ -184,10 +184,11 @@ async function main() {
   const py = DEVICE === "cpu" && pythonHas("torch, numpy") ? pythonReference() : null;
   const withCaptum = py && pythonHas("captum.attr");
   const version = (mod) => (spawnSync(PYTHON, ["-c", `import ${mod}; print(${mod}.__version__.split("+")[0])`], { encoding: "utf8" }).stdout || "").trim();
-  const captumName = withCaptum ? `Captum ${version("captum")} (torch ${version("torch")})` : "";
-  if (py) console.log(`PyTorch floor and Captum: ${PYTHON}, torch ${version("torch")}${withCaptum ? `, captum ${version("captum")}` : ""}\n`);
-  if (!py) console.error("  (python3-torch not installed: no PyTorch floor)");
-  else if (!withCaptum) console.error("  (python3 cannot import captum: no Captum column; PYTHONPATH=<a Captum checkout> adds it)");
+  const torchVersion = py ? version("torch") : "", captumVersion = withCaptum ? version("captum") : "";
+  const captumName = withCaptum ? `Captum ${captumVersion} (torch ${torchVersion})` : "";
+  if (py) console.log(`PyTorch floor and Captum: ${PYTHON}, torch ${torchVersion}${withCaptum ? `, captum ${captumVersion}` : ""}\n`);
+  if (!py) console.error(DEVICE === "cpu" ? `  (${PYTHON} cannot import torch: no PyTorch floor)` : `  (on ${DEVICE}: no PyTorch floor or Captum column, which run on the CPU)`);
+  else if (!withCaptum) console.error(`  (${PYTHON} cannot import captum: no Captum column; PYTHONPATH=<a Captum checkout> adds it)`);
   // The last column is a speed-up: Captum's time over torchexplain's (above 1 is faster).
   // Rows are printed as they are measured (a full run with Captum takes a while).
   console.log(`| workload | time (best) | median call | ÷ engine floor | ÷ PyTorch floor |${withCaptum ? ` ${captumName} | speed-up over Captum |` : ""}`);

@@ -87,9 +87,12 @@ for (const doc of docs) {
       return (layer ? new A(model, layer) : new A(model)).attribute(x, { ...common, ...rest }) as Promise<T.Tensor & { attributions: T.Tensor; delta: T.Tensor }>;
     };
     const attributionsOf = (r: unknown) => ((r as { attributions?: T.Tensor }).attributions ?? (r as T.Tensor));
-    // The target output at the input and at the all-zero baseline (zero ids for text).
+    const count = x.shape.reduce((a, b) => a * b);
+    // All zeros in x's dtype (zero ids for text).
+    const zeros = () => T.tensor(x.dtype === "int64" ? new BigInt64Array(count) : new Float32Array(count), x.shape);
+    // The target output at the input and at the all-zero baseline.
     const gap = async () => {
-      const zero = T.tensor(x.dtype === "int64" ? new BigInt64Array(x.shape.reduce((a, b) => a * b)) : new Float32Array(x.shape.reduce((a, b) => a * b)), x.shape);
+      const zero = zeros();
       const at = async (t: T.Tensor) => {
         const out = values(await model.forward([t], extra));
         return Array.isArray(doc.target) ? out[(doc.target[0] as number) * doc.output.shape[2] + (doc.target[1] as number)] : out[doc.target as number];
@@ -177,8 +180,7 @@ for (const doc of docs) {
       const n = 64;
       // Not the zero image: along a ray from 0 a layer norm's output is constant
       // but for a jump right at 0, which random points never sample.
-      const count = x.shape.reduce((a, b) => a * b);
-      const base = text ? T.tensor(new BigInt64Array(count), x.shape) : T.tensor(Float32Array.from({ length: count }, (_, i) => 0.3 * Math.cos(i * 0.11)), x.shape);
+      const base = text ? zeros() : T.tensor(Float32Array.from({ length: count }, (_, i) => 0.3 * Math.cos(i * 0.11)), x.shape);
       const options = { ...common, baselines: base, nSamples: n, returnConvergenceDelta: true as const };
       const r = text ? await new T.LayerGradientShap(model, layer).attribute(x, options) : await new T.GradientShap(model).attribute(x, options);
       const d = values(r.delta);

@@ -287,26 +287,23 @@ Result layer_gradient_shap(const Context& ctx, const Options& o) {
   // As GradientShap, with gradients taken at the layer.
   ShapDraws d = shap_draws(ctx, o, "LayerGradientShap");
   o.reject_unknown("LayerGradientShap");
+  Context per_row_ctx = ctx.with_rows(d.ends, d.rows.examples());
+  Tensor attr;
   if (!integer_inputs(ctx).empty()) {
     // Token ids: the random points lie between the layer's values.
-    Context per_row_ctx = ctx.with_rows(d.ends, d.rows.examples());
     Tensor le = layer_values(per_row_ctx, taps, d.ends)[0], ls = layer_values(per_row_ctx, taps, d.starts)[0];
     Tensor diff = le - ls;
     Context s = substituted(per_row_ctx, taps, {ls + per_row(d.alpha.to(le.scalar_type()), diff) * diff});
-    Tensor attr = row_gradients(s, identity_rows(d.rows.count), slice_of(s.inputs))[0];
+    attr = row_gradients(s, identity_rows(d.rows.count), slice_of(s.inputs))[0];
     if (d.multiply) attr = attr * diff;
-    Result res;
-    if (d.want_delta) res.delta = convergence_delta(per_row_ctx, {attr}, d.starts, d.ends);
-    res.attributions = {mean_per_example(attr, ctx.batch, d.samples)};
-    return res;
+  } else {
+    std::vector<Tensor> points;
+    for (size_t i = 0; i < d.ends.size(); ++i)
+      points.push_back(d.starts[i] + per_row(d.alpha, d.ends[i]) * (d.ends[i] - d.starts[i]));
+    attr = layer_gradients(tapped(per_row_ctx, taps, TapMode::Append), identity_rows(d.rows.count), slice_of(points)).grads[0];
+    if (d.multiply)
+      attr = attr * (layer_values(per_row_ctx, taps, d.ends)[0] - layer_values(per_row_ctx, taps, d.starts)[0]);
   }
-  std::vector<Tensor> points;
-  for (size_t i = 0; i < d.ends.size(); ++i) points.push_back(d.starts[i] + per_row(d.alpha, d.ends[i]) * (d.ends[i] - d.starts[i]));
-  Context per_row_ctx = ctx.with_rows(d.ends, d.rows.examples());
-  LayerRows r = layer_gradients(tapped(per_row_ctx, taps, TapMode::Append), identity_rows(d.rows.count), slice_of(points));
-  Tensor attr = r.grads[0];
-  if (d.multiply)
-    attr = attr * (layer_values(per_row_ctx, taps, d.ends)[0] - layer_values(per_row_ctx, taps, d.starts)[0]);
   Result res;
   if (d.want_delta) res.delta = convergence_delta(per_row_ctx, {attr}, d.starts, d.ends);
   res.attributions = {mean_per_example(attr, ctx.batch, d.samples)};

@@ -97,10 +97,10 @@ std::vector<size_t> integer_inputs(const Context& ctx) {
 }
 
 void require_float_inputs(const Context& ctx) {
-  for (size_t i = 0; i < ctx.inputs.size(); ++i)
-    if (!at::isFloatingType(ctx.inputs[i].scalar_type()))
-      fail("inputs[", i, "]: gradient methods need floating-point inputs, got ", dtype_str(ctx.inputs[i].scalar_type()),
-           " (convert with dtype 'float32', or attribute to an embedding layer)");
+  auto ints = integer_inputs(ctx);
+  if (!ints.empty())
+    fail("inputs[", ints[0], "]: gradient methods need floating-point inputs, got ", dtype_str(ctx.inputs[ints[0]].scalar_type()),
+         " (convert with dtype 'float32', or attribute to an embedding layer)");
 }
 
 Context make_context(const Request& req) {

@@ -69,6 +69,13 @@ std::string op_name(const Node* n) {
   return n->kind().is_aten() ? n->kind().toUnqualString() : n->kind().toQualString();
 }
 
+// `n` takes `like`'s source range and call stack: messages and per-layer
+// rules then see it as part of the op (and module) it stands for.
+void take_origin(Node* n, Node* like) {
+  n->setSourceRange(like->sourceRange());
+  if (like->callstack()) n->setCallStack(*like->callstack());
+}
+
 }  // namespace
 
 std::string OpSite::where() const {
@@ -331,8 +338,7 @@ void GraphRewrite::functionalise(Block* b) {
     if (!local) continue;
     Node* f = graph_->create(c10::Symbol::aten(base), n->inputs(), 1);
     f->output()->setType(n->output()->type());
-    f->setSourceRange(n->sourceRange());
-    if (n->callstack()) f->setCallStack(*n->callstack());
+    take_origin(f, n);
     f->insertBefore(n);
     n->output()->replaceAllUsesWith(f->output());
     // Readers after the op (in this block, or in blocks of later nodes of it) read the result.
@@ -439,14 +445,9 @@ std::vector<OpSite> GraphRewrite::path() const {
 
 namespace {
 
-// The nodes from `first` up to (not including) `end` take `like`'s source
-// range and call stack, so that messages and per-layer rules see them as
-// parts of the op they replace.
+// The nodes from `first` up to (not including) `end` take `like`'s origin.
 void adopt(Node* first, Node* end, Node* like) {
-  for (Node* n = first; n != end; n = n->next()) {
-    n->setSourceRange(like->sourceRange());
-    if (like->callstack()) n->setCallStack(*like->callstack());
-  }
+  for (Node* n = first; n != end; n = n->next()) take_origin(n, like);
 }
 
 }  // namespace
@@ -518,7 +519,6 @@ void GraphRewrite::decompose_softmax(Node* n) {
   Value* y = g.insert(c10::aten::mul, {e, r});
   adopt(first->next(), n, n);
   n->output()->replaceAllUsesWith(y);
-  attention_softmax_.erase(n);
   n->destroy();
 }
 
@@ -549,7 +549,6 @@ void GraphRewrite::decompose_attention(Node* n) {
   Value* scores = g.insert(c10::aten::matmul, {q, g.insert(c10::aten::transpose, {k, g.insertConstant(int64_t(-2)), g.insertConstant(int64_t(-1))})});
   scores = g.insert(c10::aten::add, {g.insert(c10::aten::mul, {scores, scale}), bias});
   Value* p = g.insert(c10::aten::softmax, {scores, g.insertConstant(int64_t(-1))});
-  attention_softmax_.insert(p->node());
   Value* out = g.insert(c10::aten::matmul, {p, v});
   adopt(first->next(), n, n);
   n->output()->replaceAllUsesWith(out);
@@ -562,8 +561,7 @@ Node* GraphRewrite::insert(const char* op, const std::vector<Value*>& inputs, Va
     v->setType(like->type());
     dependent_.insert(v);
   }
-  n->setSourceRange(anchor->sourceRange());
-  if (anchor->callstack()) n->setCallStack(*anchor->callstack());
+  take_origin(n, anchor);
   return n;
 }
 
@@ -580,8 +578,7 @@ Node* GraphRewrite::with_indices(Node* n) {
   Node* p = graph_->create(c10::Symbol::aten(op_name(n) + "_with_indices"), n->inputs(), 2);
   p->output(0)->setType(n->output()->type());
   p->output(1)->setType(n->output()->type());
-  p->setSourceRange(n->sourceRange());
-  if (n->callstack()) p->setCallStack(*n->callstack());
+  take_origin(p, n);
   p->insertAfter(n);
   dependent_.insert(p->output(0));
   n->output()->replaceAllUsesWith(p->output(0));

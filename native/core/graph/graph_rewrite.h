@@ -69,9 +69,8 @@ class GraphRewrite {
   std::vector<OpSite> path() const;
   // Layer norm and scaled dot-product attention become the ops they are made
   // of (means, products, rsqrt, matmul, softmax), so that the rules meet
-  // only ops they have a form for. Softmaxes made here are attention_softmax().
+  // only ops they have a form for. The ops made keep the replaced op's module.
   void decompose();
-  bool attention_softmax(const torch::jit::Node* n) const { return attention_softmax_.count(n) > 0; }
   // Layer norm's u * rsqrt(var + eps), made by decompose().
   bool normalising(const torch::jit::Node* n) const { return normalising_.count(n) > 0; }
   // softmax(x) = e / sum(e), e = exp(x - c) with c the largest value of the
@@ -135,7 +134,7 @@ class GraphRewrite {
   int folded_ = 0;
   std::unordered_set<const torch::jit::Value*> dependent_;
   std::vector<const torch::jit::Value*> roots_;  // the attributed inputs
-  std::unordered_set<const torch::jit::Node*> attention_softmax_, normalising_;
+  std::unordered_set<const torch::jit::Node*> normalising_;
   std::vector<std::string> layer_names_;
 };
 

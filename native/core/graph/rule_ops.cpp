@@ -21,6 +21,14 @@ using torch::autograd::variable_list;
 // falls back to the op's own gradient there (as the reference implementation).
 constexpr double kRescaleEps = 1e-10;
 
+// Where input and reference count as equal: |Δx| below kRescaleEps, or not a
+// number (a score masked to -inf in both rows of attention has no difference).
+template <typename T>
+bool no_difference(T dx) {
+  return !(std::abs(dx) >= kRescaleEps);
+}
+Tensor no_difference(const Tensor& dx) { return (dx.abs() >= kRescaleEps).logical_not(); }
+
 // Pairs view: [pairs, 2, ...] of a tensor whose rows alternate input, reference.
 Tensor pairs(const Tensor& t) {
   TORCH_CHECK(t.dim() >= 1 && t.size(0) % 2 == 0,
@@ -47,8 +55,7 @@ Tensor pair_delta(const Tensor& t) {
 // DeepLift's multiplier Δy/Δx per pair, and where Δx is too small for it.
 std::pair<Tensor, Tensor> rescale_multiplier(const Tensor& x, const Tensor& y) {
   Tensor dx = pair_delta(x);
-  // Not finite counts as small: a score masked to -inf in both rows (attention) has no difference.
-  Tensor small = (dx.abs() >= kRescaleEps).logical_not();
+  Tensor small = no_difference(dx);
   return {torch::where(small, torch::zeros_like(dx), pair_delta(y) / dx), small};
 }
 
@@ -97,7 +104,7 @@ bool rescale_cpu(const Tensor& x, const Tensor& y, const Tensor& gr, const Tenso
         int64_t i0 = 2 * p * inner, i1 = i0 + inner;
         for (int64_t j = 0; j < inner; ++j) {
           scalar_t dx = px[i0 + j] - px[i1 + j];
-          bool small = !(std::abs(dx) >= kRescaleEps);  // NaN (-inf - -inf) too
+          bool small = no_difference(dx);
           scalar_t m = small ? scalar_t(0) : (py[i0 + j] - py[i1 + j]) / dx;
           ox[i0 + j] = pr[i0 + j] * m;
           ox[i1 + j] = pr[i1 + j] * m;
@@ -147,7 +154,7 @@ void maxpool_cpu(const Tensor& x, const Tensor& y, const Tensor& idx, const Tens
         }
         for (int64_t j = 0; j < in_inner; ++j) {
           scalar_t dx = px[n0 + j] - px[n1 + j];
-          if (std::abs(dx) < kRescaleEps) {
+          if (no_difference(dx)) {
             ox[n0 + j] = oo[n0 + j];
             ox[n1 + j] = oo[n1 + j];
           } else {
@@ -359,7 +366,7 @@ struct RescaleMaxPool : torch::autograd::Function<RescaleMaxPool> {
     Tensor spread = pairs(pool_backward(pairs(g.recorded).mul(pairs(delta_out)).view_as(y), x, pool, idx));
     Tensor both = spread.sum(1, true);
     Tensor dx = pair_delta(x);
-    Tensor small = dx.abs() < kRescaleEps;
+    Tensor small = no_difference(dx);
     Tensor own = adjacent || small.any().item<bool>() ? pool_backward(g.flowing, x, pool, idx) : Tensor();
     Tensor gx = own.defined() ? rows(torch::where(small, pairs(own), both / dx)) : rows((both / dx).expand_as(spread));
     return {gx, Tensor(), Tensor(), adjacent ? own : Tensor(), Tensor(), Tensor(), Tensor(), Tensor(), Tensor()};

@@ -35,6 +35,12 @@ bool is_product(const GraphRewrite& g, const OpSite& s) {
   return ops.count(s.op) && g.dependent_inputs(s.node) == std::vector<size_t>{0, 1};
 }
 
+// Why a weighted op that is not linear in the inputs has no rule.
+std::string not_split(const OpSite& s) {
+  return s.op == "div" ? "a quotient of two input-dependent tensors"
+                       : "several input-dependent operands; only mul, matmul, mm and bmm of two are split";
+}
+
 // Products and quotients of two input-dependent tensors are not linear.
 bool linear_in_inputs(const GraphRewrite& g, const OpSite& s) {
   if (s.op == "div") return !g.depends(s.node->input(1));
@@ -105,13 +111,14 @@ bool sole_reader(JitValue* v, Node* n) {
 void rewrite_deeplift(GraphRewrite& g, bool captum_compatible, const std::string& untouched) {
   g.decompose();
   // The reference's softmax rule (multipliers normalised over the whole
-  // tensor) is for nn.Softmax layers; elsewhere (attention, functional
-  // softmax, or with captumCompatible false) softmax is taken apart into
-  // exp, sum, reciprocal and a product, whose rules keep summation to delta.
+  // tensor) is for nn.Softmax layers; elsewhere (attention, whose softmax
+  // decompose() made in the attention's module, functional softmax, or with
+  // captumCompatible false) softmax is taken apart into exp, sum, reciprocal
+  // and a product, whose rules keep summation to delta.
   bool split = false;
   for (const OpSite& s : g.path())
     if (s.family == OpFamily::Softmax && (untouched.empty() || s.module != untouched) &&
-        (!captum_compatible || s.module_type != "Softmax" || g.attention_softmax(s.node)) &&
+        (!captum_compatible || s.module_type != "Softmax") &&
         g.dependent_inputs(s.node) == std::vector<size_t>{0}) {
       g.decompose_softmax(s.node);
       split = true;
@@ -123,7 +130,7 @@ void rewrite_deeplift(GraphRewrite& g, bool captum_compatible, const std::string
     if (!untouched.empty() && s.module == untouched) continue;
     bool rule = s.family == OpFamily::Activation || s.family == OpFamily::MaxPool || s.family == OpFamily::Softmax;
     if (s.family == OpFamily::Linear && !linear_in_inputs(g, s)) {
-      if (!is_product(g, s)) unsupported("DeepLift", s, "a quotient of two input-dependent tensors");
+      if (!is_product(g, s)) unsupported("DeepLift", s, not_split(s));
       product_rule(g, n);
       continue;
     }
@@ -461,7 +468,7 @@ void rewrite_lrp(GraphRewrite& g, const LrpConfig& c, const std::string& untouch
       case OpFamily::Linear:
       case OpFamily::MaxPool: {
         if (!linear_in_inputs(g, s)) {
-          if (!is_product(g, s)) unsupported("LRP", s, "a quotient of two input-dependent tensors");
+          if (!is_product(g, s)) unsupported("LRP", s, not_split(s));
           uniform_product(g, s, c.base.epsilon);
           break;
         }
