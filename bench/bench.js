@@ -19,6 +19,7 @@ const { spawn, spawnSync } = require("child_process");
 process.env.OMP_WAIT_POLICY ??= "PASSIVE";
 const tx = require("../dist");
 const { native } = require("../dist/native");
+const { llmWork } = require("./llm");
 
 const MODELS = path.join(__dirname, "..", "models");
 const filled = (n, f) => Float32Array.from({ length: n }, (_, i) => f(i));
@@ -102,7 +103,8 @@ function pythonReference() {
   const tensorsToRows = (kwargs) => Object.fromEntries(Object.entries(kwargs).map(([k, v]) => [k, v instanceof tx.Tensor ? { rows: rows(v) } : v]));
   return {
     load: (k, threads, passes) => ask({ load: k, threads, passes: passes.map((p) => ({ ...p, rows: p.rows.map(rows) })) }),
-    loadCaptum: (k, threads, call) => ask({ load: k, threads, captum: { ...call, inputs: call.inputs.map(rows), kwargs: tensorsToRows(call.kwargs) } }),
+    loadCaptum: (k, threads, call) =>
+      call.llm ? ask({ load: k, threads, llm: call.llm }) : ask({ load: k, threads, captum: { ...call, inputs: call.inputs.map(rows), kwargs: tensorsToRows(call.kwargs) } }),
     run: async (k) => (await ask({ run: k })).seconds,
     close: () => {
       child.stdin.end();
@@ -178,10 +180,12 @@ async function main() {
     ["Lime, MLP, 16 groups, 200 samples", () => new tx.Lime(mlp).attribute(mlpX, { target: 1, featureMask: groups16, nSamples: 200 }),
       [pass("bench_mlp.pt", [tx.tensor(filled(200 * 64, Math.sin), [200, 64])], { backward: false }), pass("bench_mlp.pt", [mlpX], { backward: false })],
       C("Lime", "bench_mlp.pt", [mlpX], { target: 1, feature_mask: groups16, n_samples: 200 })],
-  ].filter(([name]) => !process.env.BENCH_ONLY || process.env.BENCH_ONLY.split("|").some((s) => name.includes(s)));
-
+  ];
   // PyTorch's floor (and Captum): a python3 process timed in the same alternation.
   const py = DEVICE === "cpu" && pythonHas("torch, numpy") ? pythonReference() : null;
+  const only = (rows) => rows.filter(([name]) => !process.env.BENCH_ONLY || process.env.BENCH_ONLY.split("|").some((s) => name.includes(s)));
+  if (DEVICE === "cpu" && (!process.env.BENCH_ONLY || process.env.BENCH_ONLY.includes("LLM"))) work.push(...(await llmWork(tx, PYTHON)));
+  work.splice(0, work.length, ...only(work));
   const withCaptum = py && pythonHas("captum.attr");
   const version = (mod) => (spawnSync(PYTHON, ["-c", `import ${mod}; print(${mod}.__version__.split("+")[0])`], { encoding: "utf8" }).stdout || "").trim();
   const torchVersion = py ? version("torch") : "", captumVersion = withCaptum ? version("captum") : "";
@@ -193,12 +197,14 @@ async function main() {
   // Rows are printed as they are measured (a full run with Captum takes a while).
   console.log(`| workload | time (best) | median call | ÷ engine floor | ÷ PyTorch floor |${withCaptum ? ` ${captumName} | speed-up over Captum |` : ""}`);
   console.log(`| --- | ---: | ---: | ---: | ---: |${withCaptum ? " ---: | ---: |" : ""}`);
-  for (const [k, [name, run, passes, call]] of work.entries()) {
+  for (const [k, [name, run, rowsPasses, call]] of work.entries()) {
+    // No floor where the passes depend on the method's sampling (ShapleyValueSampling's coalitions).
+    const passes = rowsPasses || [];
     // The engine's floor: every pass through the bare model, natively.
     const engineFloor = () =>
-      passes.reduce((sum, p) => sum + (p.rows[0].dtype === "int64" ? NaN : native.benchFloor(models[path.basename(p.model)].native, p.rows.map((r) => r.native), p.target, p.chunk, 1, p.backward)), 0);
+      passes.reduce((sum, p) => sum + (p.rows[0].dtype === "int64" ? NaN : native.benchFloor(models[path.basename(p.model)].native, p.rows.map((r) => r.native), p.target, p.chunk, 1, p.backward)), passes.length ? 0 : NaN);
     const fns = [run, engineFloor];
-    if (py) {
+    if (py && passes.length) {
       await py.load(`floor${k}`, threads, passes);
       fns.push(() => py.run(`floor${k}`));
     }
@@ -206,8 +212,10 @@ async function main() {
       await py.loadCaptum(`captum${k}`, threads, call);
       fns.push(() => py.run(`captum${k}`));
     }
-    const times = await timeTogether(fns);
-    const [t, floor, pyFloor, captumTime] = times;
+    // The LLM rows' Captum calls take seconds: fewer rounds.
+    const times = await timeTogether(fns, name.startsWith("LLM ") ? { rounds: 3, warmup: 1 } : {});
+    const [t, floor] = times;
+    const pyFloor = py && passes.length ? times[2] : undefined, captumTime = withCaptum ? times[times.length - 1] : undefined;
     const r = { name, t, median: times.median[0], floor: Number.isNaN(floor) ? 0 : floor, pyFloor, captumTime };
     console.error(`  ${name}: ${fmt(t)} (engine floor ${Number.isNaN(floor) ? "—" : fmt(floor)}, PyTorch floor ${pyFloor ? fmt(pyFloor) : "—"}, Captum ${captumTime ? fmt(captumTime) : "—"})`);
     console.log(`| ${r.name} | ${fmt(r.t)} | ${fmt(r.median)} | ${ratio(r.t, r.floor)} | ${r.pyFloor ? ratio(r.t, r.pyFloor) : "—"} |${withCaptum ? ` ${fmt(r.captumTime)} | ${ratio(r.captumTime, r.t)} |` : ""}`);

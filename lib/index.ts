@@ -70,3 +70,4 @@ export { MinParamPerturbation, MinParamPerturbationOptions, MinParamEvaluateOpti
 export { ForwardFunc } from "./robust/tensor_ops";
 export { deletionCurve, insertionCurve, faithfulnessCorrelation, sparseness, CurveOptions, CurveResult, FaithfulnessOptions, RelevanceOrder } from "./metrics/curves";
 export { parameterRandomization, RandomizationOptions, RandomizationResult } from "./metrics/randomization";
+export * from "./llm";

@@ -10,6 +10,7 @@ import sharp from "sharp";
 import type { Browser, Page } from "playwright-core";
 import { chromium } from "playwright-core";
 import { createInsightsServer, startInsights, InsightsServer } from "../lib/insights/server";
+import { createLLMInsightsServer, startLLMInsights } from "../lib/insights/llm_server";
 import { loadModel, tensor, IntegratedGradients, parseNpy, saveNpz, Tensor } from "../lib";
 import { ensureDist } from "./dist";
 
@@ -411,7 +412,7 @@ test("the package ships the page: npm pack lists web/insights", () => {
   const out = execSync("npm pack --dry-run --ignore-scripts --json", { cwd: root, encoding: "utf8", stdio: ["ignore", "pipe", "ignore"] });
   const files = (JSON.parse(out) as { files: { path: string }[] }[])[0].files.map((f) => f.path);
   const page = fs.readdirSync(path.join(root, "web", "insights")).map((f) => `web/insights/${f}`);
-  expect(page.sort()).toEqual(["web/insights/app.css", "web/insights/app.js", "web/insights/index.html"]);
+  expect(page.sort()).toEqual(["web/insights/app.css", "web/insights/app.js", "web/insights/index.html", "web/insights/llm.html", "web/insights/llm.js"]);
   expect(files).toEqual(expect.arrayContaining(page));
 });
 
@@ -553,5 +554,97 @@ describe("the page in Chromium", () => {
       state = (await (await fetch(`${server.url}/api/jobs/${job.id}`)).json()) as typeof state;
     } while (state.status === "running" && Date.now() < end);
     expect([state.status, state.error?.message]).toEqual(["cancelled", "aborted: the page closed"]);
+  });
+});
+
+// ---- the language-model page -------------------------------------------------------------------
+
+describe("the language-model page", () => {
+  const LLM = path.join(__dirname, "fixtures", "llm");
+  const template = { template: "{} lives in {} and likes {}", values: ["dave", "paris", "the cat"], baselines: ["anna", "rome", "a dog"] };
+
+  test("routes (inject): info, an explanation as the API's, a generated target, gradients on the embedding; bad input is a 400 naming the argument", async () => {
+    const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "torchexplain-llm-insights-"));
+    fs.writeFileSync(path.join(tmp, "p.jsonl"), JSON.stringify({ id: "dave", ...template, target: " he is happy" }) + "\n");
+    const s = await createLLMInsightsServer({ model: path.join(LLM, "gpt2.pt"), tokenizer: path.join(LLM, "bpe.json"), prompts: path.join(tmp, "p.jsonl") });
+    try {
+      const info = (await s.app.inject("/api/info")).json();
+      expect(info.examples.map((e: { id: string }) => e.id)).toEqual(["dave"]);
+      expect(info.layers[0]).toBe("m.transformer.wte");
+      const page = await s.app.inject("/");
+      expect(page.body).toContain('data-testid="template"');
+      const post = (body: object) => s.app.inject({ method: "POST", url: "/api/explain", payload: body });
+      const r = (await post({ ...template, target: " he is happy" })).json();
+      const { LLMAttribution, FeatureAblation, TextTemplateInput, loadTokenizer } = await import("../lib");
+      const api = await new LLMAttribution(new FeatureAblation(s.model), await loadTokenizer(path.join(LLM, "bpe.json"))).attribute(
+        new TextTemplateInput(template.template, template.values, { baselines: template.baselines }), { target: " he is happy" });
+      api.seqAttr.forEach((v, i) => expect(Math.abs(r.seqAttr[i] - v)).toBeLessThan(1e-5 + 1e-4 * Math.abs(v)));
+      expect(r.outputTokens).toEqual(["he", "is", "happy"]);
+      expect(Buffer.from(r.pictures.tokens, "base64").subarray(1, 4).toString()).toBe("PNG");
+      const gen = (await post({ ...template, maxNewTokens: 3 })).json();
+      expect(gen.outputTokens).toHaveLength(3);
+      const ig = (await post({ text: "the cat sat", method: "LayerIntegratedGradients", nSteps: 4, target: " on" })).json();
+      expect(ig.inputTokens.length).toBe(ig.seqAttr.length);
+      for (const [body, message] of [
+        [{ ...template, values: ["dave"] }, /template: has 3 placeholders for 1 values/],
+        [{ ...template, method: "Saliency" }, /method: expected one of/],
+        [{ text: "the cat", method: "LayerIntegratedGradients", layer: "nope" }, /layer: the model has no layer 'nope'/],
+        [{ ...template, maxNewTokens: 0 }, /maxNewTokens: expected an integer from 1 to 256/],
+        [{ ...template, method: "ShapleyValueSampling", nSamples: 1e9 }, /nSamples: expected an integer from 1 to 10000/],
+      ] as const) {
+        const res = await post(body);
+        expect([res.statusCode, res.json().error]).toEqual([400, expect.stringMatching(message)]);
+      }
+    } finally {
+      await s.app.close();
+      fs.rmSync(tmp, { recursive: true, force: true });
+    }
+  });
+
+  test("in Chromium: pick a prompt, explain, see the coloured prompt and the token map; a generated target; cancel", async () => {
+    ensureChromium();
+    const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "torchexplain-llm-insights-"));
+    fs.writeFileSync(path.join(tmp, "p.jsonl"), [JSON.stringify({ id: "dave", ...template, target: " he is happy" }), JSON.stringify({ text: "the cat sat on", target: " the mat" })].join("\n"));
+    const [browser, s] = await Promise.all([chromium.launch({ executablePath: CHROMIUM, args: LAUNCH_ARGS }),
+      startLLMInsights({ model: path.join(LLM, "gpt2.pt"), tokenizer: path.join(LLM, "bpe.json"), prompts: path.join(tmp, "p.jsonl") })]);
+    try {
+      const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+      page.setDefaultTimeout(15000);
+      const errors: string[] = [];
+      page.on("pageerror", (e) => errors.push(e.message));
+      await page.goto(s.url + "/");
+      await page.locator("[data-testid=example]").nth(1).waitFor();
+      await page.locator("[data-testid=example]").first().click();
+      await page.click("[data-testid=explain]");
+      await page.locator("[data-testid=token-map]").waitFor();
+      expect(await page.locator("[data-testid=token-map] tr").count()).toBe(4); // header + 3 target tokens
+      expect(await page.locator(".segment:not(.fixed)").allTextContents()).toEqual(["dave", "paris", "the cat"]);
+      expect(await page.locator("[data-testid=target-tokens] code").allTextContents()).toEqual(["he", "is", "happy"]);
+      await page.screenshot({ path: path.join(root, "build", "insights-llm.png"), fullPage: true });
+      // Gradients on the second (text) prompt, then a generated target.
+      await page.locator("[data-testid=example]").nth(1).click();
+      await page.selectOption("[data-testid=method]", "LayerIntegratedGradients");
+      await page.fill("[data-testid=steps]", "4");
+      await page.click("[data-testid=explain]");
+      await page.waitForFunction(() => document.querySelector("h3")?.textContent?.includes("LayerIntegratedGradients"));
+      await page.selectOption("[data-testid=method]", "FeatureAblation");
+      await page.fill("[data-testid=target]", "");
+      await page.fill("[data-testid=max-new-tokens]", "2");
+      await page.click("[data-testid=explain]");
+      await page.waitForFunction(() => document.querySelectorAll("[data-testid=target-tokens] code").length === 2 && !!document.querySelector("h4")?.parentElement?.textContent?.includes("generated"));
+      // A long one, cancelled from the page.
+      await page.selectOption("[data-testid=method]", "ShapleyValueSampling");
+      await page.fill("[data-testid=samples]", "10000");
+      await page.fill("[data-testid=target]", " he is happy and the cat sat on the mat");
+      await page.click("[data-testid=explain]");
+      await page.waitForFunction(() => !(document.getElementById("cancel") as HTMLButtonElement).disabled);
+      await page.click("[data-testid=cancel]");
+      await page.waitForFunction(() => document.getElementById("status")?.textContent === "cancelled");
+      expect(errors).toEqual([]);
+    } finally {
+      await browser.close();
+      await s.app.close();
+      fs.rmSync(tmp, { recursive: true, force: true });
+    }
   });
 });

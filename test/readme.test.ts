@@ -21,3 +21,24 @@ test("README quick start prints Captum's numbers for its README example", () => 
   expectClose(printed, [-0.5922, -1.5497, -1.0067, 0, -0.2219, -5.1991], { atol: 1.5e-4, rtol: 0 });
   expectClose(shown, printed, { atol: 1.5e-4, rtol: 0 });
 });
+
+test("README language-model example runs as written and prints what it shows", () => {
+  const root = path.join(__dirname, "..");
+  const readme = fs.readFileSync(path.join(root, "README.md"), "utf8");
+  const code = readme.split("### Language models")[1].split("```js")[1].split("```")[0];
+  // A project folder where require("torchexplain") is this package and test/fixtures is at hand.
+  const dir = fs.mkdtempSync(path.join(require("os").tmpdir(), "torchexplain-readme-llm-"));
+  fs.mkdirSync(path.join(dir, "node_modules"));
+  fs.symlinkSync(root, path.join(dir, "node_modules", "torchexplain"));
+  fs.symlinkSync(path.join(root, "test"), path.join(dir, "test"));
+  fs.writeFileSync(path.join(dir, "example.js"), code);
+  const r = spawnSync(process.execPath, ["example.js"], { cwd: dir, encoding: "utf8", timeout: 120000 });
+  expect(r.stderr).toBe("");
+  const shown = JSON.parse(code.match(/\/\/ (\[ -0\.23.*?\])/)![1]) as number[];
+  const printed = r.stdout.split("\n")[1];
+  expectClose(JSON.parse(printed) as number[], shown, { atol: 2e-3, rtol: 0 });
+  expect(r.stdout).toContain("[ 'dave', 'paris', 'the cat' ] [ 'he', 'is', 'happy' ]");
+  expect(r.stdout).toContain("2 6");
+  for (const f of ["token_attr.png", "seq_attr.png", "attr.html"]) expect(fs.statSync(path.join(dir, f)).size).toBeGreaterThan(500);
+  fs.rmSync(dir, { recursive: true, force: true });
+});

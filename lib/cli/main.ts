@@ -17,19 +17,35 @@ const USAGE = `usage:
                        [--png] [--png-sign SIGN] [--png-scale N] [--resume]
                        [--image-size N|HxW] [--channels 1|3|4] [--mean a,b,c] [--std a,b,c]
                        [--redis URL] [--queue NAME]
+  torchexplain llm     --model M.pt --tokenizer tokenizer.json --method NAME --prompts FILE.jsonl --out DIR
+                       [--layer NAME] [--attr-target logProb|prob] [--options JSON] [--init JSON]
+                       [--max-new-tokens N] [--batch-size N] [--png] [--html]
   torchexplain worker  --redis URL [--concurrency N] [--queue NAME]
                        [--lock-duration MS] [--stalled-interval MS]
   torchexplain info    M.pt [--input-shape 1,3,32,32 | --inputs FILE|DIR]
   torchexplain insights --model M.pt --inputs FILE|DIR [--labels labels.json]
                        [--port P] [--host H] [--max-steps N]
                        [--image-size N|HxW] [--channels 1|3|4] [--mean a,b,c] [--std a,b,c]
+  torchexplain insights --model LM.pt --tokenizer tokenizer.json [--prompts FILE.jsonl]
+                       [--port P] [--host H] [--max-steps N]
 
 explain writes DIR/attributions.npy (float32, one row per example), DIR/index.json
 (per example: source, target, predicted class and probability, convergence delta,
 time) and with --png DIR/heatmaps/NNNNNN.png. NAME is a Captum class name
 (IntegratedGradients, Saliency, LayerGradCam, ...) or NoiseTunnel:<name>.
+llm explains a language model's output for each prompt of FILE.jsonl (one JSON
+object per line: {"template": "{} lives in {}", "values": ["dave", "paris"],
+"baselines"?: [...], "mask"?: [...]} or {"text": "...", "baselines"?: 0,
+"skipTokens"?: [...]}, with "target"?: "text" (generated greedily without it) and
+"id"?), writing DIR/results.jsonl (id, seqAttr, tokenAttr, inputTokens,
+outputTokens), with --png DIR/pictures/ (NNNNNN_tokens.png, NNNNNN_seq.png) and
+with --html DIR/pages/NNNNNN.html. NAME: FeatureAblation, ShapleyValueSampling,
+ShapleyValues, Lime, KernelShap, or with --layer (the embedding) a gradient
+method: LayerIntegratedGradients, LayerGradientXActivation, LayerGradientShap.
 insights serves a web page to browse the examples and explain them
-(http://127.0.0.1:P/, port 7070 by default; --port 0 picks a free one).`;
+(http://127.0.0.1:P/, port 7070 by default; --port 0 picks a free one); with
+--tokenizer, a page for a language model: write or pick a prompt, give or
+generate the target, see the prompt's parts coloured and the target × prompt map.`;
 
 class UsageError extends Error {}
 
@@ -40,9 +56,13 @@ const SPECS: Record<string, { values: string[]; booleans: string[] }> = {
     values: ["model", "method", "inputs", "out", "target", "options", "init", "layer", "baselines", "batch-size", "shard-size", "png-sign", "png-scale", "image-size", "channels", "mean", "std", "redis", "queue"],
     booleans: ["png", "resume"],
   },
+  llm: {
+    values: ["model", "tokenizer", "method", "prompts", "out", "layer", "attr-target", "options", "init", "max-new-tokens", "batch-size"],
+    booleans: ["png", "html"],
+  },
   worker: { values: ["redis", "concurrency", "queue", "lock-duration", "stalled-interval", "max-stalled"], booleans: [] },
   info: { values: ["input-shape", "inputs", "image-size", "channels"], booleans: [] },
-  insights: { values: ["model", "inputs", "labels", "port", "host", "max-steps", "image-size", "channels", "mean", "std"], booleans: [] },
+  insights: { values: ["model", "inputs", "labels", "tokenizer", "prompts", "port", "host", "max-steps", "image-size", "channels", "mean", "std"], booleans: [] },
 };
 
 function parseArgs(command: string, argv: string[]): { flags: Flags; positional: string[] } {
@@ -207,6 +227,34 @@ async function explain(argv: string[]): Promise<number> {
   return 0;
 }
 
+async function llm(argv: string[]): Promise<number> {
+  const { flags, positional } = parseArgs("llm", argv);
+  if (positional.length) throw new UsageError(`unexpected argument '${positional[0]}'`);
+  const attrTarget = str(flags, "attr-target");
+  if (attrTarget !== undefined && attrTarget !== "logProb" && attrTarget !== "prob") throw new UsageError(`--attr-target: expected logProb or prob; got '${attrTarget}'`);
+  const layer = str(flags, "layer");
+  const options = json(flags, "options");
+  if (options && ("target" in options || "genArgs" in options)) throw new UsageError("--options: give targets in the prompts file and --max-new-tokens for generated ones");
+  const { runLLMJob } = await import("../batch/llm");
+  const { count, file } = await runLLMJob({
+    model: existing(required(flags, "model"), "model"),
+    tokenizer: existing(required(flags, "tokenizer"), "tokenizer"),
+    method: required(flags, "method"),
+    ...(layer !== undefined ? { layer } : {}),
+    prompts: existing(required(flags, "prompts"), "prompts"),
+    out: path.resolve(required(flags, "out")),
+    ...(attrTarget ? { attrTarget } : {}),
+    ...(options ? { options } : {}),
+    ...(json(flags, "init") ? { init: json(flags, "init") } : {}),
+    maxNewTokens: positiveInt(flags, "max-new-tokens", 25),
+    batchSize: positiveInt(flags, "batch-size", 16)!,
+    png: !!flags.png,
+    html: !!flags.html,
+  });
+  process.stdout.write(`wrote ${count} results to ${file}${flags.png ? ` and pictures to ${path.join(path.dirname(file), "pictures")}/` : ""}${flags.html ? ` and pages to ${path.join(path.dirname(file), "pages")}/` : ""}\n`);
+  return 0;
+}
+
 async function worker(argv: string[]): Promise<number> {
   const { flags, positional } = parseArgs("worker", argv);
   if (positional.length) throw new UsageError(`unexpected argument '${positional[0]}'`);
@@ -294,17 +342,30 @@ async function insights(argv: string[]): Promise<number> {
   const { flags, positional } = parseArgs("insights", argv);
   if (positional.length) throw new UsageError(`unexpected argument '${positional[0]}'`);
   const model = existing(required(flags, "model"), "model");
-  const inputs = existing(required(flags, "inputs"), "inputs");
-  const labelsFile = str(flags, "labels");
-  const labels = labelsFile !== undefined ? existing(labelsFile, "labels") : undefined;
   const portText = str(flags, "port") ?? "7070";
   const port = Number(portText);
   if (!Number.isInteger(port) || port < 0 || port > 65535) throw new UsageError(`--port: expected 0 to 65535; got '${portText}'`);
-  const { startInsights } = await import("../insights/server");
-  const server = await startInsights({ model, inputs, labels, image: imageOptions(flags), port, host: str(flags, "host") ?? "127.0.0.1", maxSteps: positiveInt(flags, "max-steps") });
-  process.stdout.write(`torchexplain insights: ${server.dataset.count} examples of ${path.basename(model)} at ${server.url}/ (Ctrl-C stops)\n`);
+  const host = str(flags, "host") ?? "127.0.0.1";
+  let server: { url: string; app: { close(): Promise<unknown> } };
+  const tokenizer = str(flags, "tokenizer");
+  if (tokenizer !== undefined) {
+    for (const f of ["inputs", "labels"]) if (str(flags, f) !== undefined) throw new UsageError(`--${f}: the language-model page takes prompts (--prompts FILE.jsonl), not --${f}`);
+    const prompts = str(flags, "prompts");
+    const { startLLMInsights } = await import("../insights/llm_server");
+    server = await startLLMInsights({ model, tokenizer: existing(tokenizer, "tokenizer"), prompts: prompts !== undefined ? existing(prompts, "prompts") : undefined, port, host, maxSteps: positiveInt(flags, "max-steps") });
+    process.stdout.write(`torchexplain insights: ${path.basename(model)} with ${path.basename(tokenizer)} at ${server.url}/ (Ctrl-C stops)\n`);
+  } else {
+    if (str(flags, "prompts") !== undefined) throw new UsageError("--prompts: needs --tokenizer (the language-model page)");
+    const inputs = existing(required(flags, "inputs"), "inputs");
+    const labelsFile = str(flags, "labels");
+    const labels = labelsFile !== undefined ? existing(labelsFile, "labels") : undefined;
+    const { startInsights } = await import("../insights/server");
+    const s = await startInsights({ model, inputs, labels, image: imageOptions(flags), port, host, maxSteps: positiveInt(flags, "max-steps") });
+    server = s;
+    process.stdout.write(`torchexplain insights: ${s.dataset.count} examples of ${path.basename(model)} at ${s.url}/ (Ctrl-C stops)\n`);
+  }
   await new Promise<void>((resolve) => {
-    const stop = () => void server.app.close().then(resolve, resolve);
+    const stop = () => void server.app.close().then(() => resolve(), () => resolve());
     process.once("SIGINT", stop);
     process.once("SIGTERM", stop);
   });
@@ -320,6 +381,7 @@ export async function main(argv: string[]): Promise<number> {
   process.on("uncaughtException", (e) => fatal(e));
   try {
     if (command === "explain") return await explain(rest);
+    if (command === "llm") return await llm(rest);
     if (command === "worker") return await worker(rest);
     if (command === "info") return await info(rest);
     if (command === "insights") return await insights(rest);
@@ -327,7 +389,7 @@ export async function main(argv: string[]): Promise<number> {
       (command === undefined ? process.stderr : process.stdout).write(USAGE + "\n");
       return command === undefined ? 2 : 0;
     }
-    throw new UsageError(`unknown command '${command}' (explain, worker, info, insights; --help)`);
+    throw new UsageError(`unknown command '${command}' (explain, llm, worker, info, insights; --help)`);
   } catch (e) {
     const message = e instanceof Error ? e.message.split("\n")[0] : String(e);
     process.stderr.write(`${process.stderr.isTTY ? "\n" : ""}torchexplain: ${message}\n`); // a new line after a progress bar

@@ -161,6 +161,32 @@ export interface InsightsServer {
   predictions: { cls: (number | null)[]; prob: (number | null)[] };
 }
 
+/** The page's files (web/insights, read once): `index` at /, every file at /static/NAME. */
+export function serveWebRoot(app: FastifyInstance, index: string): void {
+  const TYPES: Record<string, string> = { ".html": "text/html; charset=utf-8", ".js": "text/javascript; charset=utf-8", ".css": "text/css; charset=utf-8", ".svg": "image/svg+xml" };
+  const files = new Map<string, { body: Buffer; type: string }>();
+  for (const f of fs.readdirSync(WEB_ROOT)) files.set(f, { body: fs.readFileSync(path.join(WEB_ROOT, f)), type: TYPES[path.extname(f)] ?? "application/octet-stream" });
+  const sendFile = (name: string, reply: FastifyReply) => {
+    const f = files.get(name);
+    if (!f) throw httpError(404, `no such file: ${name}`, "ERR_NOT_FOUND");
+    return reply.type(f.type).header("cache-control", "no-cache").send(f.body);
+  };
+  app.get("/", (_req, reply) => sendFile(index, reply));
+  app.get<{ Params: { file: string } }>("/static/:file", (req, reply) => sendFile(req.params.file, reply));
+}
+
+/** Errors as { error, code } with a status: 400 for bad input, 499 for a cancelled request, 404 for unknown routes. */
+export function errorHandler(app: FastifyInstance, bodyLimit: number): void {
+  app.setErrorHandler((err: Error & { statusCode?: number; code?: string }, _req, reply) => {
+    let status = err.statusCode ?? 500;
+    let message = err.message;
+    if (err.code === "FST_ERR_CTP_BODY_TOO_LARGE") message = `request body too large: at most ${bodyLimit} bytes`;
+    if (err instanceof TorchExplainError) status = err.code === "ERR_ABORTED" ? 499 : err.code.startsWith("ERR_BAD") ? 400 : 500;
+    reply.status(status).send({ error: message, code: err.code ?? "ERR_SERVER" });
+  });
+  app.setNotFoundHandler((req, reply) => reply.status(404).send({ error: `no such route: ${req.method} ${req.url}`, code: "ERR_NOT_FOUND" }));
+}
+
 /** Builds the app (not listening): load the model and examples, predict every example once. */
 export async function createInsightsServer(options: InsightsOptions): Promise<InsightsServer> {
   const maxSteps = options.maxSteps ?? 10000;
@@ -199,26 +225,8 @@ export async function createInsightsServer(options: InsightsOptions): Promise<In
   const jobs = new Map<string, Job>();
   let nextId = 1;
 
-  // ---- the page's files, read once --------------------------------------------------
-  const TYPES: Record<string, string> = { ".html": "text/html; charset=utf-8", ".js": "text/javascript; charset=utf-8", ".css": "text/css; charset=utf-8", ".svg": "image/svg+xml" };
-  const files = new Map<string, { body: Buffer; type: string }>();
-  for (const f of fs.readdirSync(WEB_ROOT)) files.set(f, { body: fs.readFileSync(path.join(WEB_ROOT, f)), type: TYPES[path.extname(f)] ?? "application/octet-stream" });
-  const sendFile = (name: string, reply: FastifyReply) => {
-    const f = files.get(name);
-    if (!f) throw httpError(404, `no such file: ${name}`, "ERR_NOT_FOUND");
-    return reply.type(f.type).header("cache-control", "no-cache").send(f.body);
-  };
-  app.get("/", (_req, reply) => sendFile("index.html", reply));
-  app.get<{ Params: { file: string } }>("/static/:file", (req, reply) => sendFile(req.params.file, reply));
-
-  app.setErrorHandler((err: Error & { statusCode?: number; code?: string }, _req, reply) => {
-    let status = err.statusCode ?? 500;
-    let message = err.message;
-    if (err.code === "FST_ERR_CTP_BODY_TOO_LARGE") message = `request body too large: at most ${bodyLimit} bytes`;
-    if (err instanceof TorchExplainError) status = err.code === "ERR_ABORTED" ? 499 : err.code.startsWith("ERR_BAD") ? 400 : 500;
-    reply.status(status).send({ error: message, code: err.code ?? "ERR_SERVER" });
-  });
-  app.setNotFoundHandler((req, reply) => reply.status(404).send({ error: `no such route: ${req.method} ${req.url}`, code: "ERR_NOT_FOUND" }));
+  serveWebRoot(app, "index.html");
+  errorHandler(app, bodyLimit);
 
   // ---- what the page needs to know -----------------------------------------------------------
   const inputsInfo = dataset.inputs.map((x) => ({ name: x.name, kind: x.kind, shape: x.exampleShape, dtype: x.dtype }));

@@ -11,6 +11,7 @@ import { TorchExplainError } from "../errors";
 import type { Inputs } from "../attribution";
 import type { BaselineType, ForwardArg, TargetType } from "../types";
 import { ForwardFunc, checkKeys, checkModel, fromData, numbers, runForward, targetOffset, targetTuples, throwIfAborted } from "../robust/tensor_ops";
+import { seededRandom } from "../random";
 
 export type RelevanceOrder = "most-relevant-first" | "least-relevant-first";
 
@@ -305,17 +306,6 @@ export function insertionCurve(model: ForwardFunc, inputs: Inputs, attributions:
   return curve("insertion", model, inputs, attributions, options);
 }
 
-/** mulberry32: a small seeded generator, so that sampled subsets can be reproduced. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function pearson(x: Float64Array, y: Float64Array): number {
   const n = x.length;
@@ -349,7 +339,7 @@ export async function faithfulnessCorrelation(model: ForwardFunc, inputs: Inputs
   if (subsetSize > p.features) throw new TorchExplainError(`subsetSize: ${subsetSize} exceeds the ${p.features} features of an example`, "ERR_BAD_OPTION");
   if (options.seed !== undefined && (typeof options.seed !== "number" || !Number.isInteger(options.seed)))
     throw new TorchExplainError(`seed: expected an integer, got ${String(options.seed)}`, "ERR_BAD_OPTION");
-  const random = rng(options.seed ?? Math.floor(Math.random() * 2 ** 32));
+  const random = seededRandom(options.seed ?? Math.floor(Math.random() * 2 ** 32));
   // Row b*(nSamples+1) is example b untouched; the next nSamples rows drop one subset each.
   const per = nSamples + 1;
   const masks: Uint8Array[] = [];

@@ -67,6 +67,7 @@ const std::vector<Entry>& registry() {
       {"Infidelity", false, infidelity},
       {"SensitivityMax", false, sensitivity_max},
       {"MaskedScores", false, masked_scores},
+      {"LLMAttribution", false, llm_attribution},
       {"TrainCAV", false, train_cav, true},
       {"ProjectCAVs", false, project_cavs, true},
   };

@@ -64,6 +64,7 @@ Result sensitivity_max(const Context&, const Options&);       // metrics.cpp
 Result masked_scores(const Context&, const Options&);         // metrics.cpp
 Result train_cav(const Context&, const Options&);             // concept.cpp
 Result project_cavs(const Context&, const Options&);          // concept.cpp
+Result llm_attribution(const Context&, const Options&);       // llm.cpp
 
 // Layer attributions resized to `size` (spatial dimensions), as Captum's
 // LayerAttribution.interpolate: mode nearest, area, linear, bilinear, bicubic, trilinear.

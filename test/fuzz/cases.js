@@ -94,6 +94,13 @@ const EXTRA = {
   TCAV: { keys: ["target", "additionalForwardArgs"], init: ["classifier", "layerAttrMethod"], layer: true },
 };
 
+// LLM attribution (issue 21): prompts, targets and options around a small GPT-2.
+const LLM = {
+  LLMAttribution: { methods: ["FeatureAblation", "ShapleyValueSampling", "ShapleyValues", "Lime", "KernelShap"] },
+  LLMGradientAttribution: { methods: ["LayerIntegratedGradients", "LayerGradientXActivation", "LayerGradientShap"] },
+};
+const LLM_FILES = { model: "test/fixtures/llm/gpt2.pt", tokenizer: "test/fixtures/llm/bpe.json", layer: "m.transformer.wte" };
+
 // Generator keys that set an option of another name.
 const OPTION = { shapBaselines: "baselines", perturbSpec: "perturbFunc", fgsmEpsilon: "epsilon" };
 const FUNCTIONS = ["loadModel", "tensor", "forward", "interpolate"];
@@ -479,6 +486,46 @@ function extraCase(c, name) {
   return { kind: "extra", algorithm: name, layer: c.layer, init, inputs, options, concepts };
 }
 
+function llmCase(c, name) {
+  const { r } = c;
+  const spec = LLM[name];
+  // Mostly the class's own methods; sometimes the other class's, a plain gradient method, or none.
+  const method = r.chance(0.85) ? r.pick(spec.methods) : r.pick(["Saliency", "IntegratedGradients", ...LLM[name === "LLMAttribution" ? "LLMGradientAttribution" : "LLMAttribution"].methods]);
+  const words = ["dave", "paris", "the cat", "", " ", "ünïcödé ✓", "{}", "x".repeat(300), "\u0000", "a\nb"];
+  const kind = r.pick(["template", "template", "text", "text"]);
+  const input = { kind };
+  if (kind === "template") {
+    const n = r.pick([1, 2, 3, 0, 12]);
+    input.values = Array.from({ length: n }, () => r.pick(words));
+    const placeholders = r.chance(0.85) ? n : r.pick([0, n + 1, Math.max(0, n - 1)]);
+    input.template = Array.from({ length: placeholders }, () => "{}").join(r.pick([" lives in ", " ", ""])) || r.pick(["no placeholders", ""]);
+    if (r.chance(0.4)) input.baselines = r.pick([input.values.map(() => r.pick(words)), [], ["a"], 5, null, [1, 2]]);
+    if (r.chance(0.2)) input.mask = r.pick([input.values.map((_, i) => i % 2), [0], [-1, 2], "x"]);
+  } else {
+    input.text = r.pick(["the cat sat on", "", "the", "x ".repeat(100), "ünïcödé ✓", "a\u0000b"]);
+    if (r.chance(0.3)) input.baselines = r.pick([0, 5, "the", -1, 1e9, 2.5, null]);
+    if (r.chance(0.2)) input.skipTokens = r.pick([["the"], [0], [-1], ["nope"], "the"]);
+  }
+  const options = {};
+  const t = r.next();
+  if (t < 0.5) options.target = r.pick([" he is happy", " the mat", " x".repeat(100), "", "ünï"]);
+  else if (t < 0.65) options.target = r.pick([[5, 6], [], [-1], [1e9], [2.5], 3, -2]);
+  else if (t < 0.9) options.genArgs = r.pick([{ maxNewTokens: 2 }, { maxNewTokens: 0 }, { maxNewTokens: -1 }, { maxNewTokens: 2.5 }, { maxNewTokens: 500 }, { maxNewTokens: 2, eosTokenId: 3 }, "x"]);
+  const init = {};
+  if (r.chance(0.3)) init.attrTarget = r.pick(["logProb", "prob", "logits", 5]);
+  if (r.chance(0.2)) options.numTrials = r.pick([1, 2, 0, -1, 2.5]);
+  if (r.chance(0.3)) options.nSamples = r.pick([1, 3, 0, -2, 40]);
+  if (r.chance(0.2)) options.nSteps = r.pick([1, 4, 0, -3]);
+  if (r.chance(0.1)) options.memoryBudget = r.pick([1, 1000, 1e6, -1]);
+  if (r.chance(0.1)) options.baselines = 0; // refused: baselines belong to the input
+  if (r.chance(0.05)) Object.defineProperty(options, r.pick(UNKNOWN_KEYS), { value: 1, enumerable: true, configurable: true, writable: true });
+  if (r.chance(0.1)) options.signal = { $signal: r.int(0, 20) };
+  // Generation and sampling on 300-character prompts cost seconds: bound them.
+  options.timeoutMs = r.int(1000, 3000);
+  c.desc.push(`${method} ${kind}`, trim(show(input)), trim(show(options)), ...(Object.keys(init).length ? [`init=${show(init)}`] : []));
+  return { kind: "llm", algorithm: name, method, input, options, init, ...LLM_FILES };
+}
+
 function loadModelCase(c) {
   const { r } = c;
   const target = r.pick(["missing", "directory", "fifo", "nul", "empty", "truncated", "flipped", "flipped", "json", "valid", "notString", "relative"]);
@@ -521,7 +568,7 @@ function interpolateCase(c) {
 /** Case i of the run with this seed: { i, name, desc, nonFinite, ... what child.js needs }. */
 function makeCase(seed, i) {
   const r = rng((seed ^ Math.imul(i + 1, 0x9e3779b1)) >>> 0);
-  const names = [...Object.keys(ALGORITHMS), ...Object.keys(EXTRA), ...FUNCTIONS];
+  const names = [...Object.keys(ALGORITHMS), ...Object.keys(EXTRA), ...Object.keys(LLM), ...FUNCTIONS];
   const name = r.chance(0.12) ? r.pick(FUNCTIONS) : r.pick(names);
   // The heavy model (a 3x32x32 convnet) only where its size stays cheap: not for perturbation methods.
   let modelName = r.pick(Object.keys(MODELS));
@@ -533,10 +580,11 @@ function makeCase(seed, i) {
   else if (name === "forward") body = forwardCase(c);
   else if (name === "interpolate") body = interpolateCase(c);
   else if (EXTRA[name]) body = extraCase(c, name);
+  else if (LLM[name]) body = llmCase(c, name);
   else body = attributeCase(c, name);
-  const where = body.kind === "attribute" || body.kind === "forward" ? `/${modelName}` : "";
+  const where = body.kind === "attribute" || body.kind === "forward" ? `/${modelName}` : body.kind === "llm" ? `(${body.method})/gpt2` : "";
   const label = `${name}${c.base ? `(${c.base})` : ""}${where}${c.layer !== undefined ? `[${trim(show(c.layer))}]` : ""}`;
   return { i, name, label, model: modelName, modelFile: MODELS[modelName].file, desc: c.desc, nonFinite: c.nonFinite, batch: c.batch, ...body };
 }
 
-module.exports = { makeCase, MODELS, ALGORITHMS, EXTRA, FUNCTIONS, show };
+module.exports = { makeCase, MODELS, ALGORITHMS, EXTRA, LLM, FUNCTIONS, show };

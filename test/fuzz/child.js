@@ -267,7 +267,26 @@ async function extra(c, timers) {
   return null;
 }
 
-const RUN = { attribute, loadModel, tensor: tensorCall, forward, interpolate, extra };
+// LLM attribution: a result per prompt whose lists fit its tokens.
+let tokenizer;
+async function llm(c, timers) {
+  const m = await model(c.model);
+  tokenizer ??= await T.loadTokenizer(path.join(ROOT, c.tokenizer));
+  const Method = T[c.method];
+  const method = /^Layer/.test(c.method) ? new Method(m, c.layer) : new Method(m);
+  const explainer = new T[c.algorithm](method, tokenizer, c.init);
+  const input = c.input.kind === "template"
+    ? new T.TextTemplateInput(c.input.template, c.input.values, { baselines: c.input.baselines, mask: c.input.mask })
+    : new T.TextTokenInput(c.input.text, tokenizer, { baselines: c.input.baselines, skipTokens: c.input.skipTokens });
+  const r = await explainer.attribute(input, live(c.options, timers));
+  if (!(r instanceof T.LLMAttributionResult)) return "resolved to something other than an LLMAttributionResult";
+  if (r.seqAttr.length !== r.inputTokens.length) return `${r.seqAttr.length} attributions for ${r.inputTokens.length} input tokens`;
+  if (r.tokenAttr && (r.tokenAttr.length !== r.outputTokens.length || r.tokenAttr.some((row) => row.length !== r.inputTokens.length))) return "tokenAttr not [output tokens, input tokens]";
+  if (![r.seqAttr, ...(r.tokenAttr || [])].flat().every(Number.isFinite)) return "non-finite attributions";
+  return null;
+}
+
+const RUN = { attribute, loadModel, tensor: tensorCall, forward, interpolate, extra, llm };
 // The watcher's self-test: { crash, exit, hang, memory } name the cases that misbehave on
 // purpose; the other cases resolve without touching the library.
 const SELFTEST = process.env.FUZZ_SELFTEST && JSON.parse(process.env.FUZZ_SELFTEST);

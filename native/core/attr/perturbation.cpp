@@ -81,7 +81,7 @@ struct BatchProbe {
 BatchProbe probe_batching(const Context& ctx) {
   static LruCache<std::string, BatchProbe> cache(1 << 20);
   std::ostringstream key;
-  key << ctx.model.get() << '/' << ctx.batch << '/' << ctx.per_example();
+  key << ctx.model.get() << '/' << ctx.forward.get() << '/' << ctx.batch << '/' << ctx.per_example();
   for (const auto& x : ctx.inputs) key << '/' << dtype_str(x.scalar_type()) << shape_str(x.sizes().slice(1));
   if (auto hit = cache.get(key.str())) return *hit;
   BatchProbe p;
@@ -93,7 +93,7 @@ BatchProbe probe_batching(const Context& ctx) {
     for (const auto& x : ctx.inputs) twice.push_back(torch::cat({x, x}, 0));
     auto extra = ctx.per_example() ? select_extra(ctx.extra, n, examples) : ctx.extra;
     auto start = std::chrono::steady_clock::now();
-    torch::Tensor out = ctx.model->infer(twice, extra);
+    torch::Tensor out = ctx.forward ? (*ctx.forward)(*ctx.model, twice) : ctx.model->infer(twice, extra);
     p.seconds_per_row = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count() / (2 * n);
     p.follows = out.dim() > 0 && out.size(0) == 2 * n;
   } catch (const std::exception&) {

@@ -521,7 +521,8 @@ torch::Tensor forward_rows(const Context& ctx, const Rows& rows, const ChunkBuil
     torch::Tensor examples = examples_if_needed(ctx, rows, begin, end);
     std::vector<torch::Tensor> inputs;
     for (const auto& x : chunk.inputs) inputs.push_back(x.to(model.device()));
-    torch::Tensor out = model.infer(inputs, examples.defined() ? select_extra(ctx.extra, ctx.batch, examples) : ctx.extra);
+    torch::Tensor out = ctx.forward ? (*ctx.forward)(model, inputs)
+                                    : model.infer(inputs, examples.defined() ? select_extra(ctx.extra, ctx.batch, examples) : ctx.extra);
     if (transform) out = transform(out);
     torch::Tensor selected = ctx.target.select(out, examples).to(ctx.model->device());
     int64_t kept = selected.numel() * selected.element_size();

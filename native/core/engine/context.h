@@ -41,6 +41,11 @@ struct Result {
   torch::Tensor delta;  // undefined unless returnConvergenceDelta
 };
 
+// Stands in for the model in passes without gradients (the perturbation
+// family): LLMAttribution's evaluator, whose "inputs" are which prompt
+// features are present and whose outputs are the target's log-probabilities.
+using ForwardFn = std::function<torch::Tensor(const Model& model, const std::vector<torch::Tensor>& inputs)>;
+
 struct Context {
   std::shared_ptr<const Model> model;   // what plain passes run (batch norms folded)
   std::shared_ptr<const Model> source;  // the loaded model, which rules and layer taps rewrite
@@ -56,6 +61,7 @@ struct Context {
   std::vector<c10::Device> devices; // one worker per entry; [0] is the model's device
   const Options* options = nullptr;
   std::shared_ptr<Progress> progress;  // never null
+  std::shared_ptr<const ForwardFn> forward;  // null: the model itself
 
   // Whether anything depends on which example a row explains (per-example
   // targets or forward arguments with a batch dimension).

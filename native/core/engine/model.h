@@ -55,6 +55,8 @@ class Model : public std::enable_shared_from_this<Model> {
   std::vector<c10::IValue> convert_extra(const List& extra, size_t num_inputs) const;
 
   std::vector<std::string> layers() const;
+  // How many arguments forward() takes (self not counted).
+  size_t arity() const { return arguments().size() - 1; }
 
   // A deep copy whose `layers` (dotted names) have their parameters redrawn
   // from N(0, std of each parameter): the model-parameter randomisation
