@@ -5,10 +5,12 @@ run with a pip torch 2.x and transformers: .torch/bin/python scripts/make_llm.py
 - tokenizers trained here on a small generated corpus (no downloads):
   bpe.json (GPT-2's byte-level BPE), wordpiece.json (BERT's, with [CLS] and
   [SEP] added), wordlevel.json; tokenizer_cases.json holds the ids the Rust
-  `tokenizers` library and transformers give for a set of texts.
+  `tokenizers` library and transformers give for a set of texts (remade only
+  with --tokenizers or when missing: WordPiece training is not deterministic).
 - gpt2.pt, llama.pt: transformers' GPT-2 and Llama with tiny configs and
-  random weights (fixed seeds), traced as forward(input_ids, attention_mask)
-  -> logits; bert.pt: a BERT sequence classifier (3 classes), the same way.
+  random weights (fixed seeds) and eager attention (so that LibTorch 1.13
+  loads them too), traced as forward(input_ids, attention_mask) -> logits;
+  bert.pt: a BERT sequence classifier (3 classes), the same way.
   gpt2_bench.pt: the bench's 6-layer, 256-wide GPT-2 (not committed: made by
   npm run bench).
 """
@@ -118,6 +120,10 @@ def hf_models(vocab):
     out["bert"] = BertForSequenceClassification(BertConfig(vocab_size=vocab["wordpiece"], hidden_size=32, num_hidden_layers=2,
                                                            num_attention_heads=2, intermediate_size=64, max_position_embeddings=64,
                                                            num_labels=3)).eval()
+    # Eager attention (softmax and matmul) instead of scaled_dot_product_attention, which
+    # LibTorch 1.13 lacks: the fixtures then run on both tested LibTorch versions.
+    for m in out.values():
+        m.set_attn_implementation("eager")
     # Larger weights than the default init, so that attributions are not all tiny.
     with torch.no_grad():
         for m in out.values():
@@ -134,8 +140,10 @@ def bench_gpt2(vocab):
     without_torchvision_ops()
     from transformers import GPT2Config, GPT2LMHeadModel
     torch.manual_seed(4)
-    return GPT2LMHeadModel(GPT2Config(vocab_size=vocab, n_positions=128, n_embd=256, n_layer=6, n_head=8,
-                                      bos_token_id=0, eos_token_id=0)).eval()
+    m = GPT2LMHeadModel(GPT2Config(vocab_size=vocab, n_positions=128, n_embd=256, n_layer=6, n_head=8,
+                                   bos_token_id=0, eos_token_id=0)).eval()
+    m.set_attn_implementation("eager")  # as the fixtures: the bench runs on LibTorch 1.13 too
+    return m
 
 
 def trace(m, path, vocab):
@@ -150,7 +158,10 @@ def main():
         dest = sys.argv[sys.argv.index("--bench") + 1]
         trace(bench_gpt2(vocab_sizes()["bpe"]), dest, vocab_sizes()["bpe"])
         return
-    make_tokenizers()
+    # The WordPiece trainer orders its vocabulary differently from run to run:
+    # the tokenizers are remade only when asked (the models take their sizes).
+    if "--tokenizers" in sys.argv or not os.path.exists(os.path.join(OUT, "wordpiece.json")):
+        make_tokenizers()
     vocab = vocab_sizes()
     for name, m in hf_models(vocab).items():
         trace(m, os.path.join(OUT, name + ".pt"), vocab["wordpiece" if name == "bert" else "bpe"])

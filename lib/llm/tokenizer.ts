@@ -7,6 +7,16 @@ import * as path from "path";
 import { Tokenizer as HFTokenizer } from "@huggingface/tokenizers";
 import { TorchExplainError } from "../errors";
 
+// The few calls made on the package's tokenizer, typed here so that this
+// file's declarations do not import the package's own (which a consumer's
+// tsc with moduleResolution nodenext refuses: extensionless relative imports).
+interface TokenizerImpl {
+  encode(text: string, options: { add_special_tokens: boolean }): { ids: (number | undefined)[] };
+  decode(ids: number[], options: { skip_special_tokens: boolean }): string;
+  id_to_token(id: number): string | undefined;
+  token_to_id(token: string): number | undefined;
+}
+
 function bad(message: string): never {
   throw new TorchExplainError(message, "ERR_BAD_OPTION");
 }
@@ -15,7 +25,7 @@ function bad(message: string): never {
 export class Tokenizer {
   /** @internal */
   constructor(
-    private readonly impl: HFTokenizer,
+    private readonly impl: TokenizerImpl,
     /** Where it was loaded from. */
     readonly path: string,
     private readonly config: Record<string, unknown>,
@@ -125,8 +135,9 @@ export async function loadTokenizer(file: string, options: { config?: string | R
     }
   }
   try {
-    const impl = new HFTokenizer(json, config);
-    patchWhitespace(impl.pre_tokenizer);
+    const hf = new HFTokenizer(json, config);
+    patchWhitespace(hf.pre_tokenizer);
+    const impl: TokenizerImpl = hf;
     const model = json.model as { type?: string; unk_token?: string };
     const unk = model.type === "WordLevel" && model.unk_token ? impl.token_to_id(model.unk_token) : undefined;
     return new Tokenizer(impl, file, config, unk);

@@ -32,26 +32,37 @@ torch::Tensor fit_linear(torch::Tensor x, torch::Tensor y, torch::Tensor w, Fit 
     // The minimum-norm solution, as scipy's lstsq (gelsd) gives it.
     return std::get<0>(torch::linalg_lstsq(a, b.unsqueeze(1), {}, "gelsd")).squeeze(1);
   }
-  torch::Tensor gram = a.t().mm(a), rhs = a.t().mv(b);
+  int64_t n = a.size(0);
   if (kind == Fit::Ridge) {
     // Ridge's alpha is on the unnormalised weighted squared error: scale it to the normalised weights.
-    torch::Tensor reg = torch::eye(f, torch::kDouble) * (alpha / total);
-    return torch::linalg_solve(gram + reg, rhs);
+    // With more features than samples (an image's pixels), the n x n dual form:
+    // an f x f Gram matrix of 150,528 pixels would not fit in memory.
+    double reg = alpha / total;
+    if (f > n) return a.t().mv(torch::linalg_solve(a.mm(a.t()) + torch::eye(n, torch::kDouble) * reg, b));
+    return torch::linalg_solve(a.t().mm(a) + torch::eye(f, torch::kDouble) * reg, a.t().mv(b));
   }
-  // Lasso by cyclic coordinate descent on the Gram matrix.
-  std::vector<double> beta(f, 0.0);
-  auto g = gram.accessor<double, 2>();
-  auto r = rhs.accessor<double, 1>();
+  // Lasso by cyclic coordinate descent, keeping the residual b - a beta up to
+  // date (O(samples) a coordinate, no f x f Gram matrix). A sweep is where a
+  // cancelled or timed-out request stops.
+  torch::Tensor at = a.t().contiguous();  // a column per row, read in order
+  auto cols = at.accessor<double, 2>();
+  std::vector<double> beta(f, 0.0), norm(f, 0.0), res(b.data_ptr<double>(), b.data_ptr<double>() + n);
+  for (int64_t j = 0; j < f; ++j)
+    for (int64_t i = 0; i < n; ++i) norm[j] += cols[j][i] * cols[j][i];
   for (int iter = 0; iter < 10000; ++iter) {
+    check_cancelled();
     double change = 0, largest = 0;
     for (int64_t j = 0; j < f; ++j) {
-      if (g[j][j] <= 0) continue;
-      double rho = r[j];
-      for (int64_t k = 0; k < f; ++k)
-        if (k != j) rho -= g[j][k] * beta[k];
-      double next = (rho > alpha ? rho - alpha : rho < -alpha ? rho + alpha : 0.0) / g[j][j];
-      change = std::max(change, std::abs(next - beta[j]));
-      beta[j] = next;
+      if (norm[j] <= 0) continue;
+      double rho = norm[j] * beta[j];
+      for (int64_t i = 0; i < n; ++i) rho += cols[j][i] * res[i];
+      double next = (rho > alpha ? rho - alpha : rho < -alpha ? rho + alpha : 0.0) / norm[j];
+      double step = next - beta[j];
+      if (step != 0) {
+        for (int64_t i = 0; i < n; ++i) res[i] -= cols[j][i] * step;
+        beta[j] = next;
+      }
+      change = std::max(change, std::abs(step));
       largest = std::max(largest, std::abs(next));
     }
     if (change <= 1e-10 * std::max(1.0, largest)) break;
