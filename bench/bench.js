@@ -20,6 +20,7 @@ process.env.OMP_WAIT_POLICY ??= "PASSIVE";
 const tx = require("../dist");
 const { native } = require("../dist/native");
 const { llmWork } = require("./llm");
+const { influenceWork } = require("./influence");
 
 const MODELS = path.join(__dirname, "..", "models");
 const filled = (n, f) => Float32Array.from({ length: n }, (_, i) => f(i));
@@ -104,7 +105,7 @@ function pythonReference() {
   return {
     load: (k, threads, passes) => ask({ load: k, threads, passes: passes.map((p) => ({ ...p, rows: p.rows.map(rows) })) }),
     loadCaptum: (k, threads, call) =>
-      call.llm ? ask({ load: k, threads, llm: call.llm }) : ask({ load: k, threads, captum: { ...call, inputs: call.inputs.map(rows), kwargs: tensorsToRows(call.kwargs) } }),
+      call.llm || call.influence ? ask({ load: k, threads, llm: call.llm, influence: call.influence }) : ask({ load: k, threads, captum: { ...call, inputs: call.inputs.map(rows), kwargs: tensorsToRows(call.kwargs) } }),
     run: async (k) => (await ask({ run: k })).seconds,
     close: () => {
       child.stdin.end();
@@ -185,6 +186,7 @@ async function main() {
   const py = DEVICE === "cpu" && pythonHas("torch, numpy") ? pythonReference() : null;
   const only = (rows) => rows.filter(([name]) => !process.env.BENCH_ONLY || process.env.BENCH_ONLY.split("|").some((s) => name.includes(s)));
   if (DEVICE === "cpu" && (!process.env.BENCH_ONLY || process.env.BENCH_ONLY.includes("LLM"))) work.push(...(await llmWork(tx, PYTHON)));
+  if (DEVICE === "cpu" && (!process.env.BENCH_ONLY || process.env.BENCH_ONLY.includes("TracIn"))) work.push(...(await influenceWork(tx, PYTHON, models)));
   work.splice(0, work.length, ...only(work));
   const withCaptum = py && pythonHas("captum.attr");
   const version = (mod) => (spawnSync(PYTHON, ["-c", `import ${mod}; print(${mod}.__version__.split("+")[0])`], { encoding: "utf8" }).stdout || "").trim();
@@ -197,12 +199,12 @@ async function main() {
   // Rows are printed as they are measured (a full run with Captum takes a while).
   console.log(`| workload | time (best) | median call | ÷ engine floor | ÷ PyTorch floor |${withCaptum ? ` ${captumName} | speed-up over Captum |` : ""}`);
   console.log(`| --- | ---: | ---: | ---: | ---: |${withCaptum ? " ---: | ---: |" : ""}`);
-  for (const [k, [name, run, rowsPasses, call]] of work.entries()) {
+  for (const [k, [name, run, rowsPasses, call, timing]] of work.entries()) {
     // No floor where the passes depend on the method's sampling (ShapleyValueSampling's coalitions).
     const passes = rowsPasses || [];
     // The engine's floor: every pass through the bare model, natively.
     const engineFloor = () =>
-      passes.reduce((sum, p) => sum + (p.rows[0].dtype === "int64" ? NaN : native.benchFloor(models[path.basename(p.model)].native, p.rows.map((r) => r.native), p.target, p.chunk, 1, p.backward)), passes.length ? 0 : NaN);
+      passes.reduce((sum, p) => sum + (p.rows[0].dtype === "int64" || !models[path.basename(p.model)] ? NaN : native.benchFloor(models[path.basename(p.model)].native, p.rows.map((r) => r.native), p.target, p.chunk, 1, p.backward)), passes.length ? 0 : NaN);
     const fns = [run, engineFloor];
     if (py && passes.length) {
       await py.load(`floor${k}`, threads, passes);
@@ -212,8 +214,8 @@ async function main() {
       await py.loadCaptum(`captum${k}`, threads, call);
       fns.push(() => py.run(`captum${k}`));
     }
-    // The LLM rows' Captum calls take seconds: fewer rounds.
-    const times = await timeTogether(fns, name.startsWith("LLM ") ? { rounds: 3, warmup: 1 } : {});
+    // Rows whose Captum calls take seconds (LLM, influence) ask for fewer rounds.
+    const times = await timeTogether(fns, timing ?? {});
     const [t, floor] = times;
     const pyFloor = py && passes.length ? times[2] : undefined, captumTime = withCaptum ? times[times.length - 1] : undefined;
     const r = { name, t, median: times.median[0], floor: Number.isNaN(floor) ? 0 : floor, pyFloor, captumTime };

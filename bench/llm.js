@@ -29,7 +29,7 @@ function prompts(n) {
   return Array.from({ length: n }, (_, p) => Array.from({ length: 8 }, (_, i) => WORDS[(p * 5 + i * 3) % WORDS.length]));
 }
 
-// Rows: [{ name, run, passes (PyTorch floor), call (Captum's request) }].
+// Rows: [name, run, passes (PyTorch floor), call (Captum's request), timing].
 async function llmWork(tx, python) {
   const file = benchModel(python);
   if (!file) return [];
@@ -61,16 +61,17 @@ async function llmWork(tx, python) {
   const fa = new tx.LLMAttribution(new tx.FeatureAblation(lm), tok);
   const svs = new tx.LLMAttribution(new tx.ShapleyValueSampling(lm), tok);
   const ig = new tx.LLMGradientAttribution(new tx.LayerIntegratedGradients(lm, "m.transformer.wte"), tok);
+  const slow = { rounds: 3, warmup: 1 }; // Captum's calls take seconds
   const tokenInputs = (vals) => vals.map((v) => new tx.TextTokenInput(fill(v), tok));
   return [
     ["LLM FeatureAblation, GPT-2 6×256, 8 template values, 16 target tokens", () => fa.attribute(inputs(one), { target }),
-      passesOf(one.map(ablated), false), llmCall("FeatureAblation", one, {})],
+      passesOf(one.map(ablated), false), llmCall("FeatureAblation", one, {}), slow],
     ["LLM FeatureAblation, as above, 16 prompts in one call", () => fa.attribute(inputs(sixteen), { target }),
-      passesOf(sixteen.map(ablated), false), llmCall("FeatureAblation", sixteen, {})],
+      passesOf(sixteen.map(ablated), false), llmCall("FeatureAblation", sixteen, {}), slow],
     ["LLM ShapleyValueSampling, as above, 1 prompt, 5 samples", () => svs.attribute(inputs(one), { target, nSamples: 5 }),
-      null, llmCall("ShapleyValueSampling", one, { n_samples: 5 })],
+      null, llmCall("ShapleyValueSampling", one, { n_samples: 5 }), slow],
     [`LLM LayerIntegratedGradients, GPT-2 6×256, embedding, ${ids(fill(one[0])).length}-token prompt, 16 target tokens, 8 steps`, () => ig.attribute(tokenInputs(one), { target, nSteps: 8 }),
-      passesOf([igRows(one[0], 8)], true), llmCall("LayerIntegratedGradients", one, { n_steps: 8 }, "transformer.wte")],
+      passesOf([igRows(one[0], 8)], true), llmCall("LayerIntegratedGradients", one, { n_steps: 8 }, "transformer.wte"), slow],
   ];
 }
 

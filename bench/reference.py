@@ -24,6 +24,9 @@ and a Captum call is
 or an LLM call (bench/llm.js), one Captum LLMAttribution call per prompt
   {"llm": {"model": path, "tokenizer": tokenizer.json, "method": cls, "layer": submodule,
            "template": str, "prompts": [[value, ...], ...], "target": [ids], "kwargs": {...}}}
+or an influence call (bench/influence.js) on scripts/make_influence.py's bench set
+  {"influence": {"cls": "TracInCP" | "TracInCPFast", "dir": folder, "batchSize": int, "k": int,
+                 "method": "influence" | "self_influence"}}
 "run" times one round of workload k. A pass is every forward (and backward: the
 gradient of output[:, target] with respect to the rows, or to the first parameter
 when the rows are integers) over all its rows, `chunk` rows at a time.
@@ -131,6 +134,34 @@ def llm_call(spec):
     return lambda: [llm.attribute(inp, target=target, **kwargs) for inp in inputs]
 
 
+def influence_call(spec):
+    """Captum 0.8's TracInCP (per-example gradients by batch: linear and convolution
+    layers) or TracInCPFast on the bench set, checkpoints loaded from the files."""
+    from torch.utils.data import TensorDataset
+    from captum.influence import TracInCP, TracInCPFast
+
+    import make_influence
+
+    folder = spec["dir"]
+    data = {k: torch.from_numpy(np.load(os.path.join(folder, k + ".npy"))) for k in ["train_x", "train_y", "test_x", "test_y"]}
+    checkpoints = [os.path.join(folder, f"cnn_{i}.pt") for i in range(3)]
+
+    def load(model, path):
+        model.load_state_dict(torch.jit.load(path).state_dict())
+        return 1.0
+
+    model = make_influence.CNN(channels=3, size=16)
+    train = TensorDataset(data["train_x"], data["train_y"])
+    loss = torch.nn.CrossEntropyLoss(reduction="sum")
+    if spec["cls"] == "TracInCP":
+        t = TracInCP(model, train, checkpoints, load, loss_fn=loss, batch_size=spec["batchSize"], sample_wise_grads_per_batch=True)
+    else:
+        t = TracInCPFast(model, "fc", train, checkpoints, load, loss_fn=loss, batch_size=spec["batchSize"])
+    if spec.get("method") == "self_influence":
+        return lambda: t.self_influence()
+    return lambda: t.influence((data["test_x"], data["test_y"]), k=spec.get("k"))
+
+
 def main():
     models, workloads = {}, {}
     for line in sys.stdin:
@@ -145,6 +176,8 @@ def main():
                 runs.append(lambda m=models[p["model"]], r=rows, p=p: one_pass(m, r, p["target"], p["chunk"], p["backward"]))
             if "llm" in req:
                 runs.append(llm_call(req["llm"]))
+            if "influence" in req:
+                runs.append(influence_call(req["influence"]))
             if "captum" in req:
                 spec = req["captum"]
                 runs.append(captum_call(eager_copy(spec["model"], torch.jit.load(spec["model"])), spec))

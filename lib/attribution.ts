@@ -42,7 +42,8 @@ export type MaybeDelta<A, P> = [P] extends [never]
 /** What attribute() resolves to: attributions shaped like the inputs, plus the delta when asked for. */
 export type AttributionResult<I extends Inputs, P> = MaybeDelta<Attributions<I>, P>;
 
-function progressCallback(name: string, show?: boolean, user?: (done: number, total: number) => void) {
+/** @internal A progress reporter: a bar on a terminal's stderr, and the caller's callback. */
+export function progressCallback(name: string, show?: boolean, user?: (done: number, total: number) => void) {
   const tty = show && process.stderr.isTTY;
   if (!tty && !user) return undefined;
   return (done: number, total: number) => {

@@ -71,3 +71,4 @@ export { ForwardFunc } from "./robust/tensor_ops";
 export { deletionCurve, insertionCurve, faithfulnessCorrelation, sparseness, CurveOptions, CurveResult, FaithfulnessOptions, RelevanceOrder } from "./metrics/curves";
 export { parameterRandomization, RandomizationOptions, RandomizationResult } from "./metrics/randomization";
 export * from "./llm";
+export * from "./influence";

@@ -2,9 +2,11 @@
 // native handles, everything else passes through as plain data. The native
 // core validates every value (one place, with messages naming the option).
 import { Tensor } from "./tensor";
+import { DisposableHandle } from "./disposable";
 import type { NativeTensor } from "./native";
 
 export function toNative(value: unknown): unknown {
+  if (value instanceof DisposableHandle) return value.native; // a Tensor or a Model
   if (value instanceof Tensor) return value.native;
   if (Array.isArray(value)) return value.map(toNative);
   if (value !== null && typeof value === "object") {

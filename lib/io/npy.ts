@@ -79,8 +79,18 @@ function fortranToC(src: NpyData, shape: number[]): NpyData {
  * little-endian, C-ordered and aligned for their type (numpy pads headers to 64
  * bytes, so files read whole usually are); otherwise a converted copy.
  */
-export function parseNpy(bytes: Uint8Array, what = "npy"): NpyArray {
-  const buf = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+/** A .npy header: the values' type, shape and order, and where they start. */
+export interface NpyHeader {
+  dtype: NpyDType;
+  shape: number[];
+  fortran: boolean;
+  bigEndian: boolean;
+  /** Byte offset of the first value. */
+  offset: number;
+}
+
+/** Reads the header at the start of `buf` (which needs to hold the header, not the values). */
+export function parseNpyHeader(buf: Buffer, what = "npy"): NpyHeader {
   if (buf.length < 10 || !buf.subarray(0, 6).equals(MAGIC)) throw bad(what, "not a .npy file (no \\x93NUMPY magic)");
   const major = buf[6];
   let headerLen: number, start: number;
@@ -96,26 +106,41 @@ export function parseNpy(bytes: Uint8Array, what = "npy"): NpyArray {
   const dtype = m ? DESCR[m[2] + m[3]] : undefined;
   if (!m || !dtype)
     throw bad(what, `unsupported dtype '${header.descr}' (float32, float64, int32, int64, bool and uint8 are read)`);
+  const bigEndian = m[1] === ">" || (m[1] === "=" && !isLittleEndianHost);
+  return { dtype, shape: header.shape, fortran: header.fortran, bigEndian, offset: start + headerLen };
+}
+
+/** Values of `count` elements from bytes, as a typed array of their own (byte-swapped from big-endian). */
+export function npyValues(bytes: Buffer, dtype: NpyDType, count: number, bigEndian: boolean): NpyData {
+  const Ctor = CTOR[dtype];
+  const size = Ctor.BYTES_PER_ELEMENT;
+  const copy = Buffer.from(new ArrayBuffer(count * size));
+  bytes.copy(copy, 0, 0, count * size);
+  if (bigEndian && size === 2) copy.swap16();
+  else if (bigEndian && size === 4) copy.swap32();
+  else if (bigEndian && size === 8) copy.swap64();
+  return new Ctor(copy.buffer, copy.byteOffset, count);
+}
+
+/**
+ * Decodes a .npy file's bytes. The values are a view of `bytes` when they are
+ * little-endian, C-ordered and aligned for their type (numpy pads headers to 64
+ * bytes, so files read whole usually are); otherwise a converted copy.
+ */
+export function parseNpy(bytes: Uint8Array, what = "npy"): NpyArray {
+  const buf = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const header = parseNpyHeader(buf, what);
+  const { dtype, offset } = header;
   const Ctor = CTOR[dtype];
   const size = Ctor.BYTES_PER_ELEMENT;
   const count = header.shape.reduce((a, b) => a * b, 1);
-  const offset = start + headerLen;
   if (buf.length - offset < count * size)
     throw bad(what, `truncated data: shape [${header.shape}] of ${dtype} needs ${count * size} bytes, the file has ${buf.length - offset}`);
-  const bigEndian = m[1] === ">" || (m[1] === "=" && !isLittleEndianHost);
   let data: NpyData;
   const abs = buf.byteOffset + offset;
-  if (!bigEndian && abs % size === 0) data = new Ctor(buf.buffer, abs, count);
-  else {
-    // Unaligned or big-endian: copy the bytes (swapping them for big-endian).
-    // Its own memory (not Node's shared pool), aligned for the type.
-    const copy = Buffer.from(new ArrayBuffer(count * size));
-    buf.copy(copy, 0, offset, offset + count * size);
-    if (bigEndian && size === 2) copy.swap16();
-    else if (bigEndian && size === 4) copy.swap32();
-    else if (bigEndian && size === 8) copy.swap64();
-    data = new Ctor(copy.buffer, copy.byteOffset, count);
-  }
+  // Unaligned or big-endian: copied into memory of its own (not Node's shared pool), aligned for the type.
+  if (!header.bigEndian && abs % size === 0) data = new Ctor(buf.buffer, abs, count);
+  else data = npyValues(buf.subarray(offset), dtype, count, header.bigEndian);
   if (header.fortran && header.shape.length > 1) data = fortranToC(data, header.shape);
   return { data, shape: header.shape, dtype };
 }
@@ -247,15 +272,19 @@ export async function readNpy(path: string): Promise<NpyArray> {
 
 // ---- .npz: zip archives of .npy files ----------------------------------------
 
-interface ZipEntry {
+export interface ZipEntry {
   name: string;
   method: number;
   compressedSize: number;
   localOffset: number;
 }
 
-/** Reads the central directory (zip64 records included, as numpy writes them for large arrays). */
-function zipEntries(buf: Buffer, what: string): ZipEntry[] {
+/**
+ * Reads the central directory (zip64 records included, as numpy writes them
+ * for large arrays). `buf` holds the archive's bytes from offset `base` to its
+ * end (all of it by default: a large archive's tail is enough).
+ */
+export function zipEntries(buf: Buffer, what: string, base = 0): ZipEntry[] {
   let eocd = -1;
   for (let i = buf.length - 22; i >= Math.max(0, buf.length - 22 - 0xffff); i--)
     if (buf.readUInt32LE(i) === 0x06054b50) { eocd = i; break; }
@@ -265,13 +294,14 @@ function zipEntries(buf: Buffer, what: string): ZipEntry[] {
   if (count === 0xffff || cdOffset === 0xffffffff) {
     const loc = eocd - 20;
     if (loc < 0 || buf.readUInt32LE(loc) !== 0x07064b50) throw bad(what, "corrupt zip64 archive");
-    const rec = Number(buf.readBigUInt64LE(loc + 8));
-    if (buf.readUInt32LE(rec) !== 0x06064b50) throw bad(what, "corrupt zip64 end record");
+    const rec = Number(buf.readBigUInt64LE(loc + 8)) - base;
+    if (rec < 0 || rec + 56 > buf.length || buf.readUInt32LE(rec) !== 0x06064b50) throw bad(what, "corrupt zip64 end record");
     count = Number(buf.readBigUInt64LE(rec + 32));
     cdOffset = Number(buf.readBigUInt64LE(rec + 48));
   }
   const out: ZipEntry[] = [];
-  let p = cdOffset;
+  let p = cdOffset - base;
+  if (p < 0) throw bad(what, "corrupt zip central directory");
   for (let i = 0; i < count; i++) {
     if (p + 46 > buf.length || buf.readUInt32LE(p) !== 0x02014b50) throw bad(what, "corrupt zip central directory");
     const method = buf.readUInt16LE(p + 10);

@@ -567,6 +567,8 @@ tx::Value ToValue(Napi::Env env, const Napi::Value& v, const std::string& where,
     return tx::Value::of(std::move(list));
   }
   if (v.IsFunction()) return tx::Value::of(Callback(env, v.As<Napi::Function>(), where, job));
+  if (v.IsObject() && v.As<Napi::Object>().InstanceOf(State(env).model_ctor.Value()))
+    return tx::Value::of(std::shared_ptr<const tx::Model>(ModelWrap::From(env, v)));
   if (v.IsObject() && !v.IsTypedArray() && !v.IsArrayBuffer()) {
     Napi::Object o = v.As<Napi::Object>();
     Napi::Array keys = o.GetPropertyNames();

@@ -18,6 +18,7 @@ struct Entry {
   bool gradient;  // needs floating-point inputs
   AlgorithmFn fn;
   bool on_data = false;  // its inputs are data (concept activations), not the model's inputs
+  bool parameters = false;  // measures the model's parameters: its passes run it unfolded (no batch norms folded)
 };
 
 const std::vector<Entry>& registry() {
@@ -68,6 +69,16 @@ const std::vector<Entry>& registry() {
       {"SensitivityMax", false, sensitivity_max},
       {"MaskedScores", false, masked_scores},
       {"LLMAttribution", false, llm_attribution},
+      // Training-data influence: the model's (or its checkpoints') parameters, per example.
+      {"TracInSketch", false, tracin_sketch, false, true},
+      {"TracInScores", false, tracin_scores, false, true},
+      {"TracInSelfInfluence", false, tracin_self_influence, false, true},
+      {"TracInProjected", false, tracin_projected, false, true},
+      {"NaiveInfluenceFunction", false, influence_function_naive, false, true},
+      {"ArnoldiInfluenceFunction", false, influence_function_arnoldi, false, true},
+      {"InfluenceEmbed", false, influence_embed, false, true},
+      {"SimilarityScores", false, similarity_scores},
+      {"EmbeddingScores", false, embedding_scores, true},
       {"TrainCAV", false, train_cav, true},
       {"ProjectCAVs", false, project_cavs, true},
   };
@@ -102,7 +113,10 @@ Result run(const std::string& name, const Request& req) {
       ctx.progress = std::make_shared<Progress>(req.progress);
       return e.fn(ctx, req.options);
     }
-  Context ctx = make_context(req);
+  bool fold = true;
+  for (const auto& e : registry())
+    if (name == e.name) fold = !e.parameters;
+  Context ctx = make_context(req, fold);
   return invoke(name, ctx, req.options);
 }
 

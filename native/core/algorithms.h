@@ -65,6 +65,15 @@ Result masked_scores(const Context&, const Options&);         // metrics.cpp
 Result train_cav(const Context&, const Options&);             // concept.cpp
 Result project_cavs(const Context&, const Options&);          // concept.cpp
 Result llm_attribution(const Context&, const Options&);       // llm.cpp
+Result tracin_sketch(const Context&, const Options&);         // influence/tracin.cpp
+Result tracin_scores(const Context&, const Options&);
+Result tracin_self_influence(const Context&, const Options&);
+Result tracin_projected(const Context&, const Options&);
+Result embedding_scores(const Context&, const Options&);
+Result influence_function_naive(const Context&, const Options&);   // influence/influence_function.cpp
+Result influence_function_arnoldi(const Context&, const Options&);
+Result influence_embed(const Context&, const Options&);
+Result similarity_scores(const Context&, const Options&);     // influence/similarity.cpp
 
 // Layer attributions resized to `size` (spatial dimensions), as Captum's
 // LayerAttribution.interpolate: mode nearest, area, linear, bilinear, bicubic, trilinear.

@@ -75,7 +75,9 @@ struct Context {
 // Options that make_context() consumes; an algorithm that hands its options
 // on to another (NoiseTunnel) leaves these out, since the Context carries them.
 const std::vector<std::string>& context_keys();
-Context make_context(const Request& req);
+// `fold_batch_norms`: plain passes run a copy with inference batch norms folded
+// into the layers before them (off where the parameters themselves matter).
+Context make_context(const Request& req, bool fold_batch_norms = true);
 
 // The default memoryBudget: half the memory available now.
 double default_memory_budget();

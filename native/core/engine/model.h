@@ -55,6 +55,9 @@ class Model : public std::enable_shared_from_this<Model> {
   std::vector<c10::IValue> convert_extra(const List& extra, size_t num_inputs) const;
 
   std::vector<std::string> layers() const;
+  // The module itself, for reading its parameters and submodules (influence's
+  // per-layer gradients); algorithms run it through forward() and friends.
+  const torch::jit::Module& module() const { return module_; }
   // How many arguments forward() takes (self not counted).
   size_t arity() const { return arguments().size() - 1; }
 

@@ -20,6 +20,7 @@ const char* Value::kind_name() const {
     case Kind::List: return "array";
     case Kind::Object: return "object";
     case Kind::Function: return "function";
+    case Kind::Model: return "Model";
   }
   return "?";
 }

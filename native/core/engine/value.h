@@ -14,6 +14,7 @@
 namespace tx {
 
 struct Value;
+class Model;
 using List = std::vector<Value>;
 using Object = std::map<std::string, Value>;
 // A caller-supplied function (a JavaScript callback behind the binding). It
@@ -21,7 +22,7 @@ using Object = std::map<std::string, Value>;
 using Callable = std::function<Value(const List& args)>;
 
 struct Value {
-  enum class Kind { None, Bool, Number, String, Tensor, List, Object, Function };
+  enum class Kind { None, Bool, Number, String, Tensor, List, Object, Function, Model };
   Kind kind = Kind::None;
   bool boolean = false;
   double number = 0;
@@ -30,6 +31,7 @@ struct Value {
   std::shared_ptr<List> list;
   std::shared_ptr<Object> object;
   std::shared_ptr<Callable> function;
+  std::shared_ptr<const Model> model;  // a loaded model passed as an option (influence's checkpoints)
 
   static Value none() { return {}; }
   static Value of(bool b) { Value v; v.kind = Kind::Bool; v.boolean = b; return v; }
@@ -39,6 +41,7 @@ struct Value {
   static Value of(List l) { Value v; v.kind = Kind::List; v.list = std::make_shared<List>(std::move(l)); return v; }
   static Value of(Object o) { Value v; v.kind = Kind::Object; v.object = std::make_shared<Object>(std::move(o)); return v; }
   static Value of(std::shared_ptr<Callable> f) { Value v; v.kind = Kind::Function; v.function = std::move(f); return v; }
+  static Value of(std::shared_ptr<const Model> m) { Value v; v.kind = Kind::Model; v.model = std::move(m); return v; }
 
   bool is_none() const { return kind == Kind::None; }
   bool is_number() const { return kind == Kind::Number; }

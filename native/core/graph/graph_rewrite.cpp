@@ -267,7 +267,14 @@ void GraphRewrite::tap(const Taps& taps) {
     if (exact.size() > 1)
       fail("layer: '", layer, "' is called ", exact.size(), " times in forward(); layer attribution needs a layer called once");
     Node* call = exact[0];
-    if (taps.input) {
+    if (taps.both) {
+      if (taps.mode == TapMode::Substitute) fail("layer: a layer's input and output cannot both be substituted");
+      if (call->inputs().size() != 2 || call->input(1)->type()->kind() != c10::TypeKind::TensorType ||
+          call->outputs().size() != 1 || call->output()->type()->kind() != c10::TypeKind::TensorType)
+        fail("layer: '", layer, "' is not called with one tensor returning one tensor");
+      values.push_back(call->input(1));
+      values.push_back(call->output());
+    } else if (taps.input) {
       if (call->inputs().size() != 2 || call->input(1)->type()->kind() != c10::TypeKind::TensorType)
         fail("layer: attributeToLayerInput needs a layer called with one tensor; '", layer, "' takes ",
              call->inputs().size() - 1, " argument(s)");

@@ -36,6 +36,9 @@ enum class TapMode {
 struct Taps {
   std::vector<std::string> layers;
   bool input = false;
+  // Both values of each layer, input then output (Return or Append only):
+  // what per-example parameter gradients of a layer are made of.
+  bool both = false;
   TapMode mode = TapMode::None;
 };
 

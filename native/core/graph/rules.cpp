@@ -490,7 +490,7 @@ Context with_rules(const Context& ctx, const std::string& key, const std::functi
   size_t n = ctx.inputs.size();
   std::string full = key;
   if (!full.empty()) {
-    full += "#" + std::to_string(n) + "#" + std::to_string(static_cast<int>(taps.mode)) + (taps.input ? "in" : "out");
+    full += "#" + std::to_string(n) + "#" + std::to_string(static_cast<int>(taps.mode)) + (taps.both ? "both" : taps.input ? "in" : "out");
     for (const auto& l : taps.layers) full += "#" + l;
   }
   Context out = ctx;
