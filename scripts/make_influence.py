@@ -9,8 +9,8 @@ scripts/make_influence.py):
   attributes (train_attr.npy, test_attr.npy: > 4, even, has a loop);
 - an MLP (fc1 64->16, relu, fc2 16->10), a CNN (conv1 1->4 3x3, relu, conv2
   4->8 3x3 stride 2, relu, fc 128->10) and a sigmoid MLP on the attributes,
-  each trained by SGD for 3 epochs with a TorchScript checkpoint (traced)
-  after each: mlp_0.pt ... sig_2.pt.
+  each trained by SGD for 30 epochs with a TorchScript checkpoint (traced)
+  every 10: mlp_0.pt ... sig_2.pt.
 
 The classes are defined here so that scripts/make_influence_references.py
 can rebuild the same modules and load the checkpoints' weights into them.
@@ -66,7 +66,8 @@ def digits():
     return x, y, attr
 
 
-def train(model, x, y, loss_fn, epochs, lr, batch, prefix, seed):
+def train(model, x, y, loss_fn, epochs, lr, batch, prefix, seed, every):
+    """SGD; a checkpoint every `every` epochs: prefix_0.pt, prefix_1.pt, ..."""
     torch.manual_seed(seed)
     opt = torch.optim.SGD(model.parameters(), lr=lr)
     for epoch in range(epochs):
@@ -76,9 +77,10 @@ def train(model, x, y, loss_fn, epochs, lr, batch, prefix, seed):
             opt.zero_grad()
             loss_fn(model(x[idx]), y[idx]).backward()
             opt.step()
-        model.eval()
-        torch.jit.trace(model, x[:2]).save(f"{prefix}_{epoch}.pt")
-        model.train()
+        if (epoch + 1) % every == 0:
+            model.eval()
+            torch.jit.trace(model, x[:2]).save(f"{prefix}_{(epoch + 1) // every - 1}.pt")
+            model.train()
 
 
 def main():
@@ -95,11 +97,11 @@ def main():
         np.save(os.path.join(OUT, f"{name}_attr.npy"), attr[s])
     tx, ty, ta = torch.tensor(x[:n_train]), torch.tensor(y[:n_train]), torch.tensor(attr[:n_train])
     torch.manual_seed(1)
-    train(MLP(), tx, ty, nn.CrossEntropyLoss(), 3, 0.5, 10, os.path.join(OUT, "mlp"), 1)
+    train(MLP(), tx, ty, nn.CrossEntropyLoss(), 30, 0.1, 10, os.path.join(OUT, "mlp"), 1, 10)
     torch.manual_seed(2)
-    train(CNN(), tx.reshape(-1, 1, 8, 8), ty, nn.CrossEntropyLoss(), 3, 0.5, 10, os.path.join(OUT, "cnn"), 2)
+    train(CNN(), tx.reshape(-1, 1, 8, 8), ty, nn.CrossEntropyLoss(), 30, 0.1, 10, os.path.join(OUT, "cnn"), 2, 10)
     torch.manual_seed(3)
-    train(MLP(classes=3, sigmoid=True), tx, ta, nn.BCELoss(), 3, 1.0, 10, os.path.join(OUT, "sig"), 3)
+    train(MLP(classes=3, sigmoid=True), tx, ta, nn.BCELoss(), 30, 0.5, 10, os.path.join(OUT, "sig"), 3, 10)
     print("made", sorted(os.listdir(OUT)))
 
 
@@ -117,7 +119,7 @@ def bench(dest):
     np.save(os.path.join(dest, "test_y.npy"), y[:8].numpy().astype(np.int64))
     torch.manual_seed(5)
     model = CNN(channels=3, size=16)
-    train(model, x[:2000], y[:2000], nn.CrossEntropyLoss(), 3, 0.05, 50, os.path.join(dest, "cnn"), 5)
+    train(model, x[:2000], y[:2000], nn.CrossEntropyLoss(), 3, 0.05, 50, os.path.join(dest, "cnn"), 5, 1)
 
 
 if __name__ == "__main__":

@@ -297,3 +297,41 @@ describe("rejections name the argument", () => {
     await expect(t.selfInfluence()).rejects.toThrow(/inputs\[0\]: contains NaN/);
   });
 });
+
+describe("command line", () => {
+  test("torchexplain influence: JSON of each test example's proponents and opponents as the API's, a picture grid, self-influence; bad input is one line", async () => {
+    require("./dist").ensureDist();
+    const { spawnSync } = require("child_process");
+    const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "tx-influence-cli-"));
+    const bin = path.join(__dirname, "..", "bin", "torchexplain.js");
+    const ckpts = [0, 1, 2].map((i) => file(`cnn_${i}.pt`));
+    const run = (...args: string[]) => spawnSync(process.execPath, [bin, "influence", "--checkpoints", ckpts.join(","), "--train", file("train_img.npy"),
+      "--train-labels", file("train_y.npy"), "--out", path.join(tmp, "out"), ...args], { encoding: "utf8", timeout: 120000 });
+    try {
+      const r = run("--test", file("test_img.npy"), "--test-labels", file("test_y.npy"), "--k", "3", "--png", "--self");
+      expect(r.stderr.split("\n").filter((l: string) => l.startsWith("torchexplain:"))).toEqual([]);
+      expect(r.status).toBe(0);
+      const out = JSON.parse(fs.readFileSync(path.join(tmp, "out", "influence.json"), "utf8"));
+      const api = await new TracInCP(models.cnn, split("cnn", "train"), ckpts).influence(split("cnn", "test"), { k: 3 });
+      expect(out.results.map((t: any) => t.proponents.map((p: any) => p.index)).flat()).toEqual(ints(api.indices));
+      expectClose(out.results.map((t: any) => t.proponents.map((p: any) => p.score)).flat(), flat(api.influenceScores), "cli scores");
+      const labels = ints(data.train_y);
+      for (const t of out.results) for (const p of [...t.proponents, ...t.opponents]) expect(p.label).toBe(labels[p.index]);
+      const meta = await require("sharp")(path.join(tmp, "out", "influence.png")).metadata();
+      expect([meta.format, meta.height > 6 * 64, meta.width > 7 * 64]).toEqual(["png", true, true]);
+      expect((await loadNpy(path.join(tmp, "out", "self_influence.npy"))).shape).toEqual([60]);
+      // Without test labels: the model's predicted classes.
+      const p = run("--test", file("test_img.npy"), "--method", "TracInCPFast", "--layer", "fc", "--k", "2");
+      expect(p.status).toBe(0);
+      expect(JSON.parse(fs.readFileSync(path.join(tmp, "out", "influence.json"), "utf8")).testLabels).toBe("predicted");
+      const wrong = run("--test", file("test_img.npy"), "--method", "TracInCPFast");
+      expect(wrong.status).toBe(1);
+      expect(wrong.stderr.trim().split("\n").pop()).toMatch(/^torchexplain: layer: TracInCPFast needs the final linear layer/);
+      const bigK = run("--test", file("test_img.npy"), "--k", "100");
+      expect(bigK.status).toBe(1);
+      expect(bigK.stderr.trim().split("\n").pop()).toMatch(/^torchexplain: k: 100 is more than the 60 examples/);
+    } finally {
+      fs.rmSync(tmp, { recursive: true, force: true });
+    }
+  });
+});

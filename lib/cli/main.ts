@@ -20,6 +20,11 @@ const USAGE = `usage:
   torchexplain llm     --model M.pt --tokenizer tokenizer.json --method NAME --prompts FILE.jsonl --out DIR
                        [--layer NAME] [--attr-target logProb|prob] [--options JSON] [--init JSON]
                        [--max-new-tokens N] [--batch-size N] [--png] [--html]
+  torchexplain influence --checkpoints C0.pt,C1.pt,... --train FILE|DIR [--train-labels Y.npy]
+                       --test FILE|DIR [--test-labels Y.npy] --out DIR
+                       [--method TracInCP|TracInCPFast|TracInCPFastRandProj|NaiveInfluenceFunction|ArnoldiInfluenceFunction]
+                       [--layer NAME[,NAME]] [--k N] [--learning-rates a,b,...] [--model M.pt] [--init JSON]
+                       [--batch-size N] [--self] [--png] [--image-size N|HxW] [--channels 1|3|4] [--mean a,b,c] [--std a,b,c]
   torchexplain worker  --redis URL [--concurrency N] [--queue NAME]
                        [--lock-duration MS] [--stalled-interval MS]
   torchexplain info    M.pt [--input-shape 1,3,32,32 | --inputs FILE|DIR]
@@ -42,6 +47,16 @@ outputTokens), with --png DIR/pictures/ (NNNNNN_tokens.png, NNNNNN_seq.png) and
 with --html DIR/pages/NNNNNN.html. NAME: FeatureAblation, ShapleyValueSampling,
 ShapleyValues, Lime, KernelShap, or with --layer (the embedding) a gradient
 method: LayerIntegratedGradients, LayerGradientXActivation, LayerGradientShap.
+influence finds, for each test example, the k training examples that most
+support its prediction (proponents) and most oppose it (opponents), writing
+DIR/influence.json (per test example: its label, or its predicted class without
+one, and the proponents' and opponents' training indices, scores and labels),
+with --self DIR/self_influence.npy and with --png DIR/influence.png (a grid of
+the images). Training and test sets: a .npy file (labels in --train-labels /
+--test-labels), a .npz (arrays inputs or x, labels or y), or a folder with a
+subfolder of images per class; test inputs may also be a plain folder of images.
+The architecture is the last checkpoint unless --model; --layer names the layers
+measured (TracInCP, influence functions) or the final linear layer (TracInCPFast).
 insights serves a web page to browse the examples and explain them
 (http://127.0.0.1:P/, port 7070 by default; --port 0 picks a free one); with
 --tokenizer, a page for a language model: write or pick a prompt, give or
@@ -59,6 +74,10 @@ const SPECS: Record<string, { values: string[]; booleans: string[] }> = {
   llm: {
     values: ["model", "tokenizer", "method", "prompts", "out", "layer", "attr-target", "options", "init", "max-new-tokens", "batch-size"],
     booleans: ["png", "html"],
+  },
+  influence: {
+    values: ["checkpoints", "train", "train-labels", "test", "test-labels", "out", "method", "layer", "k", "learning-rates", "model", "init", "batch-size", "image-size", "channels", "mean", "std"],
+    booleans: ["self", "png"],
   },
   worker: { values: ["redis", "concurrency", "queue", "lock-duration", "stalled-interval", "max-stalled"], booleans: [] },
   info: { values: ["input-shape", "inputs", "image-size", "channels"], booleans: [] },
@@ -255,6 +274,39 @@ async function llm(argv: string[]): Promise<number> {
   return 0;
 }
 
+async function influence(argv: string[]): Promise<number> {
+  const { flags, positional } = parseArgs("influence", argv);
+  if (positional.length) throw new UsageError(`unexpected argument '${positional[0]}'`);
+  const { runInfluenceJob, INFLUENCE_METHODS } = await import("../batch/influence");
+  const method = (str(flags, "method") ?? "TracInCP") as (typeof INFLUENCE_METHODS)[number];
+  if (!INFLUENCE_METHODS.includes(method)) throw new UsageError(`--method: expected one of ${INFLUENCE_METHODS.join(", ")}; got '${method}'`);
+  const checkpoints = required(flags, "checkpoints").split(",").map((c) => existing(c, "checkpoints"));
+  const rates = numbers(str(flags, "learning-rates"), "learning-rates");
+  if (rates && rates.length !== checkpoints.length) throw new UsageError(`--learning-rates: ${rates.length} rates for ${checkpoints.length} checkpoints`);
+  const optional = (name: string) => (str(flags, name) !== undefined ? existing(str(flags, name)!, name) : undefined);
+  const layer = str(flags, "layer");
+  const { file, pictures } = await runInfluenceJob({
+    method,
+    checkpoints,
+    ...(rates ? { learningRates: rates } : {}),
+    model: optional("model"),
+    train: existing(required(flags, "train"), "train"),
+    trainLabels: optional("train-labels"),
+    test: existing(required(flags, "test"), "test"),
+    testLabels: optional("test-labels"),
+    ...(layer !== undefined ? { layer: layer.split(",") } : {}),
+    k: positiveInt(flags, "k", 5)!,
+    ...(json(flags, "init") ? { init: json(flags, "init") } : {}),
+    batchSize: positiveInt(flags, "batch-size"),
+    image: imageOptions(flags),
+    self: !!flags.self,
+    png: !!flags.png,
+    out: path.resolve(required(flags, "out")),
+  });
+  process.stdout.write(`wrote ${file}${pictures ? ` and ${pictures}` : ""}${flags.self ? ` and ${path.join(path.dirname(file), "self_influence.npy")}` : ""}\n`);
+  return 0;
+}
+
 async function worker(argv: string[]): Promise<number> {
   const { flags, positional } = parseArgs("worker", argv);
   if (positional.length) throw new UsageError(`unexpected argument '${positional[0]}'`);
@@ -382,6 +434,7 @@ export async function main(argv: string[]): Promise<number> {
   try {
     if (command === "explain") return await explain(rest);
     if (command === "llm") return await llm(rest);
+    if (command === "influence") return await influence(rest);
     if (command === "worker") return await worker(rest);
     if (command === "info") return await info(rest);
     if (command === "insights") return await insights(rest);
@@ -389,7 +442,7 @@ export async function main(argv: string[]): Promise<number> {
       (command === undefined ? process.stderr : process.stdout).write(USAGE + "\n");
       return command === undefined ? 2 : 0;
     }
-    throw new UsageError(`unknown command '${command}' (explain, llm, worker, info, insights; --help)`);
+    throw new UsageError(`unknown command '${command}' (explain, llm, influence, worker, info, insights; --help)`);
   } catch (e) {
     const message = e instanceof Error ? e.message.split("\n")[0] : String(e);
     process.stderr.write(`${process.stderr.isTTY ? "\n" : ""}torchexplain: ${message}\n`); // a new line after a progress bar

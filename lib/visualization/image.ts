@@ -287,6 +287,47 @@ async function toPng(parts: Framed[], gap: number): Promise<Buffer> {
 }
 
 /**
+ * @internal Rows of titled images as one PNG (the influence grid): each image
+ * [C, H, W] (1 or 3 channels) stretched to its own value range, scaled
+ * `scale` times, with its title above; `header` a line of text at the top.
+ */
+export async function imageGrid(rows: { image: ImageLike; title: string }[][], scale: number, header?: string): Promise<Buffer> {
+  const gap = 8;
+  const framedRows: Framed[][] = [];
+  for (const row of rows) {
+    const framed: Framed[] = [];
+    for (const cell of row) {
+      const img = planar(cell.image, "image");
+      let lo = Infinity, hi = -Infinity;
+      for (const v of img.data) { lo = Math.min(lo, v); hi = Math.max(hi, v); }
+      const stretched = { data: img.data.map((v) => (hi > lo ? (v - lo) / (hi - lo) : 0)), shape: [img.c, img.h, img.w] };
+      const panel = upscale(renderPanel(stretched, stretched, { method: "original_image" }), scale);
+      framed.push(await frame(panel, cell.title, false, 0));
+    }
+    framedRows.push(framed);
+  }
+  const columns = Math.max(...framedRows.map((r) => r.length));
+  const colWidth = Array.from({ length: columns }, (_, c) => Math.max(...framedRows.map((r) => r[c]?.width ?? 0)));
+  const rowHeight = framedRows.map((r) => Math.max(...r.map((f) => f.height)));
+  const top = header ? TITLE_H + 4 : 0;
+  const width = colWidth.reduce((a, b) => a + b, 0) + gap * (columns + 1);
+  const height = top + rowHeight.reduce((a, b) => a + b, 0) + gap * (framedRows.length + 1);
+  const composites: sharp.OverlayOptions[] = [];
+  let y = top + gap;
+  framedRows.forEach((row, r) => {
+    let x = gap;
+    row.forEach((f, c) => {
+      for (const o of f.composites) composites.push({ ...o, left: (o.left ?? 0) + x + Math.floor((colWidth[c] - f.width) / 2), top: (o.top ?? 0) + y });
+      x += colWidth[c] + gap;
+    });
+    y += rowHeight[r] + gap;
+  });
+  if (header)
+    composites.push({ input: Buffer.from(`<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${top}"><text x="${gap}" y="${TITLE_H - 5}" font-family="DejaVu Sans, sans-serif" font-size="${FONT}" fill="#000">${escapeXml(header)}</text></svg>`), top: 0, left: 0 });
+  return sharp({ create: { width, height, channels: 3, background: "#ffffff" } }).composite(composites).removeAlpha().png().toBuffer();
+}
+
+/**
  * A picture of an image attribution as PNG bytes: `method` draws it as a heat
  * map, a heat map over the grey image, the image itself, the image masked or
  * made transparent by the attribution. Attribution and image are as the model

@@ -5,3 +5,4 @@ export {
   visualizeImageAttr, visualizeImageAttrMultiple, normalizeAttribution, cumulativeSumThreshold,
 } from "./image";
 export { VisualizationDataRecord, VisualizationDataRecordLike, VisualizeTextOptions, visualizeText, attributionColor } from "./text";
+export { VisualizeInfluenceOptions, visualizeInfluence } from "./influence";
