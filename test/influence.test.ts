@@ -257,6 +257,24 @@ describe("training data from files", () => {
   });
 });
 
+test("50,000 x 3 x 32 x 32 images (a 614 MB .npy file) stream through in less memory than the file, with progress and cancellation", () => {
+  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "tx-influence-50k-"));
+  try {
+    require("./dist").ensureDist();
+    const r = require("child_process").spawnSync(process.execPath, [path.join(__dirname, "influence", "stream_child.js"), tmp], { encoding: "utf8", timeout: 180000 });
+    expect(r.stderr).toBe("");
+    const out = JSON.parse(r.stdout);
+    expect(out.shape).toEqual([4, 5]);
+    expect(out.progress[out.progress.length - 1]).toEqual([50000, 50000]);
+    expect(out.progress.length).toBeGreaterThan(5); // chunk by chunk
+    expect(out.aborted).toBe("ERR_ABORTED");
+    // The file is 614 MB; the process (LibTorch included) peaked well below it.
+    expect(out.maxRssMiB).toBeLessThan(out.fileMiB * 0.8);
+  } finally {
+    fs.rmSync(tmp, { recursive: true, force: true });
+  }
+}, 200000);
+
 describe("rejections name the argument", () => {
   const train = () => split("mlp", "train");
   test("checkpoints whose parameters differ from the model's", async () => {

@@ -62,8 +62,12 @@ export class Control {
   private readonly deadline?: number;
   private readonly report?: (done: number, total: number) => void;
   readonly signal?: AbortSignal;
-  constructor(name: string, options: InfluenceCallOptions = {}) {
+  /** `own`: the call's other options, for naming a misspelt or misplaced one. */
+  constructor(name: string, options: InfluenceCallOptions = {}, own: string[] = []) {
     if (options === null || typeof options !== "object") throw bad("options", "expected an object");
+    const known = ["signal", "timeoutMs", "showProgress", "onProgress", ...own];
+    for (const k of Object.keys(options))
+      if (!known.includes(k) && (options as Record<string, unknown>)[k] !== undefined) throw bad(k, `not an option of ${name} (options: ${known.join(", ")})`);
     const { signal, timeoutMs, showProgress, onProgress } = options;
     if (signal !== undefined && !(signal instanceof AbortSignal)) throw bad("signal", "expected an AbortSignal");
     if (timeoutMs !== undefined && !(typeof timeoutMs === "number" && timeoutMs > 0 && Number.isFinite(timeoutMs)))
@@ -110,8 +114,8 @@ export function checkpointList(checkpoints: Checkpoint | Checkpoint[], what = "c
     const where = Array.isArray(checkpoints) ? `${what}[${i}]` : what;
     if (typeof c === "string") return { path: c, learningRate: 1 };
     if (c === null || typeof c !== "object" || typeof c.path !== "string") throw bad(where, "expected a file path or { path, learningRate }");
-    if (c.learningRate !== undefined && !(typeof c.learningRate === "number" && Number.isFinite(c.learningRate)))
-      throw bad(`${where}.learningRate`, "expected a finite number");
+    if (c.learningRate !== undefined && !(typeof c.learningRate === "number" && Number.isFinite(c.learningRate) && c.learningRate >= 0))
+      throw bad(`${where}.learningRate`, `expected a finite number >= 0, got ${c.learningRate}`);
     return { path: c.path, learningRate: c.learningRate ?? 1 };
   });
 }

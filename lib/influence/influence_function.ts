@@ -113,7 +113,7 @@ abstract class InfluenceFunctionBase<Init extends InfluenceFunctionInit> extends
   influence(test: TestData, options?: InfluenceFunctionOptions & { k?: undefined }): Promise<Tensor>;
   async influence(test: TestData, options?: InfluenceFunctionOptions): Promise<KMostInfluential | Tensor> {
     const o: InfluenceFunctionOptions = options ?? {};
-    const control = new Control(this.name, o);
+    const control = new Control(this.name, o, ["k", "proponents"]);
     const k = await this.kOption(o.k);
     const chunks = await this.trainEmbeddings(control);
     const { chunk: t, owned } = await this.testData(test);

@@ -45,7 +45,7 @@ export class SimilarityInfluence extends DataInfluence<SimilarityInfluenceInit> 
 
   /** The topK most similar training examples to each of `inputs`, for every layer. */
   async influence(inputs: Tensor | Tensor[], options: SimilarityOptions = {}): Promise<SimilarityResult> {
-    const control = new Control("SimilarityInfluence", options);
+    const control = new Control("SimilarityInfluence", options, ["topK", "additionalForwardArgs"]);
     const k = integerOption(options.topK, "topK", 1) ?? 1;
     const set = await this.train();
     if (k > set.count) throw bad("topK", `${k} is more than the ${set.count} examples of the training set`);

@@ -49,7 +49,7 @@ abstract class TracInBase<Init extends InfluenceInit> extends DataInfluence<Init
   influence(test: TestData, options?: InfluenceOptions & { k?: undefined }): Promise<Tensor>;
   async influence(test: TestData, options?: InfluenceOptions): Promise<KMostInfluential | Tensor> {
     const o: InfluenceOptions = options ?? {};
-    const control = new Control(this.name, o);
+    const control = new Control(this.name, o, ["k", "proponents", "aggregate"]);
     const k = await this.kOption(o.k);
     if (o.proponents !== undefined && typeof o.proponents !== "boolean") throw bad("proponents", "expected a boolean");
     if (o.aggregate !== undefined && typeof o.aggregate !== "boolean") throw bad("aggregate", "expected a boolean");
@@ -203,7 +203,7 @@ export class TracInCPFastRandProj extends DataInfluence<TracInCPFastRandProjInit
   influence(test: TestData, options?: RandProjInfluenceOptions & { k?: number }): Promise<KMostInfluential>;
   influence(test: TestData, options: RandProjInfluenceOptions & { k: null }): Promise<Tensor>;
   async influence(test: TestData, options: RandProjInfluenceOptions = {}): Promise<KMostInfluential | Tensor> {
-    const control = new Control("TracInCPFastRandProj", options);
+    const control = new Control("TracInCPFastRandProj", options, ["k", "proponents"]);
     const k = options.k === null ? undefined : await this.kOption(options.k ?? 5);
     const { chunks, projections } = await this.trainEmbeddings(control);
     const { chunk: t, owned } = await this.testData(test);

@@ -101,6 +101,9 @@ const LLM = {
 };
 const LLM_FILES = { model: "test/fixtures/llm/gpt2.pt", tokenizer: "test/fixtures/llm/bpe.json", layer: "m.transformer.wte" };
 
+// Training-data influence (issue 22): a training set, labels, checkpoints and options around the small models.
+const INFLUENCE = ["TracInCP", "TracInCPFast", "TracInCPFastRandProj", "SimilarityInfluence", "NaiveInfluenceFunction", "ArnoldiInfluenceFunction"];
+
 // Generator keys that set an option of another name.
 const OPTION = { shapBaselines: "baselines", perturbSpec: "perturbFunc", fgsmEpsilon: "epsilon" };
 const FUNCTIONS = ["loadModel", "tensor", "forward", "interpolate"];
@@ -526,6 +529,52 @@ function llmCase(c, name) {
   return { kind: "llm", algorithm: name, method, input, options, init, ...LLM_FILES };
 }
 
+function influenceCase(c, name) {
+  const { r, model } = c;
+  const n = r.pick([1, 4, 9, 16]);
+  // Inputs for n examples (makeInputs mutates its context: a copy per set, sharing the description).
+  const inputsOf = (rows) => {
+    const sub = { ...c, batch: rows, shapes: model.inputs.map((s) => [rows, ...s]) };
+    const x = makeInputs(sub);
+    c.nonFinite = c.nonFinite || sub.nonFinite;
+    return x;
+  };
+  const train = inputsOf(n);
+  const classes = Math.max(1, model.out);
+  const labelKind = r.chance(0.75) ? "ids" : r.pick(["float", "short", "neg", "big", "scalar", "bool"]);
+  const labels = {
+    ids: T([n], "int64", "ids", classes), float: T([n, classes], "float32", "rand"), short: T([Math.max(0, n - 1)], "int64", "ids", classes),
+    neg: T([n], "int64", "idsNeg"), big: T([n], "int64", "huge"), scalar: T([], "int64", "ids", classes), bool: T([n], "bool", "ids"),
+  }[labelKind];
+  const testN = r.pick([1, 2, 3]);
+  const test = inputsOf(testN);
+  const testLabels = T([testN], "int64", "ids", classes);
+  const layerNames = Object.keys(model.layers);
+  const checkpoints = Array.from({ length: r.pick([1, 2, 3]) }, () =>
+    r.chance(0.93) ? { path: model.file, learningRate: r.chance(0.9) ? r.pick([1, 0.5, 1e-3]) : r.pick([-1, NaN, 0]) } : r.pick(["missing.pt", MODELS.toy.file, 5, { path: 3 }, null]));
+  const init = {};
+  if (r.chance(0.6)) init.lossFn = r.pick(["crossEntropy", "crossEntropy", "mse", "nll", "bce", "hinge", { name: "mse", reduction: "mean" }, { name: "x" }, 5]);
+  if (r.chance(0.3)) init.batchSize = r.chance(0.8) ? r.pick([1, 3, 64]) : r.pick([0, -2, 2.5]);
+  if (r.chance(0.3)) init.layers = r.chance(0.7) ? r.pick([[r.pick(layerNames)], layerNames.slice(0, 2)]) : r.pick([["nope"], [], "fc", [5]]);
+  // A Hessian over every parameter of a CNN costs seconds: mostly the last layer's.
+  else if (name.endsWith("InfluenceFunction") && r.chance(0.8)) init.layers = [layerNames[layerNames.length - 1]];
+  if (r.chance(0.1)) init.memoryBudget = r.pick([1, 1e3, 1e9, -1]);
+  if (name === "TracInCPFastRandProj" && r.chance(0.6)) init.projectionDim = r.chance(0.8) ? r.pick([1, 4, 64]) : r.pick([0, 2.5]);
+  if (name === "ArnoldiInfluenceFunction") init.arnoldiDim = r.chance(0.85) ? r.pick([2, 5, 10]) : r.pick([1, 0]);
+  if (name.endsWith("InfluenceFunction") && r.chance(0.5)) init.projectionDim = r.chance(0.85) ? r.pick([1, 3, 50]) : 0;
+  if (name === "SimilarityInfluence" && r.chance(0.5)) init.similarityMetric = r.pick(["cosine", "euclidean", "dot", 5]);
+  const fcLayer = r.chance(0.8) ? (layerNames.includes("fc") ? "fc" : layerNames[layerNames.length - 1]) : r.pick(["nope", "relu", 5, ""]);
+  const options = {};
+  if (r.chance(0.5)) options.k = r.chance(0.75) ? r.pick([1, 2, n]) : r.pick([n + 1, 0, -1, 2.5, null]);
+  if (r.chance(0.3)) options.proponents = r.chance(0.85) ? r.pick([true, false]) : "yes";
+  if (r.chance(0.2)) options.aggregate = r.chance(0.85) ? r.pick([true, false]) : 1;
+  if (r.chance(0.1)) options.signal = { $signal: r.int(0, 20) };
+  if (r.chance(0.05)) options.timeoutMs = r.int(1, 30);
+  const call = r.pick(["influence", "influence", "selfInfluence"]);
+  c.desc.push(`${call} n=${n} labels:${labelKind}`, `ckpts=${trim(show(checkpoints))}`, `init=${trim(show(init))}`, trim(show(options)));
+  return { kind: "influence", algorithm: name, train, labels, test, testLabels, checkpoints, init, fcLayer, options, call };
+}
+
 function loadModelCase(c) {
   const { r } = c;
   const target = r.pick(["missing", "directory", "fifo", "nul", "empty", "truncated", "flipped", "flipped", "json", "valid", "notString", "relative"]);
@@ -568,11 +617,11 @@ function interpolateCase(c) {
 /** Case i of the run with this seed: { i, name, desc, nonFinite, ... what child.js needs }. */
 function makeCase(seed, i) {
   const r = rng((seed ^ Math.imul(i + 1, 0x9e3779b1)) >>> 0);
-  const names = [...Object.keys(ALGORITHMS), ...Object.keys(EXTRA), ...Object.keys(LLM), ...FUNCTIONS];
+  const names = [...Object.keys(ALGORITHMS), ...Object.keys(EXTRA), ...Object.keys(LLM), ...INFLUENCE, ...FUNCTIONS];
   const name = r.chance(0.12) ? r.pick(FUNCTIONS) : r.pick(names);
   // The heavy model (a 3x32x32 convnet) only where its size stays cheap: not for perturbation methods.
   let modelName = r.pick(Object.keys(MODELS));
-  if (MODELS[modelName].heavy && ((ALGORITHMS[name] || {}).perturbation || EXTRA[name])) modelName = "cnn";
+  if (MODELS[modelName].heavy && ((ALGORITHMS[name] || {}).perturbation || EXTRA[name] || INFLUENCE.includes(name))) modelName = "cnn";
   const c = context(r, modelName);
   let body;
   if (name === "loadModel") body = loadModelCase(c);
@@ -581,10 +630,11 @@ function makeCase(seed, i) {
   else if (name === "interpolate") body = interpolateCase(c);
   else if (EXTRA[name]) body = extraCase(c, name);
   else if (LLM[name]) body = llmCase(c, name);
+  else if (INFLUENCE.includes(name)) body = influenceCase(c, name);
   else body = attributeCase(c, name);
-  const where = body.kind === "attribute" || body.kind === "forward" ? `/${modelName}` : body.kind === "llm" ? `(${body.method})/gpt2` : "";
+  const where = body.kind === "attribute" || body.kind === "forward" || body.kind === "influence" ? `/${modelName}` : body.kind === "llm" ? `(${body.method})/gpt2` : "";
   const label = `${name}${c.base ? `(${c.base})` : ""}${where}${c.layer !== undefined ? `[${trim(show(c.layer))}]` : ""}`;
   return { i, name, label, model: modelName, modelFile: MODELS[modelName].file, desc: c.desc, nonFinite: c.nonFinite, batch: c.batch, ...body };
 }
 
-module.exports = { makeCase, MODELS, ALGORITHMS, EXTRA, LLM, FUNCTIONS, show };
+module.exports = { makeCase, MODELS, ALGORITHMS, EXTRA, LLM, INFLUENCE, FUNCTIONS, show };

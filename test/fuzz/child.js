@@ -286,7 +286,48 @@ async function llm(c, timers) {
   return null;
 }
 
-const RUN = { attribute, loadModel, tensor: tensorCall, forward, interpolate, extra, llm };
+// Training-data influence: scores [nTest, nTrain] (or [1, nTrain]), the top k, self-influence [nTrain], or per-layer similarities.
+async function influence(c, timers) {
+  const m = await model(c.modelFile);
+  const train = { inputs: live(c.train, timers), labels: live(c.labels, timers) };
+  const test = { inputs: live(c.test, timers), labels: live(c.testLabels, timers) };
+  const ckpts = c.checkpoints.map((k) => (k && typeof k === "object" && typeof k.path === "string" ? { ...k, path: path.join(ROOT, k.path) } : k));
+  const init = live(c.init, timers);
+  const options = live(c.options, timers);
+  let obj;
+  switch (c.algorithm) {
+    case "TracInCP": obj = new T.TracInCP(m, train, ckpts, init); break;
+    case "TracInCPFast": obj = new T.TracInCPFast(m, c.fcLayer, train, ckpts, init); break;
+    case "TracInCPFastRandProj": obj = new T.TracInCPFastRandProj(m, c.fcLayer, train, ckpts, init); break;
+    case "SimilarityInfluence": obj = new T.SimilarityInfluence(m, init.layers ?? [c.fcLayer], { inputs: train.inputs }, init); break;
+    default: obj = new T[c.algorithm](m, train, ckpts[0] && ckpts[0].path ? ckpts[0].path : ckpts[0], init);
+  }
+  try {
+    const rows = (x) => { const t = Array.isArray(x) ? x[0] : x; return t instanceof T.Tensor && t.shape.length ? t.shape[0] : -1; };
+    const nTrain = rows(train.inputs), nTest = rows(test.inputs);
+    if (c.algorithm === "SimilarityInfluence") {
+      const r = await obj.influence(test.inputs, { topK: options.k ?? 1, signal: options.signal, timeoutMs: options.timeoutMs });
+      for (const v of Object.values(r)) if (!(v.indices instanceof T.Tensor) || v.indices.shape[0] !== nTest) return "similarity results of the wrong form";
+      return null;
+    }
+    if (c.call === "selfInfluence") {
+      const s = await obj.selfInfluence(undefined, options);
+      if (!(s instanceof T.Tensor) || shapeOf(s) !== JSON.stringify([nTrain])) return `self-influence is not a [${nTrain}] Tensor`;
+      return c.nonFinite || finite(s) ? null : "non-finite self-influence from finite inputs";
+    }
+    const r = await obj.influence(test, options);
+    const scores = r instanceof T.Tensor ? r : r.influenceScores;
+    if (!(scores instanceof T.Tensor)) return "resolved to neither scores nor the top k";
+    const want = options.aggregate === true ? 1 : nTest;
+    if (r instanceof T.Tensor && shapeOf(r) !== JSON.stringify([want, nTrain])) return `scores ${shapeOf(r)}, expected [${want}, ${nTrain}]`;
+    if (!(r instanceof T.Tensor) && (r.indices.shape[0] !== want || Array.from(r.indices.data(), Number).some((i) => i < 0 || i >= nTrain))) return "top-k indices outside the training set";
+    return c.nonFinite || finite(scores) ? null : "non-finite influence from finite inputs";
+  } finally {
+    await obj.dispose();
+  }
+}
+
+const RUN = { attribute, loadModel, tensor: tensorCall, forward, interpolate, extra, llm, influence };
 // The watcher's self-test: { crash, exit, hang, memory } name the cases that misbehave on
 // purpose; the other cases resolve without touching the library.
 const SELFTEST = process.env.FUZZ_SELFTEST && JSON.parse(process.env.FUZZ_SELFTEST);

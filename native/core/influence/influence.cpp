@@ -597,7 +597,8 @@ std::vector<Checkpoint> checkpoints_option(const Options& o, const Model& model)
     Checkpoint ck{c.model, 1.0};
     if (!rates.is_none()) {
       const Value& r = (*rates.list)[i];
-      if (!r.is_number() || !std::isfinite(r.number)) fail("learningRates[", i, "]: expected a finite number, got ", r.kind_name());
+      if (!r.is_number() || !std::isfinite(r.number) || r.number < 0)
+        fail("learningRates[", i, "]: expected a finite number >= 0, got ", r.is_number() ? std::to_string(r.number) : r.kind_name());
       ck.learning_rate = r.number;
     }
     std::vector<std::pair<std::string, std::vector<int64_t>>> got;

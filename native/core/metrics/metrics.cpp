@@ -28,7 +28,16 @@ std::vector<torch::Tensor> tensors_of(const Value& v, size_t count, const std::s
 // Samples per batch: all of them, or as many as keep batch * samples within
 // maxExamplesPerBatch (at least one).
 int64_t samples_per_batch(const Context& ctx, const Options& o, int64_t samples) {
-  if (!o.has("maxExamplesPerBatch")) return samples;
+  if (!o.has("maxExamplesPerBatch")) {
+    // The reference takes every sample at once; here a batch of samples is
+    // at most 4096 rows and fits the memory budget (the inputs' copies, their
+    // perturbations and the explainer's work, about four rows' worth a row):
+    // the result is the same, a million samples no longer allocate at once,
+    // and a cancelled or timed-out call stops between batches.
+    double row = std::max(1.0, example_bytes(ctx)) * 4 + 16;
+    int64_t fit = static_cast<int64_t>(std::min(4096.0, ctx.memory_budget / row)) / ctx.batch;
+    return std::max<int64_t>(1, std::min(samples, fit));
+  }
   int64_t most = o.integer("maxExamplesPerBatch", 1, 1);
   return std::max<int64_t>(1, std::min(samples, most / ctx.batch));
 }
