@@ -42,3 +42,24 @@ test("README language-model example runs as written and prints what it shows", (
   for (const f of ["token_attr.png", "seq_attr.png", "attr.html"]) expect(fs.statSync(path.join(dir, f)).size).toBeGreaterThan(500);
   fs.rmSync(dir, { recursive: true, force: true });
 });
+
+test("README influence example runs as written and prints what it shows", () => {
+  const root = path.join(__dirname, "..");
+  const readme = fs.readFileSync(path.join(root, "README.md"), "utf8");
+  const code = readme.split("### Training-data influence")[1].split("```js")[1].split("```")[0];
+  const dir = fs.mkdtempSync(path.join(require("os").tmpdir(), "torchexplain-readme-influence-"));
+  fs.mkdirSync(path.join(dir, "node_modules"));
+  fs.symlinkSync(root, path.join(dir, "node_modules", "torchexplain"));
+  fs.symlinkSync(path.join(root, "test"), path.join(dir, "test"));
+  fs.writeFileSync(path.join(dir, "example.js"), code);
+  const r = spawnSync(process.execPath, ["example.js"], { cwd: dir, encoding: "utf8", timeout: 120000 });
+  expect(r.stderr).toBe("");
+  const lines = r.stdout.trim().split("\n");
+  // The lines the README shows after `//`.
+  const shown = [...code.matchAll(/console\.log\(.*\);\s*\/\/ (.*)$/gm)].map((m) => m[1]);
+  expect(shown.length).toBe(2);
+  expect(lines.slice(0, 2)).toEqual(shown);
+  expect(lines.length).toBe(3);
+  expect(fs.statSync(path.join(dir, "influence.png")).size).toBeGreaterThan(5000);
+  fs.rmSync(dir, { recursive: true, force: true });
+});
