@@ -49,7 +49,7 @@ export {
 export * from "./io";
 export * from "./visualization";
 
-export type { InsightsOptions, InsightsMetric, MetricContext, StartInsightsOptions, InsightsHandle } from "./insights/types";
+export type { InsightsOptions, InsightsMetric, MetricContext, StartInsightsOptions, InsightsHandle, InsightsInfluenceOptions } from "./insights/types";
 export type { Dataset, DatasetInput, InputKind } from "./insights/dataset";
 /**
  * Serves Insights, the explorer in the browser (as `torchexplain insights`); resolves once it

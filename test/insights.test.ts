@@ -648,3 +648,68 @@ describe("the language-model page", () => {
     }
   });
 });
+
+describe("the influence panel", () => {
+  const INF = path.join(__dirname, "fixtures", "influence");
+  const influence = { checkpoints: [0, 1, 2].map((i) => path.join(INF, `cnn_${i}.pt`)), train: path.join(INF, "train_img.npy"), trainLabels: path.join(INF, "train_y.npy"), k: 3 };
+  let tmp: string;
+  let inputs: string;
+  beforeAll(async () => {
+    tmp = fs.mkdtempSync(path.join(os.tmpdir(), "torchexplain-influence-insights-"));
+    inputs = path.join(tmp, "test.npz");
+    const np = (f: string) => parseNpy(fs.readFileSync(path.join(INF, f)));
+    const x = np("test_img.npy"), y = np("test_y.npy");
+    await saveNpz(inputs, { image: tensor(x.data as Float32Array, x.shape), labels: tensor(y.data as BigInt64Array, y.shape, "int64") });
+  });
+  afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
+
+  test("routes (inject): info, an example's proponents and opponents as the API's, training pictures; bad input is a 400", async () => {
+    const s = await createInsightsServer({ model: path.join(INF, "cnn_2.pt"), inputs, influence });
+    try {
+      const info = (await s.app.inject("/api/info")).json();
+      expect(info.influence).toEqual({ method: "TracInCP", k: 3, checkpoints: 3 });
+      const r = (await s.app.inject("/api/examples/2/influence")).json();
+      const { TracInCP, loadNpy } = require("../lib");
+      const model = await loadModel(path.join(INF, "cnn_2.pt"));
+      const t = new TracInCP(model, { inputs: await loadNpy(influence.train), labels: await loadNpy(influence.trainLabels) }, influence.checkpoints);
+      const test = { inputs: await loadNpy(path.join(INF, "test_img.npy")), labels: await loadNpy(path.join(INF, "test_y.npy")) };
+      const api = await t.influence(test, { k: 3 });
+      expect(r.labelKind).toBe("label");
+      expect(r.proponents.map((p: { index: number }) => p.index)).toEqual(Array.from(api.indices.data() as BigInt64Array, Number).slice(6, 9));
+      expect(r.opponents).toHaveLength(3);
+      const png = await s.app.inject(r.proponents[0].preview);
+      expect([png.statusCode, png.headers["content-type"]]).toEqual([200, "image/png"]);
+      expect((await sharp(png.rawPayload).metadata()).width).toBeGreaterThanOrEqual(64);
+      await t.dispose();
+      model.dispose();
+      expect((await s.app.inject("/api/examples/99/influence")).statusCode).toBe(400);
+      expect((await s.app.inject("/api/examples/1/influence?k=0")).json().error).toMatch(/k: expected an integer from 1 to/);
+      expect((await s.app.inject("/api/train/600.png")).statusCode).toBe(404);
+    } finally {
+      await s.app.close();
+    }
+  });
+
+  test("in Chromium: pick an example, find its training examples, see their pictures", async () => {
+    ensureChromium();
+    const [browser, s] = await Promise.all([chromium.launch({ executablePath: CHROMIUM, args: LAUNCH_ARGS }), startInsights({ model: path.join(INF, "cnn_2.pt"), inputs, influence })]);
+    try {
+      const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+      page.setDefaultTimeout(15000);
+      const errors: string[] = [];
+      page.on("pageerror", (e) => errors.push(e.message));
+      await page.goto(s.url + "/");
+      await page.locator("[data-testid=example]").nth(2).click();
+      await page.locator("[data-testid=influence]").waitFor();
+      await page.click("[data-testid=influence-run]");
+      await page.locator("[data-testid=influence-proponents] [data-testid=influence-example]").nth(2).waitFor();
+      expect(await page.locator("[data-testid=influence-opponents] [data-testid=influence-example]").count()).toBe(3);
+      await page.waitForFunction(() => [...document.querySelectorAll("[data-testid=influence-example] img")].every((i) => (i as HTMLImageElement).complete && (i as HTMLImageElement).naturalWidth > 0));
+      await page.screenshot({ path: path.join(root, "build", "insights-influence.png"), fullPage: true });
+      expect(errors).toEqual([]);
+    } finally {
+      await browser.close();
+      await s.app.close();
+    }
+  });
+});

@@ -30,6 +30,7 @@ const USAGE = `usage:
   torchexplain info    M.pt [--input-shape 1,3,32,32 | --inputs FILE|DIR]
   torchexplain insights --model M.pt --inputs FILE|DIR [--labels labels.json]
                        [--port P] [--host H] [--max-steps N]
+                       [--checkpoints C0.pt,C1.pt,... --train FILE|DIR [--train-labels Y.npy]]
                        [--image-size N|HxW] [--channels 1|3|4] [--mean a,b,c] [--std a,b,c]
   torchexplain insights --model LM.pt --tokenizer tokenizer.json [--prompts FILE.jsonl]
                        [--port P] [--host H] [--max-steps N]
@@ -58,7 +59,9 @@ subfolder of images per class; test inputs may also be a plain folder of images.
 The architecture is the last checkpoint unless --model; --layer names the layers
 measured (TracInCP, influence functions) or the final linear layer (TracInCPFast).
 insights serves a web page to browse the examples and explain them
-(http://127.0.0.1:P/, port 7070 by default; --port 0 picks a free one); with
+(http://127.0.0.1:P/, port 7070 by default; --port 0 picks a free one), and with
+--checkpoints and --train shows the training examples behind an example's
+prediction (TracInCP; the training set as for influence); with
 --tokenizer, a page for a language model: write or pick a prompt, give or
 generate the target, see the prompt's parts coloured and the target × prompt map.`;
 
@@ -81,7 +84,7 @@ const SPECS: Record<string, { values: string[]; booleans: string[] }> = {
   },
   worker: { values: ["redis", "concurrency", "queue", "lock-duration", "stalled-interval", "max-stalled"], booleans: [] },
   info: { values: ["input-shape", "inputs", "image-size", "channels"], booleans: [] },
-  insights: { values: ["model", "inputs", "labels", "tokenizer", "prompts", "port", "host", "max-steps", "image-size", "channels", "mean", "std"], booleans: [] },
+  insights: { values: ["model", "inputs", "labels", "tokenizer", "prompts", "port", "host", "max-steps", "image-size", "channels", "mean", "std", "checkpoints", "train", "train-labels"], booleans: [] },
 };
 
 function parseArgs(command: string, argv: string[]): { flags: Flags; positional: string[] } {
@@ -411,8 +414,16 @@ async function insights(argv: string[]): Promise<number> {
     const inputs = existing(required(flags, "inputs"), "inputs");
     const labelsFile = str(flags, "labels");
     const labels = labelsFile !== undefined ? existing(labelsFile, "labels") : undefined;
+    const checkpoints = str(flags, "checkpoints");
+    if ((checkpoints === undefined) !== (str(flags, "train") === undefined)) throw new UsageError("--checkpoints and --train go together (the influence panel)");
+    const trainLabels = str(flags, "train-labels");
+    const influence = checkpoints === undefined ? undefined : {
+      checkpoints: checkpoints.split(",").map((c) => existing(c, "checkpoints")),
+      train: existing(required(flags, "train"), "train"),
+      ...(trainLabels !== undefined ? { trainLabels: existing(trainLabels, "train-labels") } : {}),
+    };
     const { startInsights } = await import("../insights/server");
-    const s = await startInsights({ model, inputs, labels, image: imageOptions(flags), port, host, maxSteps: positiveInt(flags, "max-steps") });
+    const s = await startInsights({ model, inputs, labels, image: imageOptions(flags), port, host, maxSteps: positiveInt(flags, "max-steps"), influence });
     server = s;
     process.stdout.write(`torchexplain insights: ${s.dataset.count} examples of ${path.basename(model)} at ${s.url}/ (Ctrl-C stops)\n`);
   }

@@ -15,8 +15,10 @@ import type { ImageOptions } from "../io/image";
 import { visualizeImageAttr, VisualizeSign, SIGNS, ImageVisualizationMethod, IMAGE_METHODS } from "../visualization/image";
 import { METHODS, resolveMethod, ResolvedMethod } from "../batch/methods";
 import { Dataset, DatasetInput, loadDataset, applyLabels, rows, exampleValues } from "./dataset";
+import { registerInfluence } from "./influence";
+import { httpError } from "./http";
 import type { InsightsOptions, InsightsMetric, StartInsightsOptions } from "./types";
-export type { InsightsOptions, InsightsMetric, MetricContext, StartInsightsOptions, InsightsHandle } from "./types";
+export type { InsightsOptions, InsightsMetric, MetricContext, StartInsightsOptions, InsightsHandle, InsightsInfluenceOptions } from "./types";
 
 /** Where the page's files are: web/insights at the package's root (from lib/insights and dist/insights alike). */
 export const WEB_ROOT = path.resolve(__dirname, "..", "..", "web", "insights");
@@ -101,9 +103,6 @@ interface Job {
   files: Map<string, Buffer>;
 }
 
-function httpError(status: number, message: string, code = "ERR_BAD_OPTION"): Error & { statusCode: number; code: string } {
-  return Object.assign(new Error(message), { statusCode: status, code });
-}
 
 const prod = (s: number[]) => s.reduce((a, b) => a * b, 1);
 
@@ -222,6 +221,7 @@ export async function createInsightsServer(options: InsightsOptions): Promise<In
   const className = (c: number | null) => (c === null ? null : dataset.classes?.[c] ?? String(c));
 
   const app = fastify({ logger: options.logger ?? false, bodyLimit });
+  const influence = options.influence ? registerInfluence(app, model, dataset, cls, { image: options.image, ...options.influence }) : null;
   const jobs = new Map<string, Job>();
   let nextId = 1;
 
@@ -253,6 +253,7 @@ export async function createInsightsServer(options: InsightsOptions): Promise<In
     visualizations: IMAGE_METHODS,
     metrics: metricFns,
     limits: { maxSteps, bodyLimit },
+    influence: influence?.info ?? null,
   }));
 
   const exampleRecord = (i: number) => ({
@@ -616,6 +617,7 @@ export async function createInsightsServer(options: InsightsOptions): Promise<In
     // Let cancelled requests finish before the model goes.
     const deadline = Date.now() + 5000;
     while ([...jobs.values()].some((j) => j.status === "running") && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+    await influence?.close();
     if (ownModel) model.dispose();
   });
 

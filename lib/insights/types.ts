@@ -5,6 +5,25 @@ import type { Tensor } from "../tensor";
 import type { Attribution } from "../attribution";
 import type { ImageOptions } from "../io/image";
 import type { Dataset } from "./dataset";
+import type { Checkpoint, LossFn } from "../influence/base";
+import type { TrainingData } from "../influence/data";
+
+/** The influence panel: which training examples the chosen example's prediction owes to. */
+export interface InsightsInfluenceOptions {
+  /** TorchScript checkpoints of the model (paths or { path, learningRate }). */
+  checkpoints: Checkpoint[];
+  /** The training set: a .npy (labels in trainLabels), a .npz, a folder of class folders, or training data as the influence classes take it. */
+  train: string | TrainingData;
+  trainLabels?: string;
+  /** "TracInCP" (default) or "TracInCPFast" (the final linear layer: `layers[0]`, else the model's last layer). */
+  method?: "TracInCP" | "TracInCPFast";
+  layers?: string[];
+  lossFn?: LossFn;
+  batchSize?: number;
+  /** Proponents and opponents shown (default 5). */
+  k?: number;
+  image?: ImageOptions;
+}
 
 export interface InsightsOptions {
   /** A TorchScript file, or a loaded Model (left undisposed at close). */
@@ -25,6 +44,8 @@ export interface InsightsOptions {
   logger?: boolean;
   /** Metrics shown next to each explanation, by name (default: libraryMetrics()). */
   metrics?: Record<string, InsightsMetric | undefined>;
+  /** Show each example's most influential training examples (TracIn on these checkpoints). */
+  influence?: InsightsInfluenceOptions;
 }
 
 /** What a metric gets: the explanation's inputs, attributions, the method (a fresh instance) and its options (target, baselines, ...). */

@@ -79,6 +79,11 @@
       explain();
     });
     $("cancel").addEventListener("click", cancel);
+    if (info.influence) {
+      $("influence-method").textContent = `(${info.influence.method}, ${info.influence.checkpoints} checkpoint${info.influence.checkpoints === 1 ? "" : "s"})`;
+      $("influence-k").value = info.influence.k;
+      $("influence-run").addEventListener("click", findInfluence);
+    }
     await loadExamples();
   }
 
@@ -164,6 +169,43 @@
     box.textContent = "";
     box.classList.remove("muted");
     box.append(el("strong", { text: `Example ${x.name}` }), labels(x));
+    if (info.influence) {
+      $("influence").hidden = false;
+      $("influence-results").textContent = "";
+      $("influence-status").textContent = "";
+    }
+  }
+
+  // ---- influence: the training examples behind the chosen example's prediction ----------------
+  async function findInfluence() {
+    if (selected === null) return;
+    const example = selected;
+    $("influence-run").disabled = true;
+    $("influence-status").textContent = "scoring the training set…";
+    const out = $("influence-results");
+    out.textContent = "";
+    try {
+      const r = await api(`/api/examples/${example}/influence?k=${encodeURIComponent($("influence-k").value)}`);
+      if (selected !== example) return;
+      const cls = (c) => (c === null ? "" : info.classes[c] ?? String(c));
+      const row = (title, list, kind) =>
+        el("div", { class: "influence-row", "data-testid": `influence-${kind}` }, el("h4", { text: title }),
+          el("div", { class: "pictures" }, ...list.map((p) =>
+            el("figure", { "data-testid": "influence-example", "data-index": p.index },
+              el("img", { src: p.preview, alt: `training example ${p.index}`, class: "picture small" }),
+              el("figcaption", { text: `#${p.index}${p.label === null ? "" : ` · ${cls(p.label)}`} · ${p.score >= 0 ? "+" : ""}${fmt(p.score)}` })))));
+      const which = r.labelKind === "label" ? `its true label ${cls(r.label)}` : `its predicted class ${cls(r.label)}`;
+      out.append(
+        row(`Proponents: the training examples that most supported ${which}`, r.proponents, "proponents"),
+        row("Opponents: the training examples that most worked against it", r.opponents, "opponents"),
+      );
+      $("influence-status").textContent = "";
+    } catch (e) {
+      $("influence-status").textContent = "";
+      showError(e.message);
+    } finally {
+      $("influence-run").disabled = false;
+    }
   }
 
   // ---- explaining ---------------------------------------------------------------------------------
