@@ -21,6 +21,7 @@ const tx = require("../dist");
 const { native } = require("../dist/native");
 const { llmWork } = require("./llm");
 const { influenceWork } = require("./influence");
+const { throughputWork, round, percentile } = require("./throughput");
 
 const MODELS = path.join(__dirname, "..", "models");
 const filled = (n, f) => Float32Array.from({ length: n }, (_, i) => f(i));
@@ -105,7 +106,7 @@ function pythonReference() {
   return {
     load: (k, threads, passes) => ask({ load: k, threads, passes: passes.map((p) => ({ ...p, rows: p.rows.map(rows) })) }),
     loadCaptum: (k, threads, call) =>
-      call.llm || call.influence ? ask({ load: k, threads, llm: call.llm, influence: call.influence }) : ask({ load: k, threads, captum: { ...call, inputs: call.inputs.map(rows), kwargs: tensorsToRows(call.kwargs) } }),
+      call.llm || call.influence || call.service ? ask({ load: k, threads, llm: call.llm, influence: call.influence, service: call.service }) : ask({ load: k, threads, captum: { ...call, inputs: call.inputs.map(rows), kwargs: tensorsToRows(call.kwargs) } }),
     run: async (k) => (await ask({ run: k })).seconds,
     close: () => {
       child.stdin.end();
@@ -222,7 +223,37 @@ async function main() {
     console.error(`  ${name}: ${fmt(t)} (engine floor ${Number.isNaN(floor) ? "—" : fmt(floor)}, PyTorch floor ${pyFloor ? fmt(pyFloor) : "—"}, Captum ${captumTime ? fmt(captumTime) : "—"})`);
     console.log(`| ${r.name} | ${fmt(r.t)} | ${fmt(r.median)} | ${ratio(r.t, r.floor)} | ${r.pyFloor ? ratio(r.t, r.pyFloor) : "—"} |${withCaptum ? ` ${fmt(r.captumTime)} | ${ratio(r.captumTime, r.t)} |` : ""}`);
   }
+  await throughput(models, py, withCaptum, threads);
   if (py) py.close();
+}
+
+// Server throughput: N requests at once against the same N one at a time, and a
+// Python service answering them one Captum call each; best of 3 rounds, alternated.
+async function throughput(models, py, withCaptum, threads) {
+  const rows = throughputWork(tx, models).filter(([name]) => !process.env.BENCH_ONLY || process.env.BENCH_ONLY.split("|").some((s) => name.includes(s)));
+  if (!rows.length) return;
+  console.log(`\n| server throughput | requests/s | p50 latency | p99 latency | one at a time, requests/s |${withCaptum ? " Captum service, requests/s | speed-up over Captum |" : ""}`);
+  console.log(`| --- | ---: | ---: | ---: | ---: |${withCaptum ? " ---: | ---: |" : ""}`);
+  for (const [k, [name, send, call]] of rows.entries()) {
+    if (withCaptum) await py.loadCaptum(`service${k}`, threads, call);
+    const n = 64;
+    let best = null, sequential = Infinity, captumTime = Infinity;
+    await round(send); // warm-up
+    for (let r = 0; r < 3; r++) {
+      const c = await round(send);
+      if (!best || c.seconds < best.seconds) best = c;
+      const t0 = process.hrtime.bigint();
+      for (let i = 0; i < n; i++) {
+        const out = await send(i);
+        (Array.isArray(out) ? out : [out]).forEach((t) => t && t.dispose && t.dispose());
+      }
+      sequential = Math.min(sequential, Number(process.hrtime.bigint() - t0) / 1e9);
+      if (withCaptum) captumTime = Math.min(captumTime, await py.run(`service${k}`));
+    }
+    const rps = n / best.seconds;
+    console.error(`  ${name}: ${rps.toFixed(0)} requests/s (one at a time ${(n / sequential).toFixed(0)}, Captum ${withCaptum ? (n / captumTime).toFixed(0) : "—"})`);
+    console.log(`| ${name} | ${rps.toFixed(0)} | ${fmt(percentile(best.latencies, 50) / 1e3)} | ${fmt(percentile(best.latencies, 99) / 1e3)} | ${(n / sequential).toFixed(0)} |${withCaptum ? ` ${(n / captumTime).toFixed(0)} | ${ratio(rps, n / captumTime)} |` : ""}`);
+  }
 }
 
 main().catch((e) => {

@@ -24,6 +24,9 @@ and a Captum call is
 or an LLM call (bench/llm.js), one Captum LLMAttribution call per prompt
   {"llm": {"model": path, "tokenizer": tokenizer.json, "method": cls, "layer": submodule,
            "template": str, "prompts": [[value, ...], ...], "target": [ids], "kwargs": {...}}}
+or a service (bench/throughput.js): `count` requests of one image each, answered one
+Captum call at a time, as a Python service answers them
+  {"service": {"cls": cls, "model": path, "count": int, "kwargs": {...}, "layer": submodule}}
 or an influence call (bench/influence.js) on scripts/make_influence.py's bench set
   {"influence": {"cls": "TracInCP" | "TracInCPFast", "dir": folder, "batchSize": int, "k": int,
                  "method": "influence" | "self_influence"}}
@@ -162,6 +165,19 @@ def influence_call(spec):
     return lambda: t.influence((data["test_x"], data["test_y"]), k=spec.get("k"))
 
 
+def service_call(spec):
+    """`count` single-image requests, one Captum call each (the images differ, the targets cycle)."""
+    import captum.attr
+
+    model = eager_copy(spec["model"], torch.jit.load(spec["model"]))
+    cls = getattr(captum.attr, spec["cls"])
+    method = cls(model, model.get_submodule(spec["layer"])) if spec.get("layer") else cls(model)
+    j = torch.arange(3 * 32 * 32, dtype=torch.float32)
+    images = [torch.sin(j * 0.37 + i).reshape(1, 3, 32, 32) for i in range(spec["count"])]
+    kwargs = spec.get("kwargs", {})
+    return lambda: [method.attribute(x, target=i % 10, **kwargs) for i, x in enumerate(images)]
+
+
 def main():
     models, workloads = {}, {}
     for line in sys.stdin:
@@ -178,6 +194,8 @@ def main():
                 runs.append(llm_call(req["llm"]))
             if "influence" in req:
                 runs.append(influence_call(req["influence"]))
+            if "service" in req:
+                runs.append(service_call(req["service"]))
             if "captum" in req:
                 spec = req["captum"]
                 runs.append(captum_call(eager_copy(spec["model"], torch.jit.load(spec["model"])), spec))

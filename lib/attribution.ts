@@ -6,6 +6,7 @@ import { toNative } from "./options";
 import { Tensor } from "./tensor";
 import type { ProgressOptions, RequestOptions } from "./types";
 import { TorchExplainError } from "./errors";
+import { coalesced } from "./coalesce";
 
 /** A Tensor for a single input, an array of Tensors for several. */
 export type Inputs = Tensor | Tensor[];
@@ -98,7 +99,10 @@ export abstract class Attribution<Init extends object = object> {
     algorithm: string = this.algorithm,
     arrayResult: boolean = Array.isArray(inputs),
   ): Promise<R> {
-    const tensors = await runAlgorithm(this.model, algorithm, inputs, { ...this.init, ...(options ?? {}), ...extra });
+    // Concurrent calls of the same kind share passes (lib/coalesce.ts).
+    const list = Array.isArray(inputs) ? inputs : [inputs];
+    const merged = { ...this.init, ...(options ?? {}), ...extra } as Record<string, unknown>;
+    const tensors = await coalesced(this.model, algorithm, list, merged, (ins, o) => runAlgorithm(this.model, algorithm, ins, o));
     const attributions = arrayResult ? tensors.attributions : tensors.attributions[0];
     const result = (options as { returnConvergenceDelta?: boolean } | undefined)?.returnConvergenceDelta
       ? { attributions, delta: tensors.delta! }

@@ -268,8 +268,9 @@ test("50,000 x 3 x 32 x 32 images (a 614 MB .npy file) stream through in less me
     expect(out.progress[out.progress.length - 1]).toEqual([50000, 50000]);
     expect(out.progress.length).toBeGreaterThan(5); // chunk by chunk
     expect(out.aborted).toBe("ERR_ABORTED");
-    // The file is 614 MB; the process (LibTorch included) peaked well below it.
-    expect(out.maxRssMiB).toBeLessThan(out.fileMiB * 0.8);
+    // The file is 586 MiB; streaming it grew the process (past what LibTorch, the model and
+    // the test set already held) by a fraction of that: a chunk and its copies at a time.
+    expect(out.growthMiB).toBeLessThan(out.fileMiB / 3);
   } finally {
     fs.rmSync(tmp, { recursive: true, force: true });
   }

@@ -14,6 +14,11 @@ function bad(what: string, message: string): TorchExplainError {
 
 const SIZE: Record<NpyDType, number> = { float32: 4, float64: 8, int32: 4, int64: 8, bool: 1, uint8: 1 };
 
+function viewOf(bytes: Buffer, dtype: NpyDType, count: number) {
+  const C = { float32: Float32Array, float64: Float64Array, int32: Int32Array, int64: BigInt64Array, bool: Uint8Array, uint8: Uint8Array }[dtype];
+  return new C(bytes.buffer as ArrayBuffer, bytes.byteOffset, count);
+}
+
 /** Sequential bytes of a byte source, read on demand. */
 interface ByteSource {
   /** `length` bytes from `position` (relative to the source's start). */
@@ -24,7 +29,7 @@ interface ByteSource {
 class FileBytes implements ByteSource {
   constructor(private readonly fd: fs.promises.FileHandle, private readonly start: number, private readonly what: string) {}
   async read(position: number, length: number): Promise<Buffer> {
-    const out = Buffer.alloc(length);
+    const out = Buffer.from(new ArrayBuffer(length)); // memory of its own, not Node's pool: aligned, and kept by the values
     let done = 0;
     while (done < length) {
       const { bytesRead } = await this.fd.read(out, done, length - done, this.start + position + done);
@@ -164,7 +169,9 @@ export class RowReader {
     if (!(start >= 0 && end >= start && end <= this.rows)) throw bad("rows", `[${start}, ${end}) is outside ${this.what}'s ${this.rows} rows`);
     const count = (end - start) * (this.rowBytes / SIZE[this.dtype]);
     const bytes = await this.bytes.read(this.header.offset + start * this.rowBytes, (end - start) * this.rowBytes);
-    const data = npyValues(bytes, this.dtype, count, this.header.bigEndian);
+    // Little-endian values in a buffer of their own (read into fresh memory, aligned) are used as they are.
+    const own = bytes.byteOffset % SIZE[this.dtype] === 0 && bytes.byteLength === bytes.buffer.byteLength;
+    const data = own && !this.header.bigEndian ? viewOf(bytes, this.dtype, count) : npyValues(bytes, this.dtype, count, this.header.bigEndian);
     return npyToTensor({ data, shape: [end - start, ...this.header.shape.slice(1)], dtype: this.dtype });
   }
 

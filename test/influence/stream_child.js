@@ -30,12 +30,17 @@ const tx = require(process.env.TORCHEXPLAIN_DIST || path.join(__dirname, "..", "
   const t = new tx.TracInCPFast(model, "fc", { inputs: x, labels: y }, [convnet, convnet], { batchSize: 256 });
   const test = { inputs: tx.tensor(new Float32Array(4 * per).fill(0.5), [4, 3, 32, 32]), labels: tx.tensor([1, 2, 3, 4], [4], "int64") };
   const progress = [];
-  const top = await t.influence(test, { k: 5, onProgress: (d, total) => progress.push([d, total]) });
+  // What the process holds before the stream: LibTorch, the model, the test set.
+  (await model.forward(test.inputs)).dispose();
+  const baseRss = process.memoryUsage().rss;
+  let peak = baseRss;
+  const top = await t.influence(test, { k: 5, onProgress: (d, total) => (progress.push([d, total]), (peak = Math.max(peak, process.memoryUsage().rss))) });
   const ac = new AbortController();
   let aborted = null;
   await t.selfInfluence(undefined, { signal: ac.signal, onProgress: (d) => d > 0 && ac.abort() }).catch((e) => (aborted = e.code));
   await t.dispose();
-  console.log(JSON.stringify({ progress, shape: top.indices.shape, maxRssMiB: Math.round(process.resourceUsage().maxRSS / 1024), aborted, fileMiB: Math.round(fs.statSync(x).size / 2 ** 20) }));
+  const MiB = 2 ** 20;
+  console.log(JSON.stringify({ progress, shape: top.indices.shape, growthMiB: Math.round((Math.max(peak, process.resourceUsage().maxRSS * 1024) - baseRss) / MiB), baseMiB: Math.round(baseRss / MiB), aborted, fileMiB: Math.round(fs.statSync(x).size / MiB) }));
 })().catch((e) => {
   console.error(e);
   process.exit(1);
