@@ -19,7 +19,13 @@ export function buildInfo() {
 export interface SchedulerSettings {
   /** Requests run at once on their own compute workers (default 2); long requests yield to waiting ones between chunks. */
   workers?: number;
-  /** LibTorch intra-op threads per worker (default: the machine's cores). */
+  /**
+   * LibTorch intra-op threads per worker. By default the machine's cores, but
+   * at each request's start no more than the cores other processes leave idle
+   * (an OpenMP team waits at every barrier for its slowest thread: on a busy
+   * machine a team larger than the idle cores stalls). A number set here is
+   * used as it is.
+   */
   threads?: number;
 }
 /** Sets the compute workers and threads; returns the settings in force. */

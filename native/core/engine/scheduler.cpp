@@ -83,6 +83,32 @@ void start_thread(std::function<void()> body) {
 
 int hardware_threads() { return std::max(1u, std::thread::hardware_concurrency()); }
 
+// Threads runnable on the machine now (the fourth field of /proc/loadavg,
+// "running/total"), -1 where it cannot be read.
+int runnable_threads() {
+  std::FILE* f = std::fopen("/proc/loadavg", "r");
+  if (!f) return -1;
+  double a, b, c;
+  int running = -1, total = 0;
+  if (std::fscanf(f, "%lf %lf %lf %d/%d", &a, &b, &c, &running, &total) != 5) running = -1;
+  std::fclose(f);
+  return running;
+}
+
+// A request's intra-op threads, unless the caller set them: the configured
+// count, but no more than the cores that other processes leave idle. An
+// OpenMP team waits at every barrier for its slowest thread, so a team larger
+// than the idle cores stalls: on a machine where other processes ran, two
+// threads made IG on six 8x8 digits take 0.5-1.3 s a call, one thread 4-33 ms.
+// `ours`: the threads this process's running requests were given (this one's
+// reading thread included), which /proc/loadavg counts too.
+int request_threads(int configured, int ours) {
+  int running = runnable_threads();
+  if (running < 0) return configured;
+  int others = std::max(0, running - ours);
+  return std::max(1, std::min(configured, hardware_threads() - others));
+}
+
 class Pool {
  public:
   static Pool& get() {
@@ -95,7 +121,7 @@ class Pool {
     if (c.workers < 0 || c.workers > 256) fail("workers: expected an integer from 1 to 256, got ", c.workers);
     if (c.threads < 0 || c.threads > 1024) fail("threads: expected an integer from 1 to 1024, got ", c.threads);
     if (c.workers) config_.workers = c.workers;
-    if (c.threads) config_.threads = c.threads, ++threads_epoch_;
+    if (c.threads) config_.threads = c.threads, threads_set_ = true, ++threads_epoch_;
     grow();
     ready_.notify_all();
   }
@@ -159,22 +185,25 @@ class Pool {
 
   void loop(int index) {
     plain_execution();
-    int epoch = -1;
+    int epoch = -1, current = -1;
     std::unique_lock<std::mutex> lock(mutex_);
     for (;;) {
       ready_.wait(lock, [&] { return !queue_.empty() && index < config_.workers; });
       auto job = std::move(queue_.front());
       queue_.pop_front();
       ++busy_;
-      int threads = config_.threads;
-      bool retune = epoch != threads_epoch_;
+      int threads = threads_set_ ? config_.threads : request_threads(config_.threads, running_threads_ + 1);
+      running_threads_ += threads;
+      bool retune = epoch != threads_epoch_ || threads != current;
       epoch = threads_epoch_;
+      current = threads;
       lock.unlock();
       if (retune) at::set_num_threads(threads);
       slice_start = std::chrono::steady_clock::now();
       job();
       lock.lock();
       --busy_;
+      running_threads_ -= threads;
     }
   }
 
@@ -205,6 +234,8 @@ class Pool {
   SchedulerConfig config_;
   int extra_ = 0, idle_extra_ = 0;
   int started_ = 0, busy_ = 0, threads_epoch_ = 0;
+  bool threads_set_ = false;  // the caller chose the threads: used as they are
+  int running_threads_ = 0;   // intra-op threads of the requests the regular workers run
   static thread_local std::chrono::steady_clock::time_point slice_start;  // when this thread's request last got the CPU
 };
 
