@@ -49,9 +49,12 @@ export class Model extends DisposableHandle {
   get memoryFormat(): MemoryFormat {
     return guard(() => this.native.memoryFormat);
   }
-  /** Dotted names of every submodule ("conv1", "layer1.0.conv2", ...). */
-  layers(): string[] {
-    return guard(() => this.native.layers());
+  /**
+   * Dotted names of every submodule ("conv1", "layer1.0.conv2", ...); with
+   * `withParameters`, of those holding parameters (their own or a descendant's).
+   */
+  layers(options: { withParameters?: boolean } = {}): string[] {
+    return guard(() => this.native.layers(!!options.withParameters));
   }
   /**
    * A deep copy whose `layers` have their parameters redrawn from a normal

@@ -17,7 +17,7 @@ export interface NativeTensor {
 export type MemoryFormat = "auto" | "channelsLast" | "contiguous";
 
 export interface NativeModel {
-  layers(): string[];
+  layers(withParameters?: boolean): string[];
   randomized(layers: string[], seed: number): NativeModel;
   readonly device: string;
   readonly signature: string;

@@ -7,10 +7,11 @@ import type { Tensor } from "./tensor";
  * - one per example: numbers, or index tuples (`[[i, j], ...]`) for outputs
  *   with several dimensions after the batch; an array of length 1 applies to
  *   every example (so `[[i, j]]` is one tuple for all);
- * - a tensor of integers, one per example (or a single one).
+ * - a tensor of integers, one per example (or a single one);
+ * - "predicted": each example's highest-scoring class (outputs [batch, classes]).
  * Leave it out only when the model returns one value per example.
  */
-export type TargetType = number | number[] | number[][] | Tensor | null;
+export type TargetType = number | number[] | number[][] | Tensor | "predicted" | null;
 
 /** A reference point: a number, a tensor shaped like the input (or its first row), or one per input. */
 export type BaselineType = number | Tensor | (number | Tensor)[];

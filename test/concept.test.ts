@@ -90,6 +90,10 @@ describe("TCAV", () => {
       expect(r.t).toBeCloseTo(t, 9);
       expect(r.pValue).toBeCloseTo(p, 9);
     }
+    // Two constant samples: no t (not t = infinity, p = 0), and it says why.
+    const flat = welch([1, 1, 1], [0, 0, 0]);
+    expect([flat.t, flat.pValue]).toEqual([NaN, NaN]);
+    expect(flat.note).toMatch(/undefined: both samples have zero variance/);
   });
 
   test("bad input is a rejected Promise naming the argument", async () => {

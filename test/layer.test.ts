@@ -191,7 +191,7 @@ describe("Shap variants", () => {
 describe("bad input", () => {
   test("a wrong layer name is a rejected Promise listing the valid names", async () => {
     await expect(new LayerGradCam(resnet, "conv9").attribute(x, { target: 0 })).rejects.toThrow(
-      "layer: the model has no submodule 'conv9' (layers: conv, bn, relu, block1, block1.conv, block1.relu, block2, block2.conv, block2.relu, pool, fc)",
+      "layer: the model has no submodule 'conv9': did you mean 'conv'? (11 layers: conv, bn, relu, block1, block1.conv, block1.relu, block2, block2.conv, block2.relu, pool, fc)",
     );
     await expect(new NeuronGradient(resnet, "blok1", ).attribute(x, { neuronSelector: [0, 0, 0] })).rejects.toThrow(/no submodule 'blok1'/);
     expect(() => new LayerGradCam(resnet, 3 as never)).toThrow(/layer: expected a submodule name/);

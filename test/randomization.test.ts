@@ -22,6 +22,9 @@ test("randomised copies leave the model alone and change its outputs", async () 
 test("gradients decorrelate as the cascade goes down; the result has one row per layer", async () => {
   const r = await parameterRandomization(cnn, (m) => new Saliency(m), x, { attributeOptions: { target: 1 } });
   expect(r.rankCorrelation.shape).toEqual([r.layers.length, 2]);
+  // Only layers with parameters: a ReLU's step would repeat the row before it.
+  expect(r.layers).toEqual(["fc", "conv2", "conv1"]);
+  expect(cnn.layers({ withParameters: true })).toEqual(["conv1", "conv2", "fc"]);
   const c = values(r.rankCorrelation);
   const last = c.slice(-2);
   last.forEach((v) => expect(v).toBeLessThan(0.9));

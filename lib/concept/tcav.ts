@@ -71,7 +71,7 @@ export interface CAV {
 
 export interface SignificanceResult {
   /** Per layer: the concept's sign counts against each random concept, the random concepts' among themselves, t and the two-sided p-value. */
-  [layer: string]: { scores: number[]; nullScores: number[]; t: number; pValue: number };
+  [layer: string]: { scores: number[]; nullScores: number[]; t: number; pValue: number; note?: string };
 }
 
 export class TCAV {
@@ -245,12 +245,13 @@ export class TCAV {
 }
 
 /** @internal Two-sided Welch t-test (exported for its test). */
-export function welch(a: number[], b: number[]): { t: number; pValue: number } {
+export function welch(a: number[], b: number[]): { t: number; pValue: number; note?: string } {
   const mean = (v: number[]) => v.reduce((s, x) => s + x, 0) / v.length;
   const variance = (v: number[], m: number) => v.reduce((s, x) => s + (x - m) ** 2, 0) / (v.length - 1);
   const ma = mean(a), mb = mean(b), va = variance(a, ma) / a.length, vb = variance(b, mb) / b.length;
   const se = Math.sqrt(va + vb);
-  if (se === 0) return { t: ma === mb ? 0 : Math.sign(ma - mb) * Infinity, pValue: ma === mb ? 1 : 0 };
+  // Both samples constant (every sign count equal, say): no spread to test against.
+  if (se === 0) return { t: NaN, pValue: NaN, note: "undefined: both samples have zero variance (every score in each is the same), so no t-test applies" };
   const t = (ma - mb) / se;
   const df = (va + vb) ** 2 / (va ** 2 / (a.length - 1) + vb ** 2 / (b.length - 1));
   return { t, pValue: incompleteBeta(df / (df + t * t), df / 2, 0.5) };

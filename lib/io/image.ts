@@ -57,14 +57,22 @@ async function decode(source: string | Uint8Array, options: ImageOptions): Promi
   const mean = perChannel(options.mean, 0, channels, "mean");
   const std = perChannel(options.std, 1, channels, "std");
   let input: string | Buffer;
-  if (source instanceof Uint8Array) input = Buffer.isBuffer(source) ? source : Buffer.from(source.buffer, source.byteOffset, source.byteLength);
+  if (source instanceof Uint8Array) {
+    if (source.byteLength === 0) throw bad("source", "the image buffer is empty (0 bytes)");
+    input = Buffer.isBuffer(source) ? source : Buffer.from(source.buffer, source.byteOffset, source.byteLength);
+  }
   else if (typeof source === "string") {
     const st = await fs.promises.stat(source).catch(() => undefined);
     if (!st) throw bad("path", `no such file: ${source}`);
     if (!st.isFile()) throw bad("path", `not a regular file: ${source}`);
     input = source;
   } else throw bad("source", "expected a file path or a Buffer");
-  let img = sharp(input, { failOn: "error" }).rotate(); // EXIF orientation, as viewers show it
+  let img: sharp.Sharp;
+  try {
+    img = sharp(input, { failOn: "error" }).rotate(); // EXIF orientation, as viewers show it
+  } catch (e) {
+    throw bad(typeof source === "string" ? "path" : "source", `cannot decode ${typeof source === "string" ? `'${source}'` : "the buffer"} as an image (${(e as Error).message})`);
+  }
   if (size) img = img.resize(size[1], size[0], { fit: options.fit ?? "fill" });
   if (channels === 1) img = img.grayscale();
   else if (channels === 4) img = img.ensureAlpha();

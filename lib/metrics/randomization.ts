@@ -8,7 +8,7 @@ import { Tensor, tensor } from "../tensor";
 import { TorchExplainError } from "../errors";
 
 export interface RandomizationOptions {
-  /** Layers in cascade order (default: the model's leaf layers, last first). */
+  /** Layers in cascade order (default: the model's leaf layers that hold parameters, last first). */
   layers?: string[];
   /** Compare absolute attributions (default true, as the paper does). */
   abs?: boolean;
@@ -37,7 +37,8 @@ export async function parameterRandomization(
   options: RandomizationOptions = {},
 ): Promise<RandomizationResult> {
   if (typeof explainer !== "function") throw new TorchExplainError("explainer: expected a function (model) => attribution method", "ERR_BAD_OPTION");
-  const all = model.layers();
+  // The leaf layers that hold parameters (a ReLU's randomisation would repeat the row before it).
+  const all = model.layers({ withParameters: true });
   const layers = options.layers ?? all.filter((l) => !all.some((o) => o.startsWith(`${l}.`))).reverse();
   if (!Array.isArray(layers) || layers.length === 0) throw new TorchExplainError("layers: expected at least one layer to randomise", "ERR_BAD_OPTION");
   const abs = options.abs ?? true;

@@ -345,7 +345,7 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
     return *model_;
   }
   Napi::Value Layers(const Napi::CallbackInfo& info) {
-    auto names = Live(info.Env()).layers();
+    auto names = Live(info.Env()).layers(info[0].IsBoolean() && info[0].As<Napi::Boolean>().Value());
     Napi::Array a = Napi::Array::New(info.Env(), names.size());
     for (size_t i = 0; i < names.size(); ++i) a.Set(static_cast<uint32_t>(i), names[i]);
     return a;

@@ -3,6 +3,7 @@
 #include <cmath>
 #include <cstdlib>
 #include <fstream>
+#include <optional>
 #include <sstream>
 #include <unistd.h>
 
@@ -113,6 +114,12 @@ Context make_context(const Request& req, bool fold_batch_norms) {
   c.model = fold_batch_norms ? with_folded_batch_norms(req.model) : req.model;
   c.options = &o;
   if (req.inputs.empty()) fail("inputs: expected at least one input tensor");
+  std::optional<at::ScalarType> weights;
+  for (const auto& p : req.model->module().parameters())
+    if (at::isFloatingType(p.scalar_type())) {
+      weights = p.scalar_type();
+      break;
+    }
   for (size_t i = 0; i < req.inputs.size(); ++i) {
     const torch::Tensor& x = req.inputs[i];
     if (!x.defined()) fail("inputs[", i, "]: expected a tensor");
@@ -121,7 +128,12 @@ Context make_context(const Request& req, bool fold_batch_norms) {
       fail_shape("inputs[", i, "]: batch size ", x.size(0), " differs from inputs[0]'s ", c.batch,
            " (every input needs the same first dimension)");
     c.batch = x.size(0);
-    c.inputs.push_back(x.to(c.model->device()));
+    // Floating inputs of another precision than the model's weights (float64
+    // from a .npy file, say) run at the weights' precision, as they would in
+    // PyTorch after .float(): LibTorch refuses a double input to a float layer.
+    torch::Tensor on_device = x.to(c.model->device());
+    if (weights && at::isFloatingType(x.scalar_type()) && x.scalar_type() != *weights) on_device = on_device.to(*weights);
+    c.inputs.push_back(on_device);
   }
   if (c.batch == 0)
     fail_shape("inputs[0]: the batch is empty (shape ", shape_str(req.inputs[0].sizes()), "); expected at least one example");
@@ -136,7 +148,17 @@ Context make_context(const Request& req, bool fold_batch_norms) {
     else c.extra_values = {extra};
   }
   c.extra = c.model->convert_extra(c.extra_values, c.inputs.size());
-  c.target = Target::parse(o.get("target"), c.batch);
+  const Value& target = o.get("target");
+  if (target.kind == Value::Kind::String && target.string == "predicted") {
+    // Each example's highest-scoring output, from one forward pass.
+    torch::NoGradGuard no_grad;
+    torch::Tensor out = c.model->forward(c.inputs, c.extra);
+    if (out.dim() != 2)
+      fail("target: \"predicted\" needs outputs [batch, classes]; the model returns ", shape_str(out.sizes()));
+    c.target = Target::parse(Value::of(out.argmax(1)), c.batch);
+  } else {
+    c.target = Target::parse(target, c.batch);
+  }
   c.chunk_rows = o.integer("internalBatchSize", 0, 1);
   c.devices = parse_devices(o, c.model->device());
   c.progress = std::make_shared<Progress>(req.progress);

@@ -67,6 +67,11 @@ template <typename... Parts>
 // The code of any exception the core throws.
 ErrorCode code_of(const std::exception& e);
 
+// What to say of an unknown name among `known` (layer names, say): the
+// closest ones by edit distance, then the list, cut short when long.
+// ("did you mean 'layer4'? (68 layers: conv1, bn1, ...)"); `noun` names the list.
+std::string known_names(const std::string& name, const std::vector<std::string>& known, const char* noun = "layers");
+
 template <typename T>
 std::string join(const std::vector<T>& items, const char* sep = ", ") {
   std::ostringstream os;

@@ -414,10 +414,10 @@ std::shared_ptr<Model> Model::randomized(const std::vector<std::string>& names, 
   return std::shared_ptr<Model>(new Model(std::move(copy), device_, path_, layout));
 }
 
-std::vector<std::string> Model::layers() const {
+std::vector<std::string> Model::layers(bool with_parameters) const {
   std::vector<std::string> names;
   for (const auto& m : module_.named_modules())
-    if (!m.name.empty()) names.push_back(m.name);
+    if (!m.name.empty() && (!with_parameters || m.value.named_parameters(true).size() > 0)) names.push_back(m.name);
   return names;
 }
 
@@ -493,15 +493,30 @@ namespace {
 
 // The interpreter's message ends with the Python-level error; put that first
 // and keep the TorchScript traceback after it.
-[[noreturn]] void forward_failed(const std::string& message) {
+// The model's own error, its last line (the cause) first, then what may help:
+// the batch dimension when an op says the input is unbatched, the layout when
+// an op needs contiguous tensors; the TorchScript traceback follows.
+[[noreturn]] void forward_failed(const std::string& message, const std::vector<torch::Tensor>& inputs, bool channels_last) {
   std::string last;
   size_t end = message.find_last_not_of(" \n");
   if (end != std::string::npos) {
     size_t start = message.rfind('\n', end);
     last = message.substr(start == std::string::npos ? 0 : start + 1, end - (start == std::string::npos ? 0 : start + 1) + 1);
   }
-  if (last.empty() || last == message) fail_with(ErrorCode::ModelForward, "model forward failed: ", message);
-  fail_with(ErrorCode::ModelForward, "model forward failed: ", last, "\n", message);
+  auto has = [&](const char* s) { return last.find(s) != std::string::npos; };
+  std::string hints;
+  // Ops that say a tensor has the wrong rank, or (a convolution having taken an
+  // input without its batch as unbatched) a product that does not fit.
+  if (has("unbatched") || has("Expected 4D") || has("Expected 3D") || has("Expected 2D") || has("cannot be multiplied")) {
+    std::vector<std::string> shapes;
+    for (const auto& x : inputs) shapes.push_back(shape_str(x.sizes()));
+    hints += concat(" (inputs of shape ", join(shapes), ": the first dimension is the batch, so a single example is [1, ...];"
+                    " is it missing?)");
+  }
+  if (channels_last && (has("view") || has("stride") || has("contiguous")))
+    hints += " (the model runs channels-last; load it with memoryFormat: 'contiguous' if an op in it needs contiguous tensors)";
+  if (last.empty() || last == message) fail_with(ErrorCode::ModelForward, "model forward failed: ", message, hints);
+  fail_with(ErrorCode::ModelForward, "model forward failed: ", last, hints, "\n", message);
 }
 
 }  // namespace
@@ -645,19 +660,15 @@ void Model::choose_layout(const std::vector<torch::Tensor>& inputs, const std::v
 c10::IValue Model::call(const std::vector<torch::Tensor>& inputs, const std::vector<c10::IValue>& extra) const {
   plain_execution();
   // An op that cannot take channels-last tensors (`view` across channels)
-  // fails only where the user chose that layout: say how to undo it.
-  auto hint = [&] {
-    return layout_->format.load() == MemoryFormat::ChannelsLast
-               ? std::string(" (the model runs channels-last; load it with memoryFormat: 'contiguous' if an op in it needs contiguous tensors)")
-               : std::string();
-  };
+  // fails only where the user chose that layout: the message says how to undo it.
+  bool channels_last = layout_->format.load() == MemoryFormat::ChannelsLast;
   try {
     if (layout_->format.load() == MemoryFormat::Auto) choose_layout(inputs, extra);
     return module_.forward(stack_of(inputs, extra, layout_->format.load()));
   } catch (const c10::Error& e) {
-    forward_failed(e.what_without_backtrace() + hint());
+    forward_failed(e.what_without_backtrace(), inputs, channels_last);
   } catch (const std::exception& e) {
-    forward_failed(e.what() + hint());
+    forward_failed(e.what(), inputs, channels_last);
   }
 }
 
@@ -794,9 +805,9 @@ torch::Tensor Model::infer(const std::vector<torch::Tensor>& inputs, const std::
   try {
     out = run();
   } catch (const c10::Error& e) {
-    forward_failed(e.what_without_backtrace());
+    forward_failed(e.what_without_backtrace(), inputs, false);
   } catch (const std::exception& e) {
-    forward_failed(e.what());
+    forward_failed(e.what(), inputs, false);
   }
   if (!out.isTensor()) fail("model output: expected forward() to return a Tensor, got ", out.type()->str());
   return out.toTensor();

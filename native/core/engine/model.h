@@ -54,7 +54,9 @@ class Model : public std::enable_shared_from_this<Model> {
   // JavaScript values -> IValues of the types forward() declares after the inputs.
   std::vector<c10::IValue> convert_extra(const List& extra, size_t num_inputs) const;
 
-  std::vector<std::string> layers() const;
+  // Dotted names of the submodules; with `with_parameters`, of those holding
+  // parameters (their own or a descendant's).
+  std::vector<std::string> layers(bool with_parameters = false) const;
   // The module itself, for reading its parameters and submodules (influence's
   // per-layer gradients); algorithms run it through forward() and friends.
   const torch::jit::Module& module() const { return module_; }

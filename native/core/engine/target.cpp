@@ -65,7 +65,10 @@ Target Target::parse(const Value& v, int64_t batch) {
     t.per_example_ = idx.expand({batch, k}).contiguous();
     return t;
   }
-  fail("target: expected a number, an array (one per example, or index tuples), or a tensor; got ", v.kind_name());
+  if (v.is_number()) fail("target: expected an integer (an output index), got ", v.number);
+  if (v.kind == Value::Kind::String)
+    fail("target: expected a number, an array (one per example, or index tuples), a tensor, or \"predicted\"; got the string '", v.string, "'");
+  fail("target: expected a number, an array (one per example, or index tuples), a tensor, or \"predicted\"; got ", v.kind_name());
 }
 
 Target Target::reindexed(const torch::Tensor& examples) const {

@@ -1,10 +1,44 @@
 #include "engine/value.h"
 
+#include <algorithm>
 #include <cmath>
 
 #include "engine/errors.h"
 
 namespace tx {
+
+std::string known_names(const std::string& name, const std::vector<std::string>& known, const char* noun) {
+  auto distance = [](const std::string& a, const std::string& b) {
+    std::vector<size_t> row(b.size() + 1);
+    for (size_t j = 0; j <= b.size(); ++j) row[j] = j;
+    for (size_t i = 1; i <= a.size(); ++i) {
+      size_t diagonal = row[0];
+      row[0] = i;
+      for (size_t j = 1; j <= b.size(); ++j) {
+        size_t up = row[j];
+        row[j] = std::min({row[j] + 1, row[j - 1] + 1, diagonal + (a[i - 1] == b[j - 1] ? 0 : 1)});
+        diagonal = up;
+      }
+    }
+    return row[b.size()];
+  };
+  size_t best = std::string::npos;
+  std::vector<std::string> closest;
+  for (const auto& k : known) {
+    size_t d = distance(name, k);
+    if (d < best) best = d, closest = {k};
+    else if (d == best) closest.push_back(k);
+  }
+  std::string out;
+  // A near miss (a third of the name or less changed) is worth naming first.
+  if (!closest.empty() && best <= std::max<size_t>(2, name.size() / 3)) {
+    if (closest.size() > 3) closest.resize(3);
+    out = concat("did you mean '", join(closest, "' or '"), "'? ");
+  }
+  std::vector<std::string> shown(known.begin(), known.begin() + std::min<size_t>(known.size(), 20));
+  return out + concat("(", known.size(), " ", noun, ": ", join(shown),
+                      known.size() > shown.size() ? concat(", … ", known.size() - shown.size(), " more; model.layers() lists them") : "", ")");
+}
 
 bool Value::is_integer() const {
   return kind == Kind::Number && std::isfinite(number) && std::floor(number) == number;

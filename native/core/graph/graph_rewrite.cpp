@@ -261,7 +261,7 @@ void GraphRewrite::tap(const Taps& taps) {
       }
     }
     if (std::find(layer_names_.begin(), layer_names_.end(), layer) == layer_names_.end())
-      fail("layer: the model has no submodule '", layer, "' (layers: ", join(layer_names_), ")");
+      fail("layer: the model has no submodule '", layer, "': ", known_names(layer, layer_names_));
     if (exact.empty())
       fail("layer: forward() never calls '", layer, "' directly (as self.", layer, "(x)), so it has no value to attribute to");
     if (exact.size() > 1)

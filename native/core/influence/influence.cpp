@@ -364,7 +364,7 @@ std::vector<LayerInfo> resolve_layers(const torch::jit::Module& root, const std:
         if (own(sub.value)) out.push_back(layer_info(sub.name.empty() ? m.name : m.name + "." + sub.name, sub.value));
       break;
     }
-    if (!found) fail("layers[", i, "]: the model has no layer '", names[i], "' (layers: ", join(all), ")");
+    if (!found) fail("layers[", i, "]: the model has no layer '", names[i], "': ", known_names(names[i], all));
     if (out.size() == before) fail("layers[", i, "]: '", names[i], "' has no parameters (influence is measured on parameters)");
   }
   return out;
