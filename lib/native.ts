@@ -50,6 +50,7 @@ interface Addon {
   manualSeed(seed: number): void;
   benchFloor(model: NativeModel, inputs: NativeTensor[], target: number, chunk: number, rounds: number, backward: boolean): number;
   interpolate(t: NativeTensor, size: number[], mode: string): NativeTensor;
+  tensorOp(t: NativeTensor, op: string, ...args: unknown[]): NativeTensor & { values?: NativeTensor; indices?: NativeTensor };
   info(): { libtorch: string; cuda: boolean; cudaDevices: number; algorithms: string[] };
 }
 

@@ -45,6 +45,31 @@ export class Tensor extends DisposableHandle {
   to(device: string): Tensor {
     return new Tensor(guard(() => this.native.to(device)));
   }
+  /** Index of the largest value along `dim` (default the last): int64, that dimension removed. */
+  argmax(dim = -1): Tensor {
+    return new Tensor(guard(() => native.tensorOp(this.native, "argmax", dim)));
+  }
+  /** Softmax along `dim` (default the last), as float32 for integer tensors. */
+  softmax(dim = -1): Tensor {
+    return new Tensor(guard(() => native.tensorOp(this.native, "softmax", dim)));
+  }
+  /** The k largest values along `dim` (default the last), largest first, and their indices. */
+  topk(k: number, dim = -1): { values: Tensor; indices: Tensor } {
+    const r = guard(() => native.tensorOp(this.native, "topk", k, dim));
+    return { values: new Tensor(r.values!), indices: new Tensor(r.indices!) };
+  }
+  /** The sum of every value, or along `dim` (that dimension removed unless `keepdim`). */
+  sum(dim?: number, options: { keepdim?: boolean } = {}): Tensor {
+    return new Tensor(guard(() => native.tensorOp(this.native, "sum", dim, !!options.keepdim)));
+  }
+  /** The mean of every value, or along `dim`. */
+  mean(dim?: number, options: { keepdim?: boolean } = {}): Tensor {
+    return new Tensor(guard(() => native.tensorOp(this.native, "mean", dim, !!options.keepdim)));
+  }
+  /** Row i (the first dimension's entry i, that dimension removed): one example of a batch. Negative i counts from the end. */
+  row(i: number): Tensor {
+    return new Tensor(guard(() => native.tensorOp(this.native, "row", i)));
+  }
   toString(): string {
     return `Tensor(${JSON.stringify(this.toArray())}, shape=[${this.shape}], dtype=${this.dtype})`;
   }

@@ -201,6 +201,29 @@ describe("bad input: a non-zero exit and one clear line, no stack", () => {
   });
 });
 
+test("a layer method's pictures are drawn at the input's size (the .npy keeps the layer's)", async () => {
+  const out = path.join(tmp, "gradcam");
+  const r = cli(["explain", "--model", path.join(root, "models", "digits_cnn.pt"), "--method", "LayerGradCam", "--layer", "conv2",
+    "--inputs", path.join(root, "test", "fixtures", "influence", "test_img.npy"), "--target", "predicted", "--png", "--out", out]);
+  expect(r.status).toBe(0);
+  expect((await loadNpy(path.join(out, "attributions.npy"))).shape).toEqual([6, 1, 4, 4]);
+  const meta = await sharp(path.join(out, "heatmaps", "000000.png")).metadata();
+  expect([meta.width, meta.height]).toEqual([8, 8]);
+});
+
+test("a missing file is a failure (status 1), misuse is 2; image options are named as flags", async () => {
+  const base = ["explain", "--model", path.join(root, "models", "digits_cnn.pt"), "--method", "Saliency", "--out", "x"];
+  expect(cli([...base, "--inputs", "nope.npy"]).status).toBe(1);
+  expect(cli([...base, "--inputs", "nope.npy", "--bogus", "1"]).status).toBe(2);
+  const dir = path.join(tmp, "mixed-sizes");
+  fs.mkdirSync(dir, { recursive: true });
+  await sharp({ create: { width: 8, height: 8, channels: 3, background: "#808080" } }).png().toFile(path.join(dir, "a.png"));
+  await sharp({ create: { width: 9, height: 8, channels: 3, background: "#808080" } }).png().toFile(path.join(dir, "b.png"));
+  const r = cli([...base, "--inputs", dir, "--channels", "1"]);
+  expect(r.status).toBe(1);
+  expect(r.stderr.trim().split("\n").at(-1)).toMatch(/^torchexplain: --image-size: .*pass --image-size to resize them all/);
+});
+
 test("progress: a bar with rate and ETA on a terminal, a line per shard otherwise", async () => {
   const { Progress } = await import("../lib/batch/progress");
   const sink = (isTTY: boolean) => {

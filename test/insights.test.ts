@@ -54,6 +54,8 @@ describe("server routes (inject)", () => {
     expect(info.count).toBe(6);
     expect(info.inputs).toEqual([{ name: "image", kind: "image", shape: [1, 8, 8], dtype: "float32" }]);
     expect(info.classes).toHaveLength(10);
+    // GradCAM and the other layer methods start at the last convolutional block.
+    expect(info.defaultLayer).toBe("conv2");
     expect(info.methods.map((m: { name: string }) => m.name)).toEqual(expect.arrayContaining(["IntegratedGradients", "Saliency", "LayerGradCam", "NoiseTunnel:Saliency"]));
     const page = await s.app.inject("/");
     expect(page.headers["content-type"]).toMatch(/text\/html/);
@@ -231,6 +233,12 @@ test("the library's infidelity and sensitivityMax are shown when lib/index expor
       const gm = (await waitJob(s.app.inject.bind(s.app), g.json().id)).result.metrics;
       expect(gm.infidelity).toMatch(/^n\/a: infidelity needs attributions shaped like the inputs/);
       expect(gm.sensitivity).toBeGreaterThanOrEqual(0);
+    }
+    // Token inputs: sensitivity's small perturbations do not exist; it says so.
+    if (has.includes("sensitivity")) {
+      const { libraryMetrics } = await import("../lib/insights/server");
+      const ids = tensor(BigInt64Array.from([1n, 2n, 3n]), [1, 3], "int64");
+      await expect(libraryMetrics().sensitivity!({ inputs: ids } as never)).rejects.toThrow(/^n\/a: sensitivity perturbs inputs by small amounts/);
     }
     // Cancelled while a metric runs (its phase shown): the explanation is cancelled.
     if (has.includes("sensitivity")) {

@@ -220,6 +220,28 @@ describe("images through sharp", () => {
   });
 });
 
+describe("torchvision-style preprocessing", () => {
+  // A 40 x 20 image whose red channel is 6 x column and green 12 x row.
+  const gradient = () => {
+    const w = 40, h = 20, px = Buffer.alloc(w * h * 3);
+    for (let y = 0; y < h; y++) for (let x = 0; x < w; x++) px.set([x * 6, y * 12, 100], (y * w + x) * 3);
+    return sharp(px, { raw: { width: w, height: h, channels: 3 } }).png().toBuffer();
+  };
+  test("resize (the shorter side) then a centre crop; contain pads; crop alone cuts the centre exactly", async () => {
+    const png = await gradient();
+    expect((await loadImage(png, { resize: 10, crop: 8 })).shape).toEqual([1, 3, 8, 8]);
+    expect((await loadImage(png, { resize: 10 })).shape).toEqual([1, 3, 10, 20]);
+    const padded = await loadImage(png, { size: 16, fit: "contain" });
+    expect(padded.shape).toEqual([1, 3, 16, 16]);
+    expect((padded.data() as Float32Array)[0]).toBe(0); // the black band above the image
+    // 10 x 20 out of 20 x 40: from row 5, column 10 (torchvision's centre).
+    const c = (await loadImage(png, { crop: [10, 20] })).data() as Float32Array;
+    expect([Math.round(c[0] * 255), Math.round(c[200] * 255), Math.round(c[19] * 255)]).toEqual([60, 60, 174]);
+    await expect(loadImage(png, { crop: 30 })).rejects.toThrow(/crop: 30×30 is larger than the image \(20×40 after resizing\)/);
+    await expect(loadImage(png, { resize: 10, size: 8 })).rejects.toThrow(/resize: give either size/);
+  });
+});
+
 describe("JSON Lines", () => {
   test("arrays and objects with targets and ids", () => {
     const b = parseJsonLines('[1, 2, 3]\n\n{"inputs": [4, 5, 6], "target": 2, "id": "x"}\n');

@@ -67,3 +67,21 @@ describe("Model", () => {
     expect(info.algorithms).toEqual(expect.arrayContaining(["IntegratedGradients", "Saliency", "NoiseTunnel"]));
   });
 });
+
+test("tensor helpers: argmax, softmax, topk, sum, mean, row", () => {
+  const t = tensor([[1, 5, 2], [7, 0, 3]]);
+  expect(t.argmax().toArray()).toEqual([1, 0]);
+  expect(t.argmax(0).toArray()).toEqual([1, 0, 1]);
+  const p = t.softmax().toArray() as number[][];
+  p.forEach((row) => expect(row.reduce((a, b) => a + b, 0)).toBeCloseTo(1, 6));
+  expect(p[0][1]).toBeCloseTo(Math.exp(5) / (Math.exp(1) + Math.exp(5) + Math.exp(2)), 6);
+  const top = t.topk(2);
+  expect([top.indices.toArray(), top.values.toArray()]).toEqual([[[1, 2], [0, 2]], [[5, 2], [7, 3]]]);
+  expect(t.sum(0).toArray()).toEqual([8, 5, 5]);
+  expect(t.sum().toArray()).toBe(18);
+  expect(t.mean(1, { keepdim: true }).shape).toEqual([2, 1]);
+  expect(t.row(-1).toArray()).toEqual([7, 0, 3]);
+  expect(() => t.topk(4)).toThrow(/k: expected an integer from 1 to 3, got 4/);
+  expect(() => t.row(2)).toThrow(/index: 2 is out of range for 2 row\(s\)/);
+  expect(() => t.argmax(2)).toThrow(/dim: 2 is out of range/);
+});

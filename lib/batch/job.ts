@@ -12,6 +12,7 @@ import { NpyArray, parseNpy, parseNpz, saveNpy, writeAtomic, toNpy } from "../io
 import { ImageOptions, listImages, loadImageFiles, IMAGE_EXTENSIONS } from "../io/image";
 import { parseJsonLines } from "../io/jsonl";
 import { visualizeImageAttr, VisualizeSign } from "../visualization/image";
+import { interpolate } from "../algorithms/layer";
 import { resolveMethod } from "./methods";
 
 /** Everything a shard needs to run, as written to DIR/job.json (paths absolute). */
@@ -374,6 +375,16 @@ export async function runShard(manifest: JobManifest, shard: number, onRows?: (r
       chunks.push(values);
       const deltas = delta ? Array.from(delta.data() as ArrayLike<number>, Number) : undefined;
       const per = shape.reduce((x, y) => x * y, 1);
+      // A layer's map ([C, h, w], GradCAM's 7x7 on a 224 image) is drawn at the image's size, resized
+      // as the reference's LayerAttribution.interpolate (bilinear); the .npy keeps the layer's own.
+      let picture = { values, shape, per };
+      const inputShape = rows.tensor.shape.slice(1);
+      if (spec.png && shape.length === 3 && inputShape.length === 3 && (shape[1] !== inputShape[1] || shape[2] !== inputShape[2])) {
+        const sized = interpolate(attr, inputShape.slice(1), "bilinear");
+        toDispose.push(sized);
+        const s = sized.shape.slice(1);
+        picture = { values: Float32Array.from(sized.data() as ArrayLike<number>, Number), shape: s, per: s.reduce((x, y) => x * y, 1) };
+      }
       for (let i = 0; i < e - b; i++) {
         const rec: ExampleRecord = {
           index: b + i,
@@ -389,7 +400,7 @@ export async function runShard(manifest: JobManifest, shard: number, onRows?: (r
         }
         if (spec.png && (shape.length === 2 || shape.length === 3)) {
           const name = `${String(b + i).padStart(6, "0")}.png`;
-          const png = await visualizeImageAttr({ data: values.subarray(i * per, (i + 1) * per), shape }, null, {
+          const png = await visualizeImageAttr({ data: picture.values.subarray(i * picture.per, (i + 1) * picture.per), shape: picture.shape }, null, {
             method: "heat_map",
             sign: spec.pngSign ?? "absolute_value",
             scale: spec.pngScale ?? 1,

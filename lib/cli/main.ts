@@ -15,7 +15,7 @@ const USAGE = `usage:
                        [--target N|predicted] [--options JSON] [--init JSON] [--layer NAME]
                        [--baselines FILE.npy|NUMBER] [--batch-size N] [--shard-size N]
                        [--png] [--png-sign SIGN] [--png-scale N] [--resume]
-                       [--image-size N|HxW] [--channels 1|3|4] [--mean a,b,c] [--std a,b,c]
+                       [--image-size N|HxW | --resize N] [--crop N|HxW] [--channels 1|3|4] [--mean a,b,c] [--std a,b,c]
                        [--redis URL] [--queue NAME]
   torchexplain llm     --model M.pt --tokenizer tokenizer.json --method NAME --prompts FILE.jsonl --out DIR
                        [--layer NAME] [--attr-target logProb|prob] [--options JSON] [--init JSON]
@@ -71,7 +71,7 @@ type Flags = Record<string, string | true>;
 
 const SPECS: Record<string, { values: string[]; booleans: string[] }> = {
   explain: {
-    values: ["model", "method", "inputs", "out", "target", "options", "init", "layer", "baselines", "batch-size", "shard-size", "png-sign", "png-scale", "image-size", "channels", "mean", "std", "redis", "queue"],
+    values: ["model", "method", "inputs", "out", "target", "options", "init", "layer", "baselines", "batch-size", "shard-size", "png-sign", "png-scale", "image-size", "resize", "crop", "channels", "mean", "std", "redis", "queue"],
     booleans: ["png", "resume"],
   },
   llm: {
@@ -79,12 +79,12 @@ const SPECS: Record<string, { values: string[]; booleans: string[] }> = {
     booleans: ["png", "html"],
   },
   influence: {
-    values: ["checkpoints", "train", "train-labels", "test", "test-labels", "out", "method", "layer", "k", "learning-rates", "model", "init", "batch-size", "image-size", "channels", "mean", "std"],
+    values: ["checkpoints", "train", "train-labels", "test", "test-labels", "out", "method", "layer", "k", "learning-rates", "model", "init", "batch-size", "image-size", "resize", "crop", "channels", "mean", "std"],
     booleans: ["self", "png"],
   },
   worker: { values: ["redis", "concurrency", "queue", "lock-duration", "stalled-interval", "max-stalled"], booleans: [] },
-  info: { values: ["input-shape", "inputs", "image-size", "channels"], booleans: [] },
-  insights: { values: ["model", "inputs", "labels", "tokenizer", "prompts", "port", "host", "max-steps", "image-size", "channels", "mean", "std", "checkpoints", "train", "train-labels"], booleans: [] },
+  info: { values: ["input-shape", "inputs", "image-size", "resize", "crop", "channels"], booleans: [] },
+  insights: { values: ["model", "inputs", "labels", "tokenizer", "prompts", "port", "host", "max-steps", "image-size", "resize", "crop", "channels", "mean", "std", "checkpoints", "train", "train-labels"], booleans: [] },
 };
 
 function parseArgs(command: string, argv: string[]): { flags: Flags; positional: string[] } {
@@ -158,21 +158,33 @@ function imageOptions(flags: Flags): JobSpec["image"] {
     if (!m) throw new UsageError(`--image-size: expected N or HxW; got '${size}'`);
     parsed = m[2] ? [Number(m[1]), Number(m[2])] : Number(m[1]);
   }
+  const resize = positiveInt(flags, "resize");
+  const cropText = str(flags, "crop");
+  let crop: number | [number, number] | undefined;
+  if (cropText !== undefined) {
+    const m = /^(\d+)(?:x(\d+))?$/.exec(cropText);
+    if (!m) throw new UsageError(`--crop: expected N or HxW; got '${cropText}'`);
+    crop = m[2] ? [Number(m[1]), Number(m[2])] : Number(m[1]);
+  }
+  if (resize !== undefined && parsed !== undefined) throw new UsageError("--resize: give either --image-size (both sides) or --resize (the shorter side)");
   const channels = positiveInt(flags, "channels");
   if (channels !== undefined && ![1, 3, 4].includes(channels)) throw new UsageError(`--channels: expected 1, 3 or 4; got ${channels}`);
   const mean = numbers(str(flags, "mean"), "mean");
   const std = numbers(str(flags, "std"), "std");
   const o: NonNullable<JobSpec["image"]> = {};
   if (parsed !== undefined) o.size = parsed;
+  if (resize !== undefined) o.resize = resize;
+  if (crop !== undefined) o.crop = crop;
   if (channels !== undefined) o.channels = channels as 1 | 3 | 4;
   if (mean) o.mean = mean.length === 1 ? mean[0] : mean;
   if (std) o.std = std.length === 1 ? std[0] : std;
   return o;
 }
 
+// A missing file is a failure (status 1), not command-line misuse (2).
 function existing(file: string, flag: string): string {
   const abs = path.resolve(file);
-  if (!fs.existsSync(abs)) throw new UsageError(`--${flag}: no such file or folder: ${file}`);
+  if (!fs.existsSync(abs)) throw new Error(`--${flag}: no such file or folder: ${file}`);
   return abs;
 }
 
@@ -455,7 +467,9 @@ export async function main(argv: string[]): Promise<number> {
     }
     throw new UsageError(`unknown command '${command}' (explain, llm, influence, worker, info, insights; --help)`);
   } catch (e) {
-    const message = e instanceof Error ? e.message.split("\n")[0] : String(e);
+    // The library names image options as the API does; here they are flags.
+    const message = (e instanceof Error ? e.message.split("\n")[0] : String(e))
+      .replace(/^size: /, "--image-size: ").replace(/pass size to/, "pass --image-size to").replace(/^crop: /, "--crop: ").replace(/^resize: /, "--resize: ");
     process.stderr.write(`${process.stderr.isTTY ? "\n" : ""}torchexplain: ${message}\n`); // a new line after a progress bar
     if (process.env.TORCHEXPLAIN_DEBUG && e instanceof Error) process.stderr.write(`${e.stack}\n`);
     return e instanceof UsageError ? 2 : 1;

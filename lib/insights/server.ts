@@ -59,8 +59,25 @@ export function libraryMetrics(lib: Record<string, unknown> = require("../index"
       if (additionalForwardArgs !== undefined) o.additionalForwardArgs = additionalForwardArgs;
       return infidelity(c.model, undefined, c.inputs, c.attributions, o);
     };
-  if (typeof sensitivityMax === "function") out.sensitivity = (c) => sensitivityMax(c.algorithm, c.inputs, { ...c.options, nPerturbSamples: 10, signal: c.signal, onProgress: c.onProgress });
+  if (typeof sensitivityMax === "function")
+    out.sensitivity = async (c) => {
+      // Token ids have no small perturbations: a sensitivity of them means nothing.
+      const xs = Array.isArray(c.inputs) ? c.inputs : [c.inputs];
+      if (xs.some((x) => x.dtype === "int64" || x.dtype === "int32")) throw new Error("n/a: sensitivity perturbs inputs by small amounts, which token ids do not have");
+      return sensitivityMax(c.algorithm, c.inputs, { ...c.options, nPerturbSamples: 10, signal: c.signal, onProgress: c.onProgress });
+    };
   return out;
+}
+
+/**
+ * Where GradCAM and the other layer methods start on an image model: the last
+ * top-level convolutional block (resnet's layer4, a VGG's features, a small
+ * net's conv2), whose maps are the most semantic that are still spatial.
+ */
+export function lastConvBlock(layers: string[]): string | null {
+  const top = layers.filter((l) => !l.includes("."));
+  const conv = /conv|features|^layer\d|block|stage/i;
+  return [...top].reverse().find((l) => conv.test(l)) ?? [...layers].reverse().find((l) => conv.test(l)) ?? layers[0] ?? null;
 }
 
 function scalar(v: unknown): number {
@@ -248,7 +265,7 @@ export async function createInsightsServer(options: InsightsOptions): Promise<In
     }),
     // Token inputs go through an embedding: a layer method at that layer explains them.
     defaultMethod: hasText ? "LayerIntegratedGradients" : "IntegratedGradients",
-    defaultLayer: hasText ? layers.find((l) => /emb/i.test(l)) ?? layers[0] ?? null : null,
+    defaultLayer: hasText ? layers.find((l) => /emb/i.test(l)) ?? layers[0] ?? null : lastConvBlock(layers),
     signs: SIGNS,
     visualizations: IMAGE_METHODS,
     metrics: metricFns,
@@ -510,7 +527,7 @@ export async function createInsightsServer(options: InsightsOptions): Promise<In
       const sized = sameShape ? a : interpolate(a, x.exampleShape.slice(1), "bilinear");
       try {
         const attr = sized === a ? { data: values, shape } : { data: Float64Array.from(sized.data() as ArrayLike<number>, Number), shape: sized.shape.slice(1) };
-        const signUsed = !sameShape && sign === "absolute_value" ? "all" : sign;
+        const signUsed = sign; // as chosen on the page, layer maps too
         const method = (vis === "masked_image" || vis === "alpha_scaling") && signUsed === "all" ? "blended_heat_map" : vis;
         return { ...base, kind: "image", picture: await picture(await visualizeImageAttr(attr, imageOf(x, i), { method, sign: signUsed, scale })) };
       } finally {
@@ -528,7 +545,7 @@ export async function createInsightsServer(options: InsightsOptions): Promise<In
     // Other maps with two or three dimensions: a heat map of their own.
     if (shape.length === 3 || (shape.length === 2 && shape[0] > 1 && shape[1] > 1)) {
       const scale = Math.max(1, Math.round(160 / Math.max(shape[shape.length - 1], shape[shape.length - 2])));
-      return { ...base, kind: "image", picture: await picture(await visualizeImageAttr({ data: values, shape }, null, { method: "heat_map", sign: sign === "absolute_value" ? "all" : sign, scale })) };
+      return { ...base, kind: "image", picture: await picture(await visualizeImageAttr({ data: values, shape }, null, { method: "heat_map", sign, scale })) };
     }
     const names = x?.features && sameShape ? x.features : undefined;
     const bars = Array.from(values.subarray(0, 512), (v, j) => ({ name: names?.[j] ?? `f${j}`, value: v }));

@@ -9,8 +9,19 @@ import { TorchExplainError } from "../errors";
 export interface ImageOptions {
   /** Resize to this size: a number for a square, or [height, width]. Default: the image's own size. */
   size?: number | [number, number];
-  /** How a resize fits: "fill" (default: stretch to the size) or "cover" (keep the aspect ratio, crop the centre). */
-  fit?: "fill" | "cover";
+  /**
+   * How a resize to `size` fits: "fill" (default: stretch to the size), "cover" (keep
+   * the aspect ratio, crop the centre) or "contain" (keep it, pad with black).
+   */
+  fit?: "fill" | "cover" | "contain";
+  /**
+   * Resize the shorter side to this many pixels, keeping the aspect ratio
+   * (torchvision's Resize(n)); with `crop`, then cut the centre out (CenterCrop):
+   * `{ resize: 256, crop: 224 }` is the usual ImageNet preprocessing.
+   */
+  resize?: number;
+  /** Cut out the centre, a number for a square or [height, width] (after `resize` when given). */
+  crop?: number | [number, number];
   /** Channels of the result: 1 (grey), 3 (RGB, default) or 4 (RGBA). */
   channels?: 1 | 3 | 4;
   /** Subtracted per channel after scaling to [0, 1] (a number applies to every channel). Default 0. */
@@ -35,25 +46,29 @@ function perChannel(value: number | number[] | undefined, fallback: number, chan
   return list;
 }
 
-function checkOptions(options: ImageOptions): { channels: 1 | 3 | 4; size?: [number, number] } {
+function pair(v: number | [number, number] | undefined, name: string): [number, number] | undefined {
+  if (v === undefined) return undefined;
+  const p = typeof v === "number" ? [v, v] : v;
+  if (!Array.isArray(p) || p.length !== 2 || p.some((x) => !Number.isInteger(x) || x < 1))
+    throw bad(name, `expected a positive integer or [height, width]; got ${JSON.stringify(v)}`);
+  return p as [number, number];
+}
+
+function checkOptions(options: ImageOptions): { channels: 1 | 3 | 4; size?: [number, number]; crop?: [number, number] } {
   if (options === null || typeof options !== "object") throw bad("options", "expected an object");
-  const known = new Set(["size", "fit", "channels", "mean", "std"]);
+  const known = new Set(["size", "fit", "resize", "crop", "channels", "mean", "std"]);
   for (const k of Object.keys(options)) if (!known.has(k)) throw bad(k, `unknown option (image options: ${[...known].join(", ")})`);
   const channels = options.channels ?? 3;
   if (channels !== 1 && channels !== 3 && channels !== 4) throw bad("channels", `expected 1, 3 or 4; got ${JSON.stringify(options.channels)}`);
-  if (options.fit !== undefined && options.fit !== "fill" && options.fit !== "cover") throw bad("fit", `expected "fill" or "cover"; got ${JSON.stringify(options.fit)}`);
-  let size: [number, number] | undefined;
-  if (options.size !== undefined) {
-    size = typeof options.size === "number" ? [options.size, options.size] : options.size;
-    if (!Array.isArray(size) || size.length !== 2 || size.some((v) => !Number.isInteger(v) || v < 1))
-      throw bad("size", `expected a positive integer or [height, width]; got ${JSON.stringify(options.size)}`);
-  }
-  return { channels, size };
+  if (options.fit !== undefined && !["fill", "cover", "contain"].includes(options.fit)) throw bad("fit", `expected "fill", "cover" or "contain"; got ${JSON.stringify(options.fit)}`);
+  if (options.resize !== undefined && !(Number.isInteger(options.resize) && options.resize >= 1)) throw bad("resize", `expected a positive integer (the shorter side); got ${JSON.stringify(options.resize)}`);
+  if (options.resize !== undefined && options.size !== undefined) throw bad("resize", "give either size (both sides) or resize (the shorter side), not both");
+  return { channels, size: pair(options.size, "size"), crop: pair(options.crop, "crop") };
 }
 
 /** Decodes an image into channel-first float values in [0, 1], normalised. */
 async function decode(source: string | Uint8Array, options: ImageOptions): Promise<{ data: Float32Array; shape: [number, number, number] }> {
-  const { channels, size } = checkOptions(options);
+  const { channels, size, crop } = checkOptions(options);
   const mean = perChannel(options.mean, 0, channels, "mean");
   const std = perChannel(options.std, 1, channels, "std");
   let input: string | Buffer;
@@ -73,7 +88,27 @@ async function decode(source: string | Uint8Array, options: ImageOptions): Promi
   } catch (e) {
     throw bad(typeof source === "string" ? "path" : "source", `cannot decode ${typeof source === "string" ? `'${source}'` : "the buffer"} as an image (${(e as Error).message})`);
   }
-  if (size) img = img.resize(size[1], size[0], { fit: options.fit ?? "fill" });
+  if (size) img = img.resize(size[1], size[0], { fit: options.fit ?? "fill", background: { r: 0, g: 0, b: 0, alpha: 1 } });
+  if (options.resize !== undefined || crop) {
+    // The shape after orientation, resize of the shorter side, then the centre crop (torchvision's rounding).
+    const meta = await sharp(input).metadata().catch((e: Error) => {
+      throw bad(typeof source === "string" ? "path" : "source", `cannot decode ${typeof source === "string" ? `'${source}'` : "the buffer"} as an image (${e.message})`);
+    });
+    let w = meta.width ?? 0, h = meta.height ?? 0;
+    if ((meta.orientation ?? 1) >= 5) [w, h] = [h, w];
+    if (size) [h, w] = size;
+    if (options.resize !== undefined) {
+      const n = options.resize;
+      [h, w] = h <= w ? [n, Math.floor((n * w) / h)] : [Math.floor((n * h) / w), n];
+      img = img.resize(w, h, { fit: "fill" });
+    }
+    if (crop) {
+      const [ch, cw] = crop;
+      if (ch > h || cw > w) throw bad("crop", `${ch}×${cw} is larger than the image (${h}×${w} after resizing)`);
+      // Called after resize, sharp extracts from the resized image.
+      img = img.extract({ left: Math.round((w - cw) / 2), top: Math.round((h - ch) / 2), width: cw, height: ch });
+    }
+  }
   if (channels === 1) img = img.grayscale();
   else if (channels === 4) img = img.ensureAlpha();
   else img = img.removeAlpha().toColourspace("srgb");

@@ -119,9 +119,19 @@ function defaultCmap(sign: VisualizeSign): string {
 }
 
 /** The image as 0-255 values, channel-first: scaled by 255 when its maximum is at most 1, then clipped and truncated. */
+let warnedNormalised = false;
 function imageBytes(img: Planar): Planar {
-  let max = -Infinity;
-  for (const v of img.data) if (v > max) max = v;
+  let max = -Infinity, min = Infinity;
+  for (const v of img.data) (max = Math.max(max, v)), (min = Math.min(min, v));
+  // Values below 0 come from a mean/std normalisation: drawn as they are they clip to black.
+  if (min < 0 && !warnedNormalised) {
+    warnedNormalised = true;
+    process.emitWarning(
+      "image: has values below 0, as an image normalised with mean/std does; the picture clips them to black. " +
+        "Draw it over the unnormalised image (loadImage without mean and std), which the model's input was made from.",
+      { code: "TORCHEXPLAIN_NORMALISED_IMAGE" },
+    );
+  }
   const k = max <= 1 ? 255 : 1;
   return { ...img, data: img.data.map((v) => Math.max(0, Math.min(255, Math.trunc(v * k)))) };
 }

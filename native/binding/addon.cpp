@@ -812,6 +812,56 @@ Napi::Value Interpolate(const Napi::CallbackInfo& info) {
   });
 }
 
+// tensorOp(tensor, op, args): the small reductions a caller reads results
+// with (synchronous: they run on what an attribution returned).
+Napi::Value TensorOp(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  return Guarded(env, [&]() -> Napi::Value {
+    const torch::Tensor& t = TensorWrap::From(env, info[0], "tensor");
+    std::string op = info[1].IsString() ? info[1].As<Napi::String>().Utf8Value() : "";
+    auto arg = [&](uint32_t i, const char* name, int64_t fallback) -> int64_t {
+      Napi::Value v = info[2 + i];
+      if (v.IsUndefined() || v.IsNull()) return fallback;
+      double d = v.IsNumber() ? v.As<Napi::Number>().DoubleValue() : NAN;
+      if (!std::isfinite(d) || d != std::floor(d)) tx::fail(name, ": expected an integer, got ", v.IsNumber() ? std::to_string(d) : "a non-number");
+      return static_cast<int64_t>(d);
+    };
+    auto dim_of = [&](int64_t d, const char* name) {
+      if (t.dim() == 0) tx::fail("tensor: a scalar has no dimension ", d);
+      if (d < -t.dim() || d >= t.dim()) tx::fail(name, ": ", d, " is out of range for a tensor of ", t.dim(), " dimension(s)");
+      return d < 0 ? d + t.dim() : d;
+    };
+    auto floating = [&] { return at::isFloatingType(t.scalar_type()) ? t : t.to(torch::kFloat); };
+    torch::NoGradGuard no_grad;
+    if (op == "argmax") return TensorWrap::Wrap(env, t.argmax(dim_of(arg(0, "dim", -1), "dim")));
+    if (op == "softmax") return TensorWrap::Wrap(env, torch::softmax(floating(), dim_of(arg(0, "dim", -1), "dim")));
+    if (op == "topk") {
+      int64_t d = dim_of(arg(1, "dim", -1), "dim");
+      int64_t k = arg(0, "k", 1);
+      if (k < 1 || k > t.size(d)) tx::fail("k: expected an integer from 1 to ", t.size(d), ", got ", k);
+      auto [values, indices] = torch::topk(t, k, d);
+      Napi::Object o = Napi::Object::New(env);
+      o.Set("values", TensorWrap::Wrap(env, values));
+      o.Set("indices", TensorWrap::Wrap(env, indices));
+      return o;
+    }
+    if (op == "sum" || op == "mean") {
+      bool keep = info[3].IsBoolean() && info[3].As<Napi::Boolean>().Value();
+      torch::Tensor x = op == "mean" ? floating() : t;
+      if (info[2].IsUndefined() || info[2].IsNull()) return TensorWrap::Wrap(env, op == "sum" ? x.sum() : x.mean());
+      int64_t d = dim_of(arg(0, "dim", 0), "dim");
+      return TensorWrap::Wrap(env, op == "sum" ? x.sum(d, keep) : x.mean(d, keep));
+    }
+    if (op == "row") {
+      int64_t i = arg(0, "index", 0);
+      if (t.dim() == 0) tx::fail("tensor: a scalar has no rows");
+      if (i < -t.size(0) || i >= t.size(0)) tx::fail("index: ", i, " is out of range for ", t.size(0), " row(s)");
+      return TensorWrap::Wrap(env, t.select(0, i).clone());
+    }
+    tx::fail("op: unknown tensor operation '", op, "'");
+  });
+}
+
 Napi::Value Info(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   Napi::Object o = Napi::Object::New(env);
@@ -849,6 +899,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("info", Napi::Function::New(env, Info));
   exports.Set("benchFloor", Napi::Function::New(env, BenchFloor));
   exports.Set("interpolate", Napi::Function::New(env, Interpolate));
+  exports.Set("tensorOp", Napi::Function::New(env, TensorOp));
   return exports;
 }
 
