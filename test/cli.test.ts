@@ -139,7 +139,8 @@ test("a layer method (--layer) and baselines from a .npy, as the API computes th
   expect(attr.shape).toEqual(api.shape); // the layer's shape, not the input's
   expectClose(nums(attr), nums(api));
   const meta = await sharp(path.join(tmp, "out-layer", "heatmaps", "000000.png")).metadata();
-  expect([meta.width, meta.height]).toEqual([api.shape[3], api.shape[2]]);
+  // The layer's map is drawn at the input's size (the .npy keeps the layer's [4, 4]).
+  expect([meta.width, meta.height]).toEqual([x.shape[3], x.shape[2]]);
   // Baselines: one row per example, each example its own (here: the image at half ink).
   const half = tensor(Float32Array.from(x.data() as Float32Array, (v) => v / 2), x.shape);
   await saveNpy(path.join(tmp, "half.npy"), half);
@@ -209,6 +210,28 @@ test("a layer method's pictures are drawn at the input's size (the .npy keeps th
   expect((await loadNpy(path.join(out, "attributions.npy"))).shape).toEqual([6, 1, 4, 4]);
   const meta = await sharp(path.join(out, "heatmaps", "000000.png")).metadata();
   expect([meta.width, meta.height]).toEqual([8, 8]);
+});
+
+test("a corrupt image stops the job; resumed with --skip-bad-inputs it goes on, reporting it", async () => {
+  const dir = path.join(tmp, "with-corrupt");
+  fs.mkdirSync(dir, { recursive: true });
+  for (let i = 0; i < 6; i++) await sharp({ create: { width: 8, height: 8, channels: 3, background: { r: i * 40, g: 100, b: 50 } } }).png().toFile(path.join(dir, `${i}.png`));
+  fs.writeFileSync(path.join(dir, "3.png"), "not an image");
+  const out = path.join(tmp, "corrupt-out");
+  const args = ["explain", "--model", path.join(root, "models", "digits_cnn.pt"), "--method", "Saliency", "--inputs", dir, "--channels", "1",
+    "--out", out, "--shard-size", "2", "--batch-size", "2", "--target", "1"];
+  const first = cli(args);
+  expect(first.status).toBe(1);
+  expect(first.stderr.trim().split("\n").at(-1)).toMatch(/^torchexplain: path: cannot decode '.*3\.png' as an image/);
+  const resumed = cli([...args, "--resume", "--skip-bad-inputs"]);
+  expect(resumed.status).toBe(0);
+  expect(resumed.stderr).toMatch(/resuming: 1 of 3 shards already done/);
+  expect(resumed.stderr).toMatch(/skipped 1 input\(s\) that could not be read .*: 3\.png/);
+  const index = JSON.parse(fs.readFileSync(path.join(out, "index.json"), "utf8"));
+  expect(index.examples.filter((x: { error?: string }) => x.error).map((x: { index: number }) => x.index)).toEqual([3]);
+  const a = (await loadNpy(path.join(out, "attributions.npy"))).data() as Float32Array;
+  expect(a.subarray(3 * 64, 4 * 64).every(Number.isNaN)).toBe(true);
+  expect(a.subarray(2 * 64, 3 * 64).some(Number.isNaN)).toBe(false);
 });
 
 test("a missing file is a failure (status 1), misuse is 2; image options are named as flags", async () => {

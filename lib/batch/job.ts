@@ -40,6 +40,13 @@ export interface JobSpec {
   png?: boolean;
   pngSign?: VisualizeSign;
   pngScale?: number;
+  /**
+   * An input that cannot be read (a corrupt image) is skipped and reported
+   * (its row of attributions NaN, its record's `error` saying why) instead of
+   * failing the job. Not part of the job's identity: a job resumed with it
+   * goes on past the input that stopped it.
+   */
+  skipBadInputs?: boolean;
   out: string;
 }
 
@@ -54,6 +61,8 @@ export interface ExampleRecord {
   /** Milliseconds: the example's share of its batch's attribution time. */
   timeMs: number;
   heatmap?: string;
+  /** Why the input was skipped (skipBadInputs): its attributions are NaN. */
+  error?: string;
 }
 
 export interface ShardResult {
@@ -74,7 +83,7 @@ export interface ShardResult {
 export interface InputSource {
   count: number;
   exampleShape: number[];
-  rows(start: number, end: number): Promise<{ tensor: Tensor; sources: string[]; targets?: (number | undefined)[] }>;
+  rows(start: number, end: number): Promise<{ tensor: Tensor; sources: string[]; targets?: (number | undefined)[]; errors?: (string | undefined)[] }>;
 }
 
 function bad(argument: string, message: string): TorchExplainError {
@@ -115,7 +124,7 @@ function range(a: number, b: number): number[] {
 }
 
 /** Opens the inputs of a job: .npy, .npz (its "inputs" array, else its first), JSON Lines, an image, or a folder of images. */
-export async function openInputs(file: string, image: ImageOptions = {}): Promise<InputSource> {
+export async function openInputs(file: string, image: ImageOptions = {}, skipBad = false): Promise<InputSource> {
   const st = await fs.promises.stat(file).catch(() => undefined);
   if (!st) throw bad("inputs", `no such file or folder: ${file}`);
   const base = path.basename(file);
@@ -130,7 +139,28 @@ export async function openInputs(file: string, image: ImageOptions = {}): Promis
       exampleShape,
       async rows(start, end) {
         const chosen = names.slice(start, end);
-        return { tensor: await loadImageFiles(chosen.map((n) => path.join(file, n)), image), sources: chosen };
+        const paths = chosen.map((n) => path.join(file, n));
+        try {
+          return { tensor: await loadImageFiles(paths, image), sources: chosen };
+        } catch (e) {
+          if (!skipBad) throw e;
+        }
+        // One at a time: a file that does not read stands as zeros, with its error.
+        const per = exampleShape.reduce((a, b) => a * b, 1);
+        const all = new Float32Array(per * chosen.length);
+        const errors: (string | undefined)[] = [];
+        for (const [i, p] of paths.entries()) {
+          try {
+            const t = await loadImageFiles([p], image);
+            if (t.shape.slice(1).join() !== exampleShape.join()) throw bad("size", `${chosen[i]} is [${t.shape.slice(1)}], the others [${exampleShape}]; pass size to resize them all`);
+            all.set(t.data() as Float32Array, i * per);
+            t.dispose();
+            errors.push(undefined);
+          } catch (e) {
+            errors.push((e as Error).message.split("\n")[0]);
+          }
+        }
+        return { tensor: tensor(all, [chosen.length, ...exampleShape], "float32"), sources: chosen, errors };
       },
     };
   }
@@ -193,7 +223,7 @@ export const shardFiles = (out: string, shard: number) => ({
 
 /** The job's identity: what determines its results (not where the output goes or how it is sharded across machines). */
 export function jobHash(spec: JobSpec): string {
-  const { out: _out, ...rest } = spec;
+  const { out: _out, skipBadInputs: _skip, ...rest } = spec;
   return createHash("sha256").update(JSON.stringify(rest)).digest("hex").slice(0, 16);
 }
 
@@ -317,7 +347,7 @@ export async function runShard(manifest: JobManifest, shard: number, onRows?: (r
   const method = resolveMethod(spec.method, spec.layer, spec.init ?? {});
   const model = await sharedModel(spec.model);
   const algorithm = method.make(model);
-  const inputs = await openInputs(spec.inputs, spec.image);
+  const inputs = await openInputs(spec.inputs, spec.image, !!spec.skipBadInputs);
   const began = Date.now();
   const examples: ExampleRecord[] = [];
   const chunks: Float32Array[] = [];
@@ -372,6 +402,8 @@ export async function runShard(manifest: JobManifest, shard: number, onRows?: (r
       if (aShape[0] !== e - b) throw new TorchExplainError(`method: ${spec.method} returned ${aShape[0]} rows for ${e - b} examples`, "ERR_BAD_SHAPE");
       shape = aShape.slice(1);
       const values = Float32Array.from(attr.data() as ArrayLike<number>, Number);
+      const per0 = shape.reduce((x, y) => x * y, 1);
+      rows.errors?.forEach((err, i) => err && values.fill(NaN, i * per0, (i + 1) * per0)); // skipped inputs: no attributions
       chunks.push(values);
       const deltas = delta ? Array.from(delta.data() as ArrayLike<number>, Number) : undefined;
       const per = shape.reduce((x, y) => x * y, 1);
@@ -398,7 +430,11 @@ export async function runShard(manifest: JobManifest, shard: number, onRows?: (r
           const k = deltas.length / (e - b); // DeepLiftShap-like methods: one delta per example and reference
           rec.delta = k === 1 ? deltas[i] : deltas.slice(i * k, (i + 1) * k);
         }
-        if (spec.png && (shape.length === 2 || shape.length === 3)) {
+        if (rows.errors?.[i]) {
+          rec.error = rows.errors[i];
+          rec.predicted = rec.probability = null;
+          delete rec.delta;
+        } else if (spec.png && (shape.length === 2 || shape.length === 3)) {
           const name = `${String(b + i).padStart(6, "0")}.png`;
           const png = await visualizeImageAttr({ data: picture.values.subarray(i * picture.per, (i + 1) * picture.per), shape: picture.shape }, null, {
             method: "heat_map",

@@ -14,7 +14,7 @@ const USAGE = `usage:
   torchexplain explain --model M.pt --method NAME --inputs FILE|DIR --out DIR
                        [--target N|predicted] [--options JSON] [--init JSON] [--layer NAME]
                        [--baselines FILE.npy|NUMBER] [--batch-size N] [--shard-size N]
-                       [--png] [--png-sign SIGN] [--png-scale N] [--resume]
+                       [--png] [--png-sign SIGN] [--png-scale N] [--resume] [--skip-bad-inputs]
                        [--image-size N|HxW | --resize N] [--crop N|HxW] [--channels 1|3|4] [--mean a,b,c] [--std a,b,c]
                        [--redis URL] [--queue NAME]
   torchexplain llm     --model M.pt --tokenizer tokenizer.json --method NAME --prompts FILE.jsonl --out DIR
@@ -72,7 +72,7 @@ type Flags = Record<string, string | true>;
 const SPECS: Record<string, { values: string[]; booleans: string[] }> = {
   explain: {
     values: ["model", "method", "inputs", "out", "target", "options", "init", "layer", "baselines", "batch-size", "shard-size", "png-sign", "png-scale", "image-size", "resize", "crop", "channels", "mean", "std", "redis", "queue"],
-    booleans: ["png", "resume"],
+    booleans: ["png", "resume", "skip-bad-inputs"],
   },
   llm: {
     values: ["model", "tokenizer", "method", "prompts", "out", "layer", "attr-target", "options", "init", "max-new-tokens", "batch-size"],
@@ -227,6 +227,7 @@ async function explain(argv: string[]): Promise<number> {
     batchSize,
     shardSize,
     ...(flags.png ? { png: true, pngSign: pngSign ?? "absolute_value", pngScale: positiveInt(flags, "png-scale", 1) } : {}),
+    ...(flags["skip-bad-inputs"] ? { skipBadInputs: true } : {}),
     out,
   };
   const started = Date.now();
@@ -258,6 +259,11 @@ async function explain(argv: string[]): Promise<number> {
   progress.finish();
   const { shape } = await assemble(manifest, { totalMs: Date.now() - started });
   process.stdout.write(`wrote ${path.join(out, "attributions.npy")} [${shape}] and ${path.join(out, "index.json")}${spec.png ? ` and ${path.join(out, "heatmaps")}/` : ""}\n`);
+  if (spec.skipBadInputs) {
+    const index = JSON.parse(await fs.promises.readFile(path.join(out, "index.json"), "utf8")) as { examples?: { source: string; error?: string }[] };
+    const skipped = (index.examples ?? []).filter((x) => x.error);
+    if (skipped.length) process.stderr.write(`skipped ${skipped.length} input(s) that could not be read (NaN rows; "error" in index.json): ${skipped.slice(0, 5).map((x) => x.source).join(", ")}${skipped.length > 5 ? ", …" : ""}\n`);
+  }
   return 0;
 }
 
