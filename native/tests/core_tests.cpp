@@ -228,7 +228,8 @@ void test_layers() {
   Result layer_ig = run("LayerIntegratedGradients", request("mlp.pt", {x}, o));
   check(close(layer_ig.delta, ig.delta, 1e-5), "LayerIntegratedGradients at a linear first layer matches IntegratedGradients");
   expect_error([&] { run("LayerGradCam", request("cnn.pt", {torch::randn({1, 1, 8, 8})}, {{"layer", Value::of(std::string("conv9"))}, {"target", Value::of(0.0)}})); },
-               "no submodule 'conv9' (layers: conv1, relu1, pool, conv2, relu2, gap, fc)", "wrong layer lists the layers");
+               "no submodule 'conv9': did you mean 'conv1' or 'conv2'? (7 layers: conv1, relu1, pool, conv2, relu2, gap, fc)",
+               "wrong layer names the closest and lists the layers");
 }
 
 void test_errors() {
