@@ -426,6 +426,16 @@ test("the package ships the page: npm pack lists web/insights", () => {
 
 // ---- the page in Chromium ------------------------------------------------------------------------
 
+/** A page at the app's start, collecting its uncaught errors. */
+async function openPage(browser: Browser, url: string): Promise<{ page: Page; errors: string[] }> {
+  const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+  page.setDefaultTimeout(15000);
+  const errors: string[] = [];
+  page.on("pageerror", (e) => errors.push(e.message));
+  await page.goto(url + "/");
+  return { page, errors };
+}
+
 function ensureChromium(): void {
   if (fs.existsSync(CHROMIUM)) return;
   // The test machines run as root: install Debian's Chromium (playwright-core downloads no browser).
@@ -616,11 +626,7 @@ describe("the language-model page", () => {
     const [browser, s] = await Promise.all([chromium.launch({ executablePath: CHROMIUM, args: LAUNCH_ARGS }),
       startLLMInsights({ model: path.join(LLM, "gpt2.pt"), tokenizer: path.join(LLM, "bpe.json"), prompts: path.join(tmp, "p.jsonl") })]);
     try {
-      const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
-      page.setDefaultTimeout(15000);
-      const errors: string[] = [];
-      page.on("pageerror", (e) => errors.push(e.message));
-      await page.goto(s.url + "/");
+      const { page, errors } = await openPage(browser, s.url);
       await page.locator("[data-testid=example]").nth(1).waitFor();
       await page.locator("[data-testid=example]").first().click();
       await page.click("[data-testid=explain]");
@@ -702,11 +708,7 @@ describe("the influence panel", () => {
     ensureChromium();
     const [browser, s] = await Promise.all([chromium.launch({ executablePath: CHROMIUM, args: LAUNCH_ARGS }), startInsights({ model: path.join(INF, "cnn_2.pt"), inputs, influence })]);
     try {
-      const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
-      page.setDefaultTimeout(15000);
-      const errors: string[] = [];
-      page.on("pageerror", (e) => errors.push(e.message));
-      await page.goto(s.url + "/");
+      const { page, errors } = await openPage(browser, s.url);
       await page.locator("[data-testid=example]").nth(2).click();
       await page.locator("[data-testid=influence]").waitFor();
       await page.click("[data-testid=influence-run]");

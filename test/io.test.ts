@@ -10,6 +10,7 @@ import {
   tensor, Tensor, parseNpy, toNpy, saveNpy, loadNpy, loadNpz, saveNpz, toNpz, parseNpz, npyToTensor, loadImage, loadImageFolder,
   parseJsonLines, loadJsonLines, saveJsonLines, TorchExplainError,
 } from "../lib";
+import { RowReader } from "../lib/io/rows";
 
 const FIX = path.join(__dirname, "fixtures", "npy");
 const expected: Record<string, { shape: number[]; dtype: string; values: number[] }> = JSON.parse(fs.readFileSync(path.join(FIX, "expected.json"), "utf8"));
@@ -267,4 +268,30 @@ describe("JSON Lines", () => {
 test("npyToTensor converts dtypes", () => {
   const t = npyToTensor({ data: Float64Array.from([1.9, -2.9]), shape: [2], dtype: "float64" }, "int32");
   expect(nums(t.data())).toEqual([1, -2]);
+});
+
+test("rows read concurrently from .npy and stored or deflated .npz members are the rows asked for", async () => {
+  const n = 300, per = 40;
+  const x = tensor(Float32Array.from({ length: n * per }, (_, i) => i), [n, per]);
+  const y = tensor(BigInt64Array.from({ length: n }, (_, i) => BigInt(i)), [n], "int64");
+  await saveNpy(path.join(tmp, "rows.npy"), x);
+  await saveNpz(path.join(tmp, "rows.npz"), { x, y }, { compress: false });
+  await saveNpz(path.join(tmp, "rows_z.npz"), { x, y }, { compress: true });
+  const readers = [await RowReader.open(path.join(tmp, "rows.npy")), await RowReader.open(path.join(tmp, "rows.npz"), "x"), await RowReader.open(path.join(tmp, "rows_z.npz"), "x"), await RowReader.open(path.join(tmp, "rows_z.npz"), "y")];
+  try {
+    for (const r of readers) {
+      // Out of order and overlapping, all in flight at once (the CLI looks up labels this way).
+      const ranges = [[250, 300], [0, 3], [17, 18], [100, 260], [5, 9], [299, 300]];
+      const got = await Promise.all(ranges.map(([a, b]) => r.read(a, b)));
+      got.forEach((t, i) => {
+        const [a, b] = ranges[i];
+        const wide = r.shape.length > 1 ? per : 1;
+        expect(t.shape).toEqual(r.shape.length > 1 ? [b - a, per] : [b - a]);
+        expect(nums(t.data() as ArrayLike<number | bigint>)).toEqual(Array.from({ length: (b - a) * wide }, (_, j) => (r.shape.length > 1 ? a * per + j : a + j)));
+        t.dispose();
+      });
+    }
+  } finally {
+    for (const r of readers) await r.close();
+  }
 });

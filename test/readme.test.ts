@@ -22,17 +22,25 @@ test("README quick start prints Captum's numbers for its README example", () => 
   expectClose(shown, printed, { atol: 1.5e-4, rtol: 0 });
 });
 
-test("README language-model example runs as written and prints what it shows", () => {
+/**
+ * Runs the first js block after a README heading as example.js in a project
+ * folder where require("torchexplain") is this package and test/fixtures is at hand.
+ */
+function runExample(heading: string) {
   const root = path.join(__dirname, "..");
   const readme = fs.readFileSync(path.join(root, "README.md"), "utf8");
-  const code = readme.split("### Language models")[1].split("```js")[1].split("```")[0];
-  // A project folder where require("torchexplain") is this package and test/fixtures is at hand.
-  const dir = fs.mkdtempSync(path.join(require("os").tmpdir(), "torchexplain-readme-llm-"));
+  const code = readme.split(heading)[1].split("```js")[1].split("```")[0];
+  const dir = fs.mkdtempSync(path.join(require("os").tmpdir(), "torchexplain-readme-"));
   fs.mkdirSync(path.join(dir, "node_modules"));
   fs.symlinkSync(root, path.join(dir, "node_modules", "torchexplain"));
   fs.symlinkSync(path.join(root, "test"), path.join(dir, "test"));
   fs.writeFileSync(path.join(dir, "example.js"), code);
   const r = spawnSync(process.execPath, ["example.js"], { cwd: dir, encoding: "utf8", timeout: 120000 });
+  return { code, dir, r };
+}
+
+test("README language-model example runs as written and prints what it shows", () => {
+  const { code, dir, r } = runExample("### Language models");
   expect(r.stderr).toBe("");
   const shown = JSON.parse(code.match(/\/\/ (\[ -0\.23.*?\])/)![1]) as number[];
   const printed = r.stdout.split("\n")[1];
@@ -44,15 +52,7 @@ test("README language-model example runs as written and prints what it shows", (
 });
 
 test("README influence example runs as written and prints what it shows", () => {
-  const root = path.join(__dirname, "..");
-  const readme = fs.readFileSync(path.join(root, "README.md"), "utf8");
-  const code = readme.split("### Training-data influence")[1].split("```js")[1].split("```")[0];
-  const dir = fs.mkdtempSync(path.join(require("os").tmpdir(), "torchexplain-readme-influence-"));
-  fs.mkdirSync(path.join(dir, "node_modules"));
-  fs.symlinkSync(root, path.join(dir, "node_modules", "torchexplain"));
-  fs.symlinkSync(path.join(root, "test"), path.join(dir, "test"));
-  fs.writeFileSync(path.join(dir, "example.js"), code);
-  const r = spawnSync(process.execPath, ["example.js"], { cwd: dir, encoding: "utf8", timeout: 120000 });
+  const { code, dir, r } = runExample("### Training-data influence");
   expect(r.stderr).toBe("");
   const lines = r.stdout.trim().split("\n");
   // The lines the README shows after `//`.

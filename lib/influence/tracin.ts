@@ -31,6 +31,10 @@ function bad(argument: string, message: string): TorchExplainError {
   return new TorchExplainError(`${argument}: ${message}`, "ERR_BAD_OPTION");
 }
 
+function checkLayerName(finalFcLayer: unknown): void {
+  if (typeof finalFcLayer !== "string" || !finalFcLayer) throw bad("finalFcLayer", "expected the dotted name of the final linear layer");
+}
+
 abstract class TracInBase<Init extends InfluenceInit> extends DataInfluence<Init> {
   protected abstract readonly name: string;
   /** Options naming which gradients are taken (layers, or the final layer's weight). */
@@ -123,7 +127,7 @@ export class TracInCPFast extends TracInBase<InfluenceInit> {
     init: InfluenceInit = {},
   ) {
     super(model, train, init, checkpointList(checkpoints));
-    if (typeof finalFcLayer !== "string" || !finalFcLayer) throw bad("finalFcLayer", "expected the dotted name of the final linear layer");
+    checkLayerName(finalFcLayer);
   }
   protected gradientOptions() {
     return { fcLayer: this.finalFcLayer, fast: true };
@@ -163,7 +167,7 @@ export class TracInCPFastRandProj extends DataInfluence<TracInCPFastRandProjInit
     init: TracInCPFastRandProjInit = {},
   ) {
     super(model, train, init, checkpointList(checkpoints));
-    if (typeof finalFcLayer !== "string" || !finalFcLayer) throw bad("finalFcLayer", "expected the dotted name of the final linear layer");
+    checkLayerName(finalFcLayer);
     integerOption(init.projectionDim, "projectionDim", 1);
     integerOption(init.seed, "seed", 0);
   }

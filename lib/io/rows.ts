@@ -21,15 +21,20 @@ function viewOf(bytes: Buffer, dtype: NpyDType, count: number) {
 
 /** Sequential bytes of a byte source, read on demand. */
 interface ByteSource {
-  /** `length` bytes from `position` (relative to the source's start). */
+  /** `length` bytes from `position` (relative to the source's start), valid until the next read. */
   read(position: number, length: number): Promise<Buffer>;
   close(): Promise<void>;
 }
 
 class FileBytes implements ByteSource {
+  // One buffer reused from read to read: its bytes are copied into a tensor
+  // before the next read, and a chunk's worth of garbage per read piled up
+  // (900 MB over a 586 MB file) where the garbage collector ran late.
+  private scratch = new ArrayBuffer(0);
   constructor(private readonly fd: fs.promises.FileHandle, private readonly start: number, private readonly what: string) {}
   async read(position: number, length: number): Promise<Buffer> {
-    const out = Buffer.from(new ArrayBuffer(length)); // memory of its own, not Node's pool: aligned, and kept by the values
+    if (this.scratch.byteLength < length) this.scratch = new ArrayBuffer(length);
+    const out = Buffer.from(this.scratch, 0, length); // memory of its own, not Node's pool: aligned
     let done = 0;
     while (done < length) {
       const { bytesRead } = await this.fd.read(out, done, length - done, this.start + position + done);
@@ -165,13 +170,21 @@ export class RowReader {
   }
 
   /** Rows [start, end) as a Tensor (uint8 as int32, as loadNpy). */
-  async read(start: number, end: number): Promise<Tensor> {
+  read(start: number, end: number): Promise<Tensor> {
+    // One read at a time: the sources reuse their buffer (files) or stream forward (deflated members).
+    const run = this.tail.then(() => this.readNow(start, end));
+    this.tail = run.catch(() => undefined);
+    return run;
+  }
+  private tail: Promise<unknown> = Promise.resolve();
+
+  private async readNow(start: number, end: number): Promise<Tensor> {
     if (!(start >= 0 && end >= start && end <= this.rows)) throw bad("rows", `[${start}, ${end}) is outside ${this.what}'s ${this.rows} rows`);
     const count = (end - start) * (this.rowBytes / SIZE[this.dtype]);
     const bytes = await this.bytes.read(this.header.offset + start * this.rowBytes, (end - start) * this.rowBytes);
-    // Little-endian values in a buffer of their own (read into fresh memory, aligned) are used as they are.
-    const own = bytes.byteOffset % SIZE[this.dtype] === 0 && bytes.byteLength === bytes.buffer.byteLength;
-    const data = own && !this.header.bigEndian ? viewOf(bytes, this.dtype, count) : npyValues(bytes, this.dtype, count, this.header.bigEndian);
+    // Aligned little-endian values are viewed where they were read (the tensor copies them).
+    const aligned = bytes.byteOffset % SIZE[this.dtype] === 0;
+    const data = aligned && !this.header.bigEndian ? viewOf(bytes, this.dtype, count) : npyValues(bytes, this.dtype, count, this.header.bigEndian);
     return npyToTensor({ data, shape: [end - start, ...this.header.shape.slice(1)], dtype: this.dtype });
   }
 
