@@ -10,6 +10,9 @@ and python3-sklearn: /usr/bin/python3 scripts/make_models.py).
   and bench_textcnn.pt (token ids [N, 128] through an embedding and a 1-d
   convolution): untrained, seeded, for the benchmarks (`make_models.py bench`
   writes only these).
+- review_sentiment.pt: token ids [N, T] (0 pads) -> [negative, positive], trained on
+  made-up 8-word reviews; review_vocab.json is its vocabulary (index = id); the
+  README's text example (`make_models.py sentiment` writes only these).
 - linear.pt: a seeded linear layer (6 -> 3), whose attributions the tests know exactly;
   linear_sum.pt: the same layer returning one value per batch (aggregate mode).
 
@@ -392,6 +395,52 @@ def train_digits():
     }
 
 
+class ReviewSentiment(nn.Module):
+    """Token ids [N, T] (0 pads) -> [negative, positive] logits: embedding, mean over tokens, linear."""
+
+    def __init__(self, vocab: int):
+        super().__init__()
+        self.embedding = nn.Embedding(vocab, 8, padding_idx=0)
+        self.fc = nn.Linear(8, 2)
+
+    def forward(self, ids):
+        mask = (ids != 0).unsqueeze(-1).to(torch.float32)
+        mean = (self.embedding(ids) * mask).sum(1) / mask.sum(1).clamp(min=1.0)
+        return self.fc(mean)
+
+
+REVIEW_WORDS = {
+    "good": 1, "great": 1, "excellent": 1, "loved": 1, "fun": 1, "friendly": 1, "fast": 1, "tasty": 1,
+    "bad": -1, "awful": -1, "boring": -1, "slow": -1, "rude": -1, "broken": -1, "cold": -1, "hated": -1,
+    "the": 0, "food": 0, "service": 0, "was": 0, "and": 0, "very": 0, "staff": 0, "room": 0, "a": 0, "it": 0, "place": 0, "movie": 0,
+}
+
+
+def train_sentiment():
+    """A token classifier for the README's text example, trained on made-up reviews."""
+    vocab = ["[PAD]"] + sorted(REVIEW_WORDS)
+    ids = {w: i for i, w in enumerate(vocab)}
+    g = torch.Generator().manual_seed(0)
+    words = torch.tensor([ids[w] for w in sorted(REVIEW_WORDS)])
+    polarity = torch.tensor([float(REVIEW_WORDS[w]) for w in sorted(REVIEW_WORDS)])
+    x = words[torch.randint(len(words), (4000, 8), generator=g)]
+    score = polarity[x - 1].sum(1)
+    keep = score != 0
+    x, y = x[keep], (score[keep] > 0).long()
+    model = ReviewSentiment(len(vocab))
+    opt = torch.optim.Adam(model.parameters(), lr=0.05)
+    for epoch in range(30):
+        for batch in torch.arange(len(x)).split(200):
+            opt.zero_grad()
+            nn.functional.cross_entropy(model(x[batch]), y[batch]).backward()
+            opt.step()
+    model.eval()
+    with torch.no_grad():
+        accuracy = (model(x).argmax(1) == y).float().mean().item()
+    print(f"review_sentiment: training accuracy {accuracy:.3f}")
+    return model, vocab
+
+
 def bench_models():
     torch.manual_seed(5)
     torch.jit.script(randomize_batch_norms(BenchResNet()).eval()).save(os.path.join(OUT, "bench_resnet.pt"))
@@ -407,6 +456,14 @@ def main():
         return
     if which == "bench":
         bench_models()
+        return
+    if which in ("sentiment", "all"):
+        torch.manual_seed(3)
+        model, vocab = train_sentiment()
+        torch.jit.script(model).save(os.path.join(OUT, "review_sentiment.pt"))
+        with open(os.path.join(OUT, "review_vocab.json"), "w") as f:
+            json.dump(vocab, f)
+    if which == "sentiment":
         return
     os.makedirs(OUT, exist_ok=True)
     torch.manual_seed(0)

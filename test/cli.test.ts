@@ -7,7 +7,7 @@ import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
 import sharp from "sharp";
-import { loadModel, tensor, IntegratedGradients, Saliency, LayerGradCam, loadImageFolder, loadNpy, saveNpy, Model, Tensor } from "../lib";
+import { loadModel, tensor, IntegratedGradients, Saliency, LayerGradCam, LayerIntegratedGradients, loadImageFolder, loadNpy, saveNpy, saveNpz, Model, Tensor } from "../lib";
 import { ensureDist } from "./dist";
 
 const root = path.join(__dirname, "..");
@@ -172,6 +172,60 @@ test("--resume runs only the shards not finished", async () => {
   expect(other.stderr).toMatch(/^torchexplain: resume: .* holds a different job/m);
 });
 
+test("targets per example: a .npy beside the inputs (--targets), a .npz's labels; refused when they do not fit", async () => {
+  const mlp = path.join(root, "models", "bench_mlp.pt");
+  const x = tensor(Float32Array.from({ length: 5 * 64 }, (_, i) => Math.cos(i * 0.3)), [5, 64]);
+  const y = tensor(BigInt64Array.from([4, 0, 9, 2, 2].map(BigInt)), [5], "int64");
+  await saveNpy(path.join(tmp, "tab.npy"), x);
+  await saveNpy(path.join(tmp, "tab_y.npy"), y);
+  await saveNpz(path.join(tmp, "tab.npz"), { x, labels: y });
+  const m = await loadModel(mlp);
+  const api = nums(await new Saliency(m).attribute(x, { target: [4, 0, 9, 2, 2] }));
+  m.dispose();
+  for (const [out, args] of [["out-targets", ["--inputs", "tab.npy", "--targets", "tab_y.npy"]], ["out-npz-labels", ["--inputs", "tab.npz"]]] as const) {
+    const r = cli(["explain", "--model", mlp, "--method", "Saliency", "--out", out, ...args]);
+    expect(r.stderr).not.toMatch(/torchexplain:/);
+    expect(r.status).toBe(0);
+    expectClose(nums(await loadNpy(path.join(tmp, out, "attributions.npy"))), api);
+    const index = JSON.parse(fs.readFileSync(path.join(tmp, out, "index.json"), "utf8"));
+    expect([index.targets, index.examples.map((e: { target: number }) => e.target)]).toEqual(["rows", [4, 0, 9, 2, 2]]);
+  }
+  await saveNpy(path.join(tmp, "tab_y3.npy"), tensor(BigInt64Array.from([1n, 2n, 3n]), [3], "int64"));
+  await saveNpy(path.join(tmp, "tab_yf.npy"), tensor([1, 2.5, 3, 0, 1], [5]));
+  expect(cli(["explain", "--model", mlp, "--method", "Saliency", "--out", "o", "--inputs", "tab.npy", "--targets", "tab_y3.npy"]).stderr)
+    .toBe("torchexplain: targets: tab_y3.npy has shape [3]; expected one target per example, [5]\n");
+  expect(cli(["explain", "--model", mlp, "--method", "Saliency", "--out", "o", "--inputs", "tab.npy", "--targets", "tab_yf.npy"]).stderr)
+    .toBe("torchexplain: targets: tab_yf.npy[1] is 2.5; expected class indices (non-negative integers)\n");
+  expect(cli(["explain", "--model", mlp, "--method", "Saliency", "--out", "o", "--inputs", "tab.npy", "--targets", "tab_y.npy", "--target", "1"]).stderr)
+    .toMatch(/^torchexplain: --targets: give one of --target and --targets/);
+});
+
+test("JSON Lines rows of token ids stay integers; a text model's job writes an HTML page per example", async () => {
+  const text = path.join(root, "models", "bench_textcnn.pt");
+  const ids = Array.from({ length: 3 }, (_, i) => Array.from({ length: 128 }, (_, k) => (i * 131 + k * 7) % 2000));
+  fs.writeFileSync(path.join(tmp, "tokens.jsonl"), ids.map((t, i) => JSON.stringify({ tokens: t, target: i % 2, id: `doc-${i}` })).join("\n") + "\n");
+  const r = cli(["explain", "--model", text, "--method", "LayerIntegratedGradients", "--layer", "embedding", "--inputs", "tokens.jsonl", "--out", "out-tokens", "--options", '{"nSteps": 8}', "--html"]);
+  expect(r.stderr).not.toMatch(/torchexplain:/);
+  expect(r.status).toBe(0);
+  expect(r.stdout).toContain(path.join(tmp, "out-tokens", "pages") + "/");
+  const m = await loadModel(text);
+  const api = await new LayerIntegratedGradients(m, "embedding").attribute(tensor(BigInt64Array.from(ids.flat(), BigInt), [3, 128], "int64"), { target: [0, 1, 0], nSteps: 8 });
+  m.dispose();
+  expectClose(nums(await loadNpy(path.join(tmp, "out-tokens", "attributions.npy"))), nums(api));
+  const index = JSON.parse(fs.readFileSync(path.join(tmp, "out-tokens", "index.json"), "utf8"));
+  expect(index.examples.map((e: { page: string; heatmap?: string }) => [e.page, e.heatmap])).toEqual([0, 1, 2].map((i) => [`pages/00000${i}.html`, undefined]));
+  const page = fs.readFileSync(path.join(tmp, "out-tokens", "pages", "000001.html"), "utf8");
+  expect(page).toContain("example 1 (doc-1)");
+  expect(page).toContain(`#${ids[1][0]}`);
+  // Mixed rows are refused, naming the line.
+  fs.writeFileSync(path.join(tmp, "mixed.jsonl"), [JSON.stringify({ tokens: [1, 2] }), JSON.stringify({ inputs: [1, 2] })].join("\n"));
+  expect(cli(["explain", "--model", text, "--method", "Saliency", "--inputs", "mixed.jsonl", "--out", "o"]).stderr).toBe('torchexplain: inputs: line 2 gives "inputs" but the first row "tokens"\n');
+  // info on a token model: zeros as token ids when floats are refused.
+  const info = cli(["info", text, "--input-shape", "2,128"]);
+  expect(info.stdout).toMatch(/^example input: \[2,128\] int64 \(token ids\)$/m);
+  expect(info.stdout).toMatch(/^output: \[2,\d+\] float32$/m);
+});
+
 test("info: signature, layers, output shape", () => {
   const r = cli(["info", path.join(root, "models", "digits_cnn.pt"), "--input-shape", "2,1,8,8"]);
   expect(r.status).toBe(0);
@@ -179,7 +233,7 @@ test("info: signature, layers, output shape", () => {
   expect(r.stdout).toMatch(/^layers: .*conv1/m);
   expect(r.stdout).toMatch(/^output: \[2,10\] float32$/m);
   const guessed = cli(["info", path.join(root, "models", "bench_mlp.pt")]);
-  expect(guessed.stdout).toMatch(/^example input: \[1,64\] \(guessed/m);
+  expect(guessed.stdout).toMatch(/^example input: \[1,64\] float32 \(guessed/m);
 });
 
 describe("bad input: a non-zero exit and one clear line, no stack", () => {

@@ -138,6 +138,10 @@ test("two workers, one killed mid-shard: complete, each example once, equal to o
   clearTimeout(timer);
   if (code !== 0) throw new Error(`explain exited ${code}:\n${explain.lines.join("\n")}\nworker A:\n${a.lines.join("\n")}\nworker B:\n${b.lines.join("\n")}`);
 
+  // The coordinator said so, and workers' lines carry their time.
+  expect(explain.lines).toContainEqual(expect.stringMatching(new RegExp(`^shard ${killedShard}: its worker stopped answering; back in the queue`)));
+  expect(b.lines[0]).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z \[worker \d+\] ready on/);
+
   // The killed shard was taken up again and finished by worker B.
   const shardJson = JSON.parse(fs.readFileSync(path.join(tmp, "distributed", "shards", `shard-${killedShard.padStart(6, "0")}.json`), "utf8"));
   expect(shardJson.worker).toMatch(new RegExp(`:${b.child.pid}$`));
@@ -167,3 +171,34 @@ test("a Redis that does not answer is one clear line", async () => {
   expect(code).not.toBe(0);
   expect(r.lines).toEqual([expect.stringMatching(/^torchexplain: redis: cannot connect to redis:\/\/127\.0\.0\.1:\d+ \(connect ECONNREFUSED/)]);
 }, 30000);
+
+test("with no worker the coordinator says how to start one, gives up after --worker-timeout, and a stopped coordinator takes its shards back", async () => {
+  const { Queue } = await import("bullmq");
+  const u = new URL(url);
+  const waiting = async (name: string) => {
+    const q = new Queue(name, { connection: { host: u.hostname, port: Number(u.port) } });
+    try {
+      return await q.getJobCounts("waiting", "active", "delayed", "prioritized");
+    } finally {
+      await q.close();
+    }
+  };
+  const none = { waiting: 0, active: 0, delayed: 0, prioritized: 0, paused: 0 };
+
+  const q1 = `nobody${Date.now()}`;
+  const r = start([...job("noworker"), "--redis", url, "--queue", q1, "--worker-timeout", "2"]);
+  await r.waitFor(/8 shards queued/);
+  expect(r.lines[0]).toContain(`(torchexplain worker --redis ${url} --queue ${q1})`);
+  expect(await r.exited).toBe(1);
+  expect(r.lines[r.lines.length - 1]).toMatch(new RegExp(`^torchexplain: no worker took shards from queue '${q1}' for 2 s; its 8 queued shards were removed \\(start one: torchexplain worker --redis ${url} --queue ${q1}; then --resume\\)$`));
+  expect(await waiting(q1)).toEqual(none);
+
+  const q2 = `stopped${Date.now()}`;
+  const c = start([...job("stopped"), "--redis", url, "--queue", q2]);
+  await c.waitFor(/8 shards queued/);
+  expect((await waiting(q2)).waiting).toBe(8);
+  c.child.kill("SIGTERM");
+  await c.exited;
+  expect(c.lines).toContain("SIGTERM: removing 8 queued shards");
+  expect(await waiting(q2)).toEqual(none);
+}, 60000);

@@ -8,7 +8,7 @@ import * as path from "path";
 import sharp from "sharp";
 import {
   tensor, Tensor, parseNpy, toNpy, saveNpy, loadNpy, loadNpz, saveNpz, toNpz, parseNpz, npyToTensor, loadImage, loadImageFolder,
-  parseJsonLines, loadJsonLines, saveJsonLines, TorchExplainError,
+  parseJsonLines, loadJsonLines, saveJsonLines, TorchExplainError, loadModel,
 } from "../lib";
 import { RowReader } from "../lib/io/rows";
 
@@ -294,4 +294,32 @@ test("rows read concurrently from .npy and stored or deflated .npz members are t
   } finally {
     for (const r of readers) await r.close();
   }
+});
+
+test("uint8 arrays scaled to [0, 1] where asked (loadNpy, loadNpz, the CLI's --scale-uint8)", async () => {
+  const bytes = toNpy({ data: Uint8Array.from([0, 51, 255, 128]), shape: [1, 4], dtype: "uint8" });
+  fs.writeFileSync(path.join(tmp, "u8.npy"), bytes);
+  close(nums((await loadNpy(path.join(tmp, "u8.npy"), { scaleUint8: true })).data() as Float32Array), [0, 0.2, 1, 128 / 255]);
+  expect((await loadNpy(path.join(tmp, "u8.npy"), { scaleUint8: true })).dtype).toBe("float32");
+  expect((await loadNpy(path.join(tmp, "u8.npy"), { scaleUint8: true, dtype: "float64" })).dtype).toBe("float64");
+  expect(nums((await loadNpy(path.join(tmp, "u8.npy"))).data() as Int32Array)).toEqual([0, 51, 255, 128]); // not asked: exact
+  await expect(loadNpy(path.join(tmp, "u8.npy"), { scaleUint8: true, dtype: "int64" })).rejects.toThrow("dtype: scaleUint8 makes floats; got dtype 'int64'");
+  await saveNpz(path.join(tmp, "u8.npz"), { x: parseNpy(bytes) });
+  close(nums((await loadNpz(path.join(tmp, "u8.npz"), { scaleUint8: true })).x.data() as Float32Array), [0, 0.2, 1, 128 / 255]);
+  // The batch job: what the model saw, through index.json's probability of the predicted class.
+  const bin = path.join(__dirname, "..", "bin", "torchexplain.js");
+  const model = path.join(__dirname, "fixtures", "golden", "toy.pt");
+  fs.writeFileSync(path.join(tmp, "u8x3.npy"), toNpy({ data: Uint8Array.from([0, 51, 255]), shape: [1, 3], dtype: "uint8" }));
+  const probs = [];
+  for (const extra of [[], ["--scale-uint8"]]) {
+    const out = path.join(tmp, `u8job${extra.length}`);
+    const r = spawnSync(process.execPath, [bin, "explain", "--model", model, "--method", "Saliency", "--inputs", path.join(tmp, "u8x3.npy"), "--out", out, "--target", "0", ...extra], { encoding: "utf8" });
+    expect(r.status).toBe(0);
+    probs.push(JSON.parse(fs.readFileSync(path.join(out, "index.json"), "utf8")).examples[0].probability);
+  }
+  const toy = await loadModel(model);
+  const topProb = async (x: number[]) => Math.max(...nums((await toy.forward(tensor([x]))).softmax(1).data() as Float32Array));
+  expect(Math.abs(probs[0] - (await topProb([0, 51, 255])))).toBeLessThan(1e-5);
+  expect(Math.abs(probs[1] - (await topProb([0, 0.2, 1])))).toBeLessThan(1e-5);
+  toy.dispose();
 });

@@ -9,6 +9,7 @@ import { spawnSync, SpawnSyncOptions } from "child_process";
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
+import { runStories } from "./stories";
 
 const root = path.join(__dirname, "..");
 const skip = !!process.env.TORCHEXPLAIN_SKIP_PACKAGE_TEST;
@@ -59,6 +60,8 @@ function must(r: ReturnType<typeof run>, what: string) {
     const install = must(npm(["install", "--foreground-scripts", path.join(tmp, packed.filename)], app), "npm install");
     const seconds = (Date.now() - started) / 1000;
     expect(install.output).toMatch(/\[torchexplain\] built build\/Release\/torchexplain\.node in \d+ s/);
+    // No dependency that refuses this Node (cookie 2 wants Node 22: light-my-request is pinned to 6.6.0, on cookie 1).
+    expect(install.output).not.toMatch(/EBADENGINE/);
     console.log(`npm install of the tarball (addon built) took ${seconds.toFixed(0)} s`);
     // Only the addon is left of the build: no objects, no precompiled headers.
     const pkg = path.join(app, "node_modules", "torchexplain");
@@ -95,6 +98,9 @@ function must(r: ReturnType<typeof run>, what: string) {
       visualizeImageAttr(tensor(Float32Array.from({ length: 64 }, (_, i) => i - 32), [1, 8, 8]), null, { sign: "all", title: "t" })
         .then((png) => require("sharp")(png).metadata()).then((m) => console.log(m.format, m.height > 8));`;
     expect(must(run(process.execPath, ["-e", picture], { cwd: app, env }), "a picture").stdout.trim()).toBe("png true");
+
+    // 4c. The README's four stories, as a new user runs them.
+    runStories(app, env);
 
     // 5. Strict TypeScript against the installed declarations; a misspelt option beside valid ones fails.
     fs.writeFileSync(

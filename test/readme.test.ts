@@ -3,6 +3,7 @@ import { spawnSync } from "child_process";
 import * as fs from "fs";
 import * as path from "path";
 import { expectClose } from "./helpers";
+import { runStories } from "./stories";
 
 test("README quick start prints Captum's numbers for its README example", () => {
   const root = path.join(__dirname, "..");
@@ -63,3 +64,16 @@ test("README influence example runs as written and prints what it shows", () => 
   expect(fs.statSync(path.join(dir, "influence.png")).size).toBeGreaterThan(5000);
   fs.rmSync(dir, { recursive: true, force: true });
 });
+
+test("README's four stories run as written (this repository as the installed package)", () => {
+  const root = path.join(__dirname, "..");
+  const dir = fs.mkdtempSync(path.join(require("os").tmpdir(), "torchexplain-stories-"));
+  fs.mkdirSync(path.join(dir, "node_modules", ".bin"), { recursive: true });
+  fs.symlinkSync(root, path.join(dir, "node_modules", "torchexplain"));
+  fs.symlinkSync(path.join(root, "bin", "torchexplain.js"), path.join(dir, "node_modules", ".bin", "torchexplain"));
+  try {
+    runStories(dir);
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}, 300000);

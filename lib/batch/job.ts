@@ -12,6 +12,7 @@ import { NpyArray, parseNpy, parseNpz, saveNpy, writeAtomic, toNpy } from "../io
 import { ImageOptions, listImages, loadImageFiles, IMAGE_EXTENSIONS } from "../io/image";
 import { parseJsonLines } from "../io/jsonl";
 import { visualizeImageAttr, VisualizeSign } from "../visualization/image";
+import { visualizeText } from "../visualization/text";
 import { interpolate } from "../algorithms/layer";
 import { resolveMethod } from "./methods";
 
@@ -20,7 +21,7 @@ export interface JobSpec {
   model: string;
   method: string;
   layer?: string;
-  /** A class index, or "predicted" (the model's top class per example). Per-row targets of JSON Lines rows win when this is absent. */
+  /** A class index, or "predicted" (the model's top class per example). Without it: the `targets` file, else the inputs' own, else "predicted". */
   target?: number | "predicted";
   /** attribute()'s options (JSON). */
   options?: Record<string, unknown>;
@@ -28,6 +29,10 @@ export interface JobSpec {
   init?: Record<string, unknown>;
   /** A .npy/.npz file, a JSON Lines file, an image, or a folder of images. */
   inputs: string;
+  /** uint8 .npy/.npz inputs as float32 in [0, 1] (each value / 255) rather than 0-255. */
+  scaleUint8?: boolean;
+  /** A .npy file of one integer target per example (the inputs' own targets otherwise: JSON Lines "target"s, a .npz's labels). */
+  targets?: string;
   /** A .npy file of baselines: one row per example, one row for all, or a distribution for *Shap methods. */
   baselines?: string;
   /** Options for reading images. */
@@ -38,6 +43,8 @@ export interface JobSpec {
   shardSize: number;
   /** Write a heat map PNG per example. */
   png?: boolean;
+  /** Write an HTML page per example of token inputs (int64 rows), tokens coloured by attribution; --png does too for such rows. */
+  html?: boolean;
   pngSign?: VisualizeSign;
   pngScale?: number;
   /**
@@ -61,6 +68,8 @@ export interface ExampleRecord {
   /** Milliseconds: the example's share of its batch's attribution time. */
   timeMs: number;
   heatmap?: string;
+  /** The example's HTML page (token inputs). */
+  page?: string;
   /** Why the input was skipped (skipBadInputs): its attributions are NaN. */
   error?: string;
 }
@@ -103,11 +112,32 @@ async function cached<T>(file: string, parse: (bytes: Buffer) => T): Promise<T> 
   return value;
 }
 
-function npyRows(a: NpyArray, label: string): InputSource {
+const LABEL_KEYS = ["labels", "targets", "y"];
+
+/** Per-example targets from an array: one non-negative integer per example. */
+function targetList(a: NpyArray, count: number, what: string): number[] {
+  if (a.shape.length !== 1 || a.shape[0] !== count)
+    throw new TorchExplainError(`targets: ${what} has shape [${a.shape}]; expected one target per example, [${count}]`, "ERR_BAD_TARGET");
+  const out = Array.from(a.data as ArrayLike<number | bigint>, Number);
+  const wrong = out.findIndex((t) => !Number.isInteger(t) || t < 0);
+  if (wrong >= 0) throw new TorchExplainError(`targets: ${what}[${wrong}] is ${out[wrong]}; expected class indices (non-negative integers)`, "ERR_BAD_TARGET");
+  return out;
+}
+
+function withTargets(src: InputSource, targets: number[]): InputSource {
+  return {
+    ...src,
+    async rows(start, end) {
+      return { ...(await src.rows(start, end)), targets: targets.slice(start, end) };
+    },
+  };
+}
+
+function npyRows(a: NpyArray, label: string, scaleUint8: boolean): InputSource {
   if (a.shape.length < 1 || a.shape[0] < 1) throw new TorchExplainError(`inputs: ${label} has shape [${a.shape}]; expected examples along the first dimension`, "ERR_BAD_SHAPE");
   const per = a.shape.slice(1).reduce((x, y) => x * y, 1);
   // uint8 (images saved as bytes) becomes float32: tensors have no uint8, and models take floats.
-  const data: TypedData = a.dtype === "uint8" ? Float32Array.from(a.data as Uint8Array) : (a.data as TypedData);
+  const data: TypedData = a.dtype === "uint8" ? Float32Array.from(a.data as Uint8Array, (v) => (scaleUint8 ? v / 255 : v)) : (a.data as TypedData);
   const dtype = a.dtype === "uint8" ? "float32" : a.dtype;
   return {
     count: a.shape[0],
@@ -119,12 +149,32 @@ function npyRows(a: NpyArray, label: string): InputSource {
   };
 }
 
+/** Per token: its attributions summed (over an embedding's dimensions), scaled by the largest magnitude for colour. */
+function tokenScores(values: Float32Array, tokens: number): { scaled: number[]; sum: number } {
+  const per = values.length / tokens;
+  const sums = Array.from({ length: tokens }, (_, t) => values.subarray(t * per, (t + 1) * per).reduce((a, v) => a + v, 0));
+  const top = Math.max(...sums.map(Math.abs)) || 1;
+  return { scaled: sums.map((v) => v / top), sum: sums.reduce((a, v) => a + v, 0) };
+}
+
 function range(a: number, b: number): number[] {
   return Array.from({ length: b - a }, (_, i) => a + i);
 }
 
-/** Opens the inputs of a job: .npy, .npz (its "inputs" array, else its first), JSON Lines, an image, or a folder of images. */
-export async function openInputs(file: string, image: ImageOptions = {}, skipBad = false): Promise<InputSource> {
+/**
+ * Opens the inputs of a job: .npy, .npz (its "inputs" or "x" array, else its
+ * first, with targets from its "labels", "targets" or "y"), JSON Lines, an
+ * image, or a folder of images; `targets`, a .npy of one target per example.
+ */
+export async function openInputs(file: string, image: ImageOptions = {}, options: { skipBad?: boolean; targets?: string; scaleUint8?: boolean } = {}): Promise<InputSource> {
+  const { targets } = options;
+  const src = await openRows(file, image, !!options.skipBad, !!options.scaleUint8);
+  if (targets === undefined) return src;
+  if (!fs.existsSync(targets)) throw bad("targets", `no such file: ${targets}`);
+  return withTargets(src, targetList(await cached(targets, (b) => parseNpy(b, `targets '${targets}'`)), src.count, path.basename(targets)));
+}
+
+async function openRows(file: string, image: ImageOptions, skipBad: boolean, scaleUint8: boolean): Promise<InputSource> {
   const st = await fs.promises.stat(file).catch(() => undefined);
   if (!st) throw bad("inputs", `no such file or folder: ${file}`);
   const base = path.basename(file);
@@ -165,20 +215,22 @@ export async function openInputs(file: string, image: ImageOptions = {}, skipBad
     };
   }
   const ext = path.extname(file).toLowerCase();
-  if (ext === ".npy") return npyRows(await cached(file, (b) => parseNpy(b, `inputs '${file}'`)), base);
+  if (ext === ".npy") return npyRows(await cached(file, (b) => parseNpy(b, `inputs '${file}'`)), base, scaleUint8);
   if (ext === ".npz") {
     const arrays = await cached(file, (b) => parseNpz(b, `inputs '${file}'`));
-    const key = "inputs" in arrays ? "inputs" : Object.keys(arrays)[0];
-    if (!key) throw bad("inputs", `${file} holds no arrays`);
-    return npyRows(arrays[key], `${base}:${key}`);
+    const labelKey = LABEL_KEYS.find((k) => k in arrays);
+    const key = ["inputs", "x"].find((k) => k in arrays) ?? Object.keys(arrays).find((k) => k !== labelKey);
+    if (!key) throw bad("inputs", `${file} holds no input array (it has ${Object.keys(arrays).join(", ") || "none"})`);
+    const rows = npyRows(arrays[key], `${base}:${key}`, scaleUint8);
+    return labelKey ? withTargets(rows, targetList(arrays[labelKey], rows.count, `${base}:${labelKey}`)) : rows;
   }
   if (ext === ".jsonl" || ext === ".ndjson") {
     const parsed = await cached(file, (b) => {
       const batch = parseJsonLines(b.toString("utf8"));
-      const data = batch.inputs.data() as Float32Array;
-      const shape = batch.inputs.shape;
+      const data = batch.inputs.data() as Float32Array | BigInt64Array;
+      const { shape, dtype } = batch.inputs;
       batch.inputs.dispose();
-      return { data, shape, targets: batch.targets, ids: batch.ids };
+      return { data, shape, dtype, targets: batch.targets, ids: batch.ids };
     });
     const per = parsed.shape.slice(1).reduce((x, y) => x * y, 1);
     return {
@@ -186,7 +238,7 @@ export async function openInputs(file: string, image: ImageOptions = {}, skipBad
       exampleShape: parsed.shape.slice(1),
       async rows(start, end) {
         return {
-          tensor: tensor(parsed.data.subarray(start * per, end * per), [end - start, ...parsed.shape.slice(1)], "float32"),
+          tensor: tensor(parsed.data.subarray(start * per, end * per), [end - start, ...parsed.shape.slice(1)], parsed.dtype),
           sources: parsed.ids.slice(start, end),
           targets: parsed.targets.slice(start, end),
         };
@@ -242,7 +294,7 @@ export interface JobManifest {
  * shards still to do.
  */
 export async function prepareJob(spec: JobSpec, resume: boolean): Promise<{ manifest: JobManifest; todo: number[] }> {
-  const inputs = await openInputs(spec.inputs, spec.image);
+  const inputs = await openInputs(spec.inputs, spec.image, { targets: spec.targets, scaleUint8: spec.scaleUint8 });
   const manifest: JobManifest = {
     hash: jobHash(spec),
     count: inputs.count,
@@ -259,6 +311,7 @@ export async function prepareJob(spec: JobSpec, resume: boolean): Promise<{ mani
   } else {
     await fs.promises.rm(path.join(spec.out, "shards"), { recursive: true, force: true });
     await fs.promises.rm(path.join(spec.out, "heatmaps"), { recursive: true, force: true });
+    await fs.promises.rm(path.join(spec.out, "pages"), { recursive: true, force: true });
     await fs.promises.mkdir(path.join(spec.out, "shards"), { recursive: true });
   }
   await writeAtomic(jobFile, JSON.stringify(manifest, null, 2) + "\n");
@@ -347,7 +400,7 @@ export async function runShard(manifest: JobManifest, shard: number, onRows?: (r
   const method = resolveMethod(spec.method, spec.layer, spec.init ?? {});
   const model = await sharedModel(spec.model);
   const algorithm = method.make(model);
-  const inputs = await openInputs(spec.inputs, spec.image, !!spec.skipBadInputs);
+  const inputs = await openInputs(spec.inputs, spec.image, { skipBad: spec.skipBadInputs, targets: spec.targets, scaleUint8: spec.scaleUint8 });
   const began = Date.now();
   const examples: ExampleRecord[] = [];
   const chunks: Float32Array[] = [];
@@ -411,6 +464,8 @@ export async function runShard(manifest: JobManifest, shard: number, onRows?: (r
       // as the reference's LayerAttribution.interpolate (bilinear); the .npy keeps the layer's own.
       let picture = { values, shape, per };
       const inputShape = rows.tensor.shape.slice(1);
+      // One row of token ids per example, with attributions per token (or per token and embedding dimension).
+      const tokenRows = rows.tensor.dtype === "int64" && inputShape.length === 1 && shape[0] === inputShape[0] ? { length: inputShape[0] } : undefined;
       if (spec.png && shape.length === 3 && inputShape.length === 3 && (shape[1] !== inputShape[1] || shape[2] !== inputShape[2])) {
         const sized = interpolate(attr, inputShape.slice(1), "bilinear");
         toDispose.push(sized);
@@ -434,6 +489,15 @@ export async function runShard(manifest: JobManifest, shard: number, onRows?: (r
           rec.error = rows.errors[i];
           rec.predicted = rec.probability = null;
           delete rec.delta;
+        } else if (tokenRows && (spec.png || spec.html)) {
+          // Token ids: a page of the tokens coloured by their attribution (summed over the embedding), not a 16x4 picture.
+          const name = `${String(b + i).padStart(6, "0")}.html`;
+          const ids = Array.from((rows.tensor.data() as BigInt64Array).subarray(i * tokenRows.length, (i + 1) * tokenRows.length), Number);
+          const scores = tokenScores(values.subarray(i * per, (i + 1) * per), ids.length);
+          const html = visualizeText([{ wordAttributions: scores.scaled, predProb: rec.probability ?? NaN, predClass: rec.predicted ?? "", trueClass: "", attrClass: rec.target === null ? "" : String(rec.target), attrScore: scores.sum, rawInputIds: ids.map((t) => `#${t}`), convergenceScore: typeof rec.delta === "number" ? rec.delta : null }], { title: `example ${b + i} (${rows.sources[i]})` });
+          await fs.promises.mkdir(path.join(spec.out, "pages"), { recursive: true });
+          await writeAtomic(path.join(spec.out, "pages", name), html);
+          rec.page = `pages/${name}`;
         } else if (spec.png && (shape.length === 2 || shape.length === 3)) {
           const name = `${String(b + i).padStart(6, "0")}.png`;
           const png = await visualizeImageAttr({ data: picture.values.subarray(i * picture.per, (i + 1) * picture.per), shape: picture.shape }, null, {

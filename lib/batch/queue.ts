@@ -4,7 +4,7 @@
 // stalled-job check puts the shard back in the queue, and since a shard's
 // files are written by rename, a shard run twice still counts once.
 import * as path from "path";
-import { Queue, Worker, Job, ConnectionOptions } from "bullmq";
+import { Queue, QueueEvents, Worker, Job, ConnectionOptions } from "bullmq";
 import { TorchExplainError } from "../errors";
 import { JobManifest, readManifest, runShard, shardFiles } from "./job";
 import * as fs from "fs";
@@ -90,6 +90,10 @@ export interface DistributedOptions {
   onShard?: (shard: number, start: number, end: number, ms: number, worker: string) => void;
   /** Called once the shards are in the queue. */
   onQueued?: (shards: number) => void;
+  /** What the coordinator sees while it waits (no worker yet, a shard back in the queue), a line at a time. */
+  onNote?: (line: string) => void;
+  /** With no worker on the queue for this long, the queued shards are removed and the job fails (ms, default 300000). */
+  workerTimeoutMs?: number;
   /** Attempts per shard before the job fails (default 3). */
   attempts?: number;
   pollMs?: number;
@@ -104,10 +108,18 @@ export async function runDistributed(manifest: JobManifest, todo: number[], opti
   await probe(connection as { host: string; port: number }, options.redis);
   const queue = new Queue<ShardJobData>(options.queue ?? DEFAULT_QUEUE, { connection });
   queue.on("error", () => undefined); // connection errors surface through the awaited calls
+  // The queue's events: a worker that dies mid-shard is found by the others' stalled-job check (its lock lapses).
+  const events = new QueueEvents(options.queue ?? DEFAULT_QUEUE, { connection });
+  events.on("error", () => undefined);
   const out = path.resolve(manifest.spec.out);
   const run = `${manifest.hash}-${Date.now().toString(36)}`;
+  const note = options.onNote ?? (() => undefined);
   try {
     await connected(queue, options.redis);
+    await events.waitUntilReady();
+    events.on("stalled", ({ jobId }) => {
+      if (jobId.startsWith(`${run}-`)) note(`shard ${jobId.slice(run.length + 1)}: its worker stopped answering; back in the queue for another worker`);
+    });
     const attempts = options.attempts ?? 3;
     const ids = new Map<number, string>();
     await queue.addBulk(
@@ -123,26 +135,61 @@ export async function runDistributed(manifest: JobManifest, todo: number[], opti
     );
     options.onQueued?.(todo.length);
     const pending = new Set(todo);
-    while (pending.size > 0) {
-      for (const shard of [...pending]) {
-        const f = shardFiles(out, shard).json;
-        if (fs.existsSync(f)) {
-          pending.delete(shard);
-          const r = JSON.parse(await fs.promises.readFile(f, "utf8"));
-          options.onShard?.(shard, r.start, r.end, r.timeMs, r.worker);
-          continue;
+    const removePending = async () => {
+      for (const shard of pending) await queue.remove(ids.get(shard)!).catch(() => undefined);
+    };
+    // Stopped by a signal: its queued shards are taken back (a kill -9 leaves them for the workers; --resume keeps their files).
+    const onSignal = (signal: NodeJS.Signals) => {
+      note(`${signal}: removing ${pending.size} queued shards`);
+      removePending().finally(() => {
+        process.removeListener("SIGINT", onSignal).removeListener("SIGTERM", onSignal);
+        process.kill(process.pid, signal);
+      });
+    };
+    process.once("SIGINT", onSignal).once("SIGTERM", onSignal);
+    const hint = `torchexplain worker --redis ${options.redis}${options.queue ? ` --queue ${options.queue}` : ""}`;
+    const timeout = options.workerTimeoutMs ?? 300000;
+    let lastWorker = Date.now(), lastCheck = 0, lastNote = Date.now();
+    try {
+      while (pending.size > 0) {
+        const check = Date.now() - lastCheck >= 1000; // the queue's state once a second; the files every poll
+        if (check) lastCheck = Date.now();
+        for (const shard of [...pending]) {
+          const f = shardFiles(out, shard).json;
+          if (fs.existsSync(f)) {
+            pending.delete(shard);
+            const r = JSON.parse(await fs.promises.readFile(f, "utf8"));
+            options.onShard?.(shard, r.start, r.end, r.timeMs, r.worker);
+            continue;
+          }
+          if (!check) continue;
+          const job = await Job.fromId<ShardJobData>(queue, ids.get(shard)!);
+          const state = job ? await job.getState() : "unknown";
+          if (state === "failed" && job!.attemptsMade >= attempts) {
+            // The job has failed: its other shards would be work for nothing.
+            pending.delete(shard);
+            await removePending();
+            throw new TorchExplainError(`shard ${shard} failed on the workers: ${job!.failedReason}`, "ERR_NATIVE");
+          }
         }
-        const job = await Job.fromId<ShardJobData>(queue, ids.get(shard)!);
-        if (job && (await job.isFailed()) && job.attemptsMade >= attempts) {
-          // The job has failed: its other shards would be work for nothing.
-          for (const other of pending) if (other !== shard) await queue.remove(ids.get(other)!).catch(() => undefined);
-          throw new TorchExplainError(`shard ${shard} failed on the workers: ${job.failedReason}`, "ERR_NATIVE");
+        if (check) {
+          const workers = await queue.getWorkersCount();
+          if (workers > 0) lastWorker = Date.now();
+          else if (Date.now() - lastWorker >= timeout) {
+            await removePending();
+            throw new TorchExplainError(`no worker took shards from queue '${options.queue ?? DEFAULT_QUEUE}' for ${Math.round(timeout / 1000)} s; its ${pending.size} queued shards were removed (start one: ${hint}; then --resume)`, "ERR_ABORTED");
+          } else if (Date.now() - lastNote >= 30000) {
+            lastNote = Date.now();
+            note(`no worker on queue '${options.queue ?? DEFAULT_QUEUE}' yet; waiting (start one: ${hint})`);
+          }
         }
+        if (pending.size > 0) await new Promise((r) => setTimeout(r, options.pollMs ?? 200));
       }
-      if (pending.size > 0) await new Promise((r) => setTimeout(r, options.pollMs ?? 200));
+    } finally {
+      process.removeListener("SIGINT", onSignal).removeListener("SIGTERM", onSignal);
     }
   } finally {
-    await queue.close();
+    await Promise.all([queue.close(), events.close()]);
   }
 }
 

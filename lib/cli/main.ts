@@ -12,11 +12,11 @@ import { VisualizeSign, SIGNS } from "../visualization/image";
 
 const USAGE = `usage:
   torchexplain explain --model M.pt --method NAME --inputs FILE|DIR --out DIR
-                       [--target N|predicted] [--options JSON] [--init JSON] [--layer NAME]
+                       [--target N|predicted | --targets FILE.npy] [--options JSON] [--init JSON] [--layer NAME]
                        [--baselines FILE.npy|NUMBER] [--batch-size N] [--shard-size N]
-                       [--png] [--png-sign SIGN] [--png-scale N] [--resume] [--skip-bad-inputs]
+                       [--png] [--html] [--png-sign SIGN] [--png-scale N] [--resume] [--skip-bad-inputs] [--scale-uint8]
                        [--image-size N|HxW | --resize N] [--crop N|HxW] [--channels 1|3|4] [--mean a,b,c] [--std a,b,c]
-                       [--redis URL] [--queue NAME]
+                       [--redis URL] [--queue NAME] [--worker-timeout S]
   torchexplain llm     --model M.pt --tokenizer tokenizer.json --method NAME --prompts FILE.jsonl --out DIR
                        [--layer NAME] [--attr-target logProb|prob] [--options JSON] [--init JSON]
                        [--max-new-tokens N] [--batch-size N] [--png] [--html]
@@ -37,8 +37,13 @@ const USAGE = `usage:
 
 explain writes DIR/attributions.npy (float32, one row per example), DIR/index.json
 (per example: source, target, predicted class and probability, convergence delta,
-time) and with --png DIR/heatmaps/NNNNNN.png. NAME is a Captum class name
+time) and with --png DIR/heatmaps/NNNNNN.png (inputs of token ids: with --png or
+--html, DIR/pages/NNNNNN.html, the tokens coloured by attribution). NAME is a Captum class name
 (IntegratedGradients, Saliency, LayerGradCam, ...) or NoiseTunnel:<name>.
+Targets: --target for all, --targets (a .npy of one class per example), else the
+inputs' own (a .npz's "labels"/"targets"/"y", JSON Lines rows' "target"), else
+each example's predicted class. JSON Lines rows of token ids give them as
+{"tokens": [...]} (int64) rather than "inputs" (float32).
 llm explains a language model's output for each prompt of FILE.jsonl (one JSON
 object per line: {"template": "{} lives in {}", "values": ["dave", "paris"],
 "baselines"?: [...], "mask"?: [...]} or {"text": "...", "baselines"?: 0,
@@ -71,8 +76,8 @@ type Flags = Record<string, string | true>;
 
 const SPECS: Record<string, { values: string[]; booleans: string[] }> = {
   explain: {
-    values: ["model", "method", "inputs", "out", "target", "options", "init", "layer", "baselines", "batch-size", "shard-size", "png-sign", "png-scale", "image-size", "resize", "crop", "channels", "mean", "std", "redis", "queue"],
-    booleans: ["png", "resume", "skip-bad-inputs"],
+    values: ["worker-timeout", "model", "method", "inputs", "out", "target", "targets", "options", "init", "layer", "baselines", "batch-size", "shard-size", "png-sign", "png-scale", "image-size", "resize", "crop", "channels", "mean", "std", "redis", "queue"],
+    booleans: ["png", "html", "resume", "skip-bad-inputs", "scale-uint8"],
   },
   llm: {
     values: ["model", "tokenizer", "method", "prompts", "out", "layer", "attr-target", "options", "init", "max-new-tokens", "batch-size"],
@@ -207,6 +212,10 @@ async function explain(argv: string[]): Promise<number> {
     else throw new UsageError(`--target: expected a class index or 'predicted'; got '${targetText}'`);
     if (!method.info.target) throw new UsageError(`--target: ${methodName} takes no target`);
   }
+  const targetsFile = str(flags, "targets");
+  if (targetsFile !== undefined && targetText !== undefined) throw new UsageError("--targets: give one of --target and --targets");
+  if (targetsFile !== undefined && !method.info.target) throw new UsageError(`--targets: ${methodName} takes no target`);
+  const targets = targetsFile === undefined ? undefined : existing(targetsFile, "targets");
   if (options && "target" in options) throw new UsageError("--options: give the target with --target");
   let baselines = str(flags, "baselines");
   if (baselines !== undefined && !/^-?\d+(\.\d+)?$/.test(baselines)) baselines = existing(baselines, "baselines");
@@ -219,6 +228,7 @@ async function explain(argv: string[]): Promise<number> {
     method: methodName,
     ...(layer !== undefined ? { layer } : {}),
     ...(target !== undefined ? { target } : {}),
+    ...(targets !== undefined ? { targets } : {}),
     ...(options ? { options } : {}),
     ...(init ? { init } : {}),
     inputs,
@@ -227,6 +237,8 @@ async function explain(argv: string[]): Promise<number> {
     batchSize,
     shardSize,
     ...(flags.png ? { png: true, pngSign: pngSign ?? "absolute_value", pngScale: positiveInt(flags, "png-scale", 1) } : {}),
+    ...(flags.html ? { html: true } : {}),
+    ...(flags["scale-uint8"] ? { scaleUint8: true } : {}),
     ...(flags["skip-bad-inputs"] ? { skipBadInputs: true } : {}),
     out,
   };
@@ -246,8 +258,10 @@ async function explain(argv: string[]): Promise<number> {
     const { runDistributed } = await import("../batch/queue");
     await runDistributed(manifest, todo, {
       redis,
-      onQueued: (n) => process.stderr.write(`${n} shards queued on ${redis}; waiting for workers (torchexplain worker --redis ${redis})\n`),
+      onQueued: (n) => process.stderr.write(`${n} shards queued on ${redis}; waiting for workers (torchexplain worker --redis ${redis}${str(flags, "queue") ? ` --queue ${str(flags, "queue")}` : ""})\n`),
+      onNote: (line) => process.stderr.write(`${line}\n`),
       queue: str(flags, "queue"),
+      workerTimeoutMs: positiveInt(flags, "worker-timeout", 300)! * 1000,
       onShard: (s, a, b, ms, worker) => progress.shard(s, a, b, ms, true, ` by ${worker}`),
     });
   } else {
@@ -258,7 +272,7 @@ async function explain(argv: string[]): Promise<number> {
   }
   progress.finish();
   const { shape } = await assemble(manifest, { totalMs: Date.now() - started });
-  process.stdout.write(`wrote ${path.join(out, "attributions.npy")} [${shape}] and ${path.join(out, "index.json")}${spec.png ? ` and ${path.join(out, "heatmaps")}/` : ""}\n`);
+  process.stdout.write(`wrote ${path.join(out, "attributions.npy")} [${shape}] and ${path.join(out, "index.json")}${["heatmaps", "pages"].filter((d) => fs.existsSync(path.join(out, d))).map((d) => ` and ${path.join(out, d)}/`).join("")}\n`);
   if (spec.skipBadInputs) {
     const index = JSON.parse(await fs.promises.readFile(path.join(out, "index.json"), "utf8")) as { examples?: { source: string; error?: string }[] };
     const skipped = (index.examples ?? []).filter((x) => x.error);
@@ -333,7 +347,7 @@ async function worker(argv: string[]): Promise<number> {
   if (positional.length) throw new UsageError(`unexpected argument '${positional[0]}'`);
   const redis = required(flags, "redis");
   const { startWorker } = await import("../batch/queue");
-  const log = (line: string) => process.stdout.write(`[worker ${process.pid}] ${line}\n`);
+  const log = (line: string) => process.stdout.write(`${new Date().toISOString()} [worker ${process.pid}] ${line}\n`);
   const w = await startWorker({
     redis,
     queue: str(flags, "queue"),
@@ -400,9 +414,19 @@ async function info(argv: string[]): Promise<number> {
     guessed = true;
   }
   if (shape) {
-    example ??= tensor(new Float32Array(shape.reduce((a, b) => a * b, 1)), shape);
-    const out = await model.forward(example);
-    lines.push(`example input: [${shape}]${guessed ? " (guessed; give --input-shape or --inputs)" : ""}`, `output: [${out.shape}] ${out.dtype}`);
+    const size = shape.reduce((a, b) => a * b, 1);
+    example ??= tensor(new Float32Array(size), shape);
+    let out;
+    try {
+      out = await model.forward(example);
+    } catch (e) {
+      // A token model's embedding refuses floats: the same shape as token ids (zeros).
+      if (example.dtype !== "float32" || !/Long|Int|indices|integer/.test((e as Error).message)) throw e;
+      example.dispose();
+      example = tensor(new BigInt64Array(size), shape, "int64");
+      out = await model.forward(example);
+    }
+    lines.push(`example input: [${shape}] ${example.dtype}${example.dtype === "int64" ? " (token ids)" : ""}${guessed ? " (guessed; give --input-shape or --inputs)" : ""}`, `output: [${out.shape}] ${out.dtype}`);
     out.dispose();
     example.dispose();
   } else lines.push("output: unknown (give --input-shape 1,3,32,32 or --inputs FILE to run an example)");

@@ -1,6 +1,7 @@
 // JSON Lines for tabular models: one example per line, either an array of
 // numbers (nested arrays for examples with several dimensions) or an object
-// { "inputs": [...], "target"?: n, "id"?: "..." }.
+// { "inputs": [...], "target"?: n, "id"?: "..." }; token ids as
+// { "tokens": [...] } stay integers (int64), as an embedding takes them.
 import * as fs from "fs";
 import { Tensor, tensor, NestedArray } from "../tensor";
 import { TorchExplainError } from "../errors";
@@ -13,7 +14,7 @@ export interface JsonLinesRow {
 }
 
 export interface JsonLinesBatch {
-  /** [N, ...the rows' shape], float32. */
+  /** [N, ...the rows' shape]: float32, or int64 where the rows give "tokens". */
   inputs: Tensor;
   /** Per row: its "target" when given, else undefined. */
   targets: (number | undefined)[];
@@ -36,6 +37,7 @@ export function parseJsonLines(text: string): JsonLinesBatch {
   const targets: (number | undefined)[] = [];
   const ids: string[] = [];
   let shape: number[] | undefined;
+  let tokens: boolean | undefined; // rows of "tokens" (int64) or of "inputs" (float32), not both
   const lines = text.split(/\r?\n/);
   lines.forEach((raw, i) => {
     const line = i + 1;
@@ -51,8 +53,12 @@ export function parseJsonLines(text: string): JsonLinesBatch {
     let id = `line ${line}`;
     if (row !== null && typeof row === "object" && !Array.isArray(row)) {
       const r = row as Record<string, unknown>;
-      values = r.inputs;
-      if (values === undefined) throw new TorchExplainError(`inputs: line ${line}: an object row needs "inputs"`, "ERR_BAD_OPTION");
+      const isTokens = r.tokens !== undefined;
+      if (isTokens && r.inputs !== undefined) throw new TorchExplainError(`inputs: line ${line}: give "inputs" or "tokens", not both`, "ERR_BAD_OPTION");
+      values = isTokens ? r.tokens : r.inputs;
+      if (values === undefined) throw new TorchExplainError(`inputs: line ${line}: an object row needs "inputs" (or "tokens" for token ids)`, "ERR_BAD_OPTION");
+      if (tokens !== undefined && tokens !== isTokens) throw new TorchExplainError(`inputs: line ${line} gives "${isTokens ? "tokens" : "inputs"}" but the first row "${tokens ? "tokens" : "inputs"}"`, "ERR_BAD_OPTION");
+      tokens = isTokens;
       if (r.target !== undefined) {
         if (!Number.isInteger(r.target) || (r.target as number) < 0) throw new TorchExplainError(`target: line ${line}: expected a non-negative integer`, "ERR_BAD_TARGET");
         target = r.target as number;
@@ -65,11 +71,16 @@ export function parseJsonLines(text: string): JsonLinesBatch {
     shape = s;
     const push = (v: unknown) => (Array.isArray(v) ? v.forEach(push) : flat.push(Number(v)));
     push(values);
+    if (tokens) {
+      const wrong = flat.findIndex((v) => !Number.isInteger(v) || v < 0);
+      if (wrong >= 0) throw new TorchExplainError(`inputs: line ${line}: "tokens" must be non-negative integers; found ${flat[wrong]}`, "ERR_BAD_OPTION");
+    }
     targets.push(target);
     ids.push(id);
   });
   if (!shape) throw new TorchExplainError("inputs: no rows in the JSON Lines input", "ERR_BAD_SHAPE");
-  return { inputs: tensor(Float32Array.from(flat), [ids.length, ...shape], "float32"), targets, ids };
+  const inputs = tokens ? tensor(BigInt64Array.from(flat, BigInt), [ids.length, ...shape], "int64") : tensor(Float32Array.from(flat), [ids.length, ...shape], "float32");
+  return { inputs, targets, ids };
 }
 
 /** Reads a JSON Lines file into a batch. */

@@ -260,9 +260,27 @@ async function readFileChecked(path: string, what: string): Promise<Buffer> {
   }
 }
 
-/** Reads a .npy file into a Tensor (uint8 as int32 unless `dtype` says otherwise). */
-export async function loadNpy(path: string, options: { dtype?: DType } = {}): Promise<Tensor> {
-  return npyToTensor(parseNpy(await readFileChecked(path, "path"), `path '${path}'`), options.dtype);
+export interface LoadNpyOptions {
+  /** The Tensor's dtype (default the file's; uint8 as int32). */
+  dtype?: DType;
+  /** uint8 arrays (images saved as bytes) as float32 in [0, 1]: each value / 255 (a float `dtype` is kept). */
+  scaleUint8?: boolean;
+}
+
+function loaded(a: NpyArray, options: LoadNpyOptions): Tensor {
+  if (options.scaleUint8 !== undefined && typeof options.scaleUint8 !== "boolean") throw bad("scaleUint8", "expected a boolean");
+  if (!options.scaleUint8 || a.dtype !== "uint8") return npyToTensor(a, options.dtype);
+  const dtype = options.dtype ?? "float32";
+  if (dtype !== "float32" && dtype !== "float64") throw bad("dtype", `scaleUint8 makes floats; got dtype '${dtype}'`);
+  const out = dtype === "float32" ? new Float32Array(a.data.length) : new Float64Array(a.data.length);
+  const src = a.data as Uint8Array;
+  for (let i = 0; i < src.length; i++) out[i] = src[i] / 255;
+  return tensor(out, a.shape, dtype);
+}
+
+/** Reads a .npy file into a Tensor (uint8 as int32 unless `dtype` or `scaleUint8` says otherwise). */
+export async function loadNpy(path: string, options: LoadNpyOptions = {}): Promise<Tensor> {
+  return loaded(parseNpy(await readFileChecked(path, "path"), `path '${path}'`), options);
 }
 
 /** Reads a .npy file's array without making a Tensor. */
@@ -353,9 +371,9 @@ export function parseNpz(bytes: Uint8Array, what = "npz"): Record<string, NpyArr
 }
 
 /** Reads a .npz file into Tensors by name (np.savez's positional arrays are arr_0, arr_1, ...). */
-export async function loadNpz(path: string, options: { dtype?: DType } = {}): Promise<Record<string, Tensor>> {
+export async function loadNpz(path: string, options: LoadNpyOptions = {}): Promise<Record<string, Tensor>> {
   const arrays = parseNpz(await readFileChecked(path, "path"), `path '${path}'`);
-  return Object.fromEntries(Object.entries(arrays).map(([k, a]) => [k, npyToTensor(a, options.dtype)]));
+  return Object.fromEntries(Object.entries(arrays).map(([k, a]) => [k, loaded(a, options)]));
 }
 
 /** Encodes arrays as .npz bytes; `compress: true` deflates each member (as np.savez_compressed). */

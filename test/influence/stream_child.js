@@ -49,7 +49,7 @@ const tx = require(process.env.TORCHEXPLAIN_DIST || path.join(__dirname, "..", "
   await t.selfInfluence(undefined, { signal: ac.signal, onProgress: (d) => d > 0 && ac.abort() }).catch((e) => (aborted = e.code));
   await t.dispose();
   const MiB = 2 ** 20;
-  console.log(JSON.stringify({ progress, shape: top.indices.shape, growthMiB: Math.round((Math.max(first, second) - baseRss) / MiB), arrayBuffersMiB: Math.round(buffers / MiB), baseMiB: Math.round(baseRss / MiB), aborted, fileMiB: Math.round(fs.statSync(x).size / MiB) }));
+  console.log(JSON.stringify({ progress, shape: top.indices.shape, growthMiB: Math.round((Math.max(first, second) - baseRss) / MiB), firstMiB: Math.round((first - baseRss) / MiB), secondMiB: Math.round((second - baseRss) / MiB), arrayBuffersMiB: Math.round(buffers / MiB), baseMiB: Math.round(baseRss / MiB), aborted, fileMiB: Math.round(fs.statSync(x).size / MiB) }));
 })().catch((e) => {
   console.error(e);
   process.exit(1);
