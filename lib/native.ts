@@ -48,6 +48,8 @@ interface Addon {
   configure(settings: { workers?: number; threads?: number }): { workers: number; threads: number };
   shutdown(exitCode: number, isMainThread: boolean): void;
   manualSeed(seed: number): void;
+  /** Hands freed heap memory back to the system (between a stream's chunks). */
+  releaseMemory(): Promise<void>;
   benchFloor(model: NativeModel, inputs: NativeTensor[], target: number, chunk: number, rounds: number, backward: boolean): number;
   interpolate(t: NativeTensor, size: number[], mode: string): NativeTensor;
   tensorOp(t: NativeTensor, op: string, ...args: unknown[]): NativeTensor & { values?: NativeTensor; indices?: NativeTensor };

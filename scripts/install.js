@@ -13,12 +13,24 @@
 const fs = require("fs");
 const os = require("os");
 const path = require("path");
-const { spawnSync } = require("child_process");
+const { spawn, spawnSync } = require("child_process");
 const { findLibTorch, NotFound } = require("./libtorch");
 
 const root = path.join(__dirname, "..");
 const addon = path.join(root, "build", "Release", "torchexplain.node");
 const log = (msg) => console.error(`[torchexplain] ${msg}`);
+
+// npm hides an install script's output unless --foreground-scripts; on a
+// terminal the build's progress goes straight to it, so a 2-minute build is
+// not a silent one. null where there is no terminal (CI) or the output shows.
+function terminal() {
+  if (process.stderr.isTTY) return null;
+  try {
+    return fs.openSync("/dev/tty", "w");
+  } catch {
+    return null;
+  }
+}
 
 // The LibTorch version the CMake files describe ("1.13.0"), or null.
 function libtorchVersion(dir) {
@@ -35,7 +47,7 @@ function loadedInfo(file) {
   return r.status === 0 ? JSON.parse(r.stdout) : null;
 }
 
-function build(torch) {
+async function build(torch) {
   if (spawnSync("cmake", ["--version"], { stdio: "ignore" }).status !== 0)
     throw new NotFound("CMake not found: it builds the native addon (Debian/Ubuntu: sudo apt-get install cmake g++; or pip install cmake).");
   const out = fs.mkdtempSync(path.join(os.tmpdir(), "torchexplain-build-"));
@@ -46,8 +58,17 @@ function build(torch) {
     log(`building the native addon against LibTorch ${libtorchVersion(torch.dir) ?? ""} (${torch.from}: ${torch.dir}), ${jobs} jobs`);
     const args = [cmakeJs, "build", "--out", out, "--parallel", jobs, "--target", "torchexplain_node",
       `--CDTorch_DIR=${torch.dir}`, "--CDTORCHEXPLAIN_TESTS=OFF"];
-    const r = spawnSync(process.execPath, args, { cwd: root, stdio: "inherit" });
-    if (r.status !== 0) throw new Error(`the native build failed (cmake-js exited with ${r.status ?? r.signal}); its output is above`);
+    const tty = terminal();
+    const tick = () => tty !== null && fs.writeSync(tty, `\r[torchexplain] building the native addon (1-3 minutes): ${Math.round((Date.now() - started) / 1000)} s `);
+    tick();
+    const timer = setInterval(tick, 1000);
+    const status = await new Promise((resolve) => spawn(process.execPath, args, { cwd: root, stdio: "inherit" }).on("close", (code, signal) => resolve(code ?? signal)));
+    clearInterval(timer);
+    if (tty !== null) {
+      fs.writeSync(tty, status === 0 ? `\r[torchexplain] built the native addon in ${Math.round((Date.now() - started) / 1000)} s        \n` : "\n");
+      fs.closeSync(tty);
+    }
+    if (status !== 0) throw new Error(`the native build failed (cmake-js exited with ${status}); its output is above`);
     fs.mkdirSync(path.dirname(addon), { recursive: true });
     fs.copyFileSync(path.join(out, "Release", "torchexplain.node"), addon);
   } finally {
@@ -57,7 +78,7 @@ function build(torch) {
   log(`built ${path.relative(root, addon)} in ${Math.round((Date.now() - started) / 1000)} s`);
 }
 
-function main() {
+async function main() {
   const env = process.env;
   if (env.npm_lifecycle_event === "install" && fs.existsSync(path.join(root, ".git"))) {
     log("git checkout: not building here (npm test and npm run demo build into build/ through scripts/bootstrap.js)");
@@ -80,12 +101,10 @@ function main() {
     }
   }
   if (missing) throw missing;
-  build(torch);
+  await build(torch);
 }
 
-try {
-  main();
-} catch (e) {
+main().catch((e) => {
   console.error(e instanceof NotFound ? `torchexplain: ${e.message}` : `[torchexplain] ${e.message}`);
   process.exit(1);
-}
+});

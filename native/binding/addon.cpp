@@ -725,6 +725,25 @@ Napi::Value Run(const Napi::CallbackInfo& info) {
   return Handle(env, p, job->token);
 }
 
+// On libuv's pool: trimming a heap that held a large request takes 20-25 ms,
+// which the event loop should not wait for.
+class ReleaseMemoryWorker : public Napi::AsyncWorker {
+ public:
+  ReleaseMemoryWorker(Napi::Env env, Napi::Promise::Deferred deferred) : Napi::AsyncWorker(env), deferred_(deferred) {}
+  void Execute() override { tx::release_free_memory(); }
+  void OnOK() override { deferred_.Resolve(Env().Undefined()); }
+  void OnError(const Napi::Error& e) override { deferred_.Reject(e.Value()); }
+
+ private:
+  Napi::Promise::Deferred deferred_;
+};
+
+Napi::Value ReleaseMemory(const Napi::CallbackInfo& info) {
+  auto deferred = Napi::Promise::Deferred::New(info.Env());
+  (new ReleaseMemoryWorker(info.Env(), deferred))->Queue();
+  return deferred.Promise();
+}
+
 Napi::Value ManualSeed(const Napi::CallbackInfo& info) {
   if (!info[0].IsNumber()) {
     Napi::TypeError::New(info.Env(), "seed: expected a number").ThrowAsJavaScriptException();
@@ -896,6 +915,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("configure", Napi::Function::New(env, Configure));
   exports.Set("shutdown", Napi::Function::New(env, Shutdown));
   exports.Set("manualSeed", Napi::Function::New(env, ManualSeed));
+  exports.Set("releaseMemory", Napi::Function::New(env, ReleaseMemory));
   exports.Set("info", Napi::Function::New(env, Info));
   exports.Set("benchFloor", Napi::Function::New(env, BenchFloor));
   exports.Set("interpolate", Napi::Function::New(env, Interpolate));

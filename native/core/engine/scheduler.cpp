@@ -105,22 +105,6 @@ int runnable_threads() {
 // threads made IG on six 8x8 digits take 0.5-1.3 s a call, one thread 4-33 ms.
 // `ours`: the threads this process's running requests were given (this one's
 // reading thread included), which /proc/loadavg counts too.
-// When the pool goes idle, hands freed heap memory back to the system.
-// glibc keeps what a thread freed in that thread's arena; each request worker
-// and intra-op thread has its own, so a stream of large requests (a training
-// set read chunk by chunk) left a chunk's garbage in each and the process grew
-// by 130 MiB to 1.1 GiB over the same 586 MiB stream. Trimming at most every
-// 50 ms keeps bursts of small requests from paying for it each time.
-void release_free_memory() {
-#if defined(__GLIBC__)
-  static std::atomic<int64_t> last{0};
-  int64_t now = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now().time_since_epoch()).count();
-  int64_t before = last.load();
-  if (now - before < 50 || !last.compare_exchange_strong(before, now)) return;
-  malloc_trim(0);
-#endif
-}
-
 int request_threads(int configured, int ours) {
   int running = runnable_threads();
   if (running < 0) return configured;
@@ -223,7 +207,6 @@ class Pool {
       lock.lock();
       --busy_;
       running_threads_ -= threads;
-      release_if_idle(lock);
     }
   }
 
@@ -244,15 +227,7 @@ class Pool {
       job();
       lock.lock();
       ++idle_extra_, --busy_;
-      release_if_idle(lock);
     }
-  }
-
-  void release_if_idle(std::unique_lock<std::mutex>& lock) {
-    if (busy_ > 0 || !queue_.empty()) return;
-    lock.unlock();
-    release_free_memory();
-    lock.lock();
   }
 
   static constexpr int kMaxExtra = 4;
@@ -357,6 +332,19 @@ ErrorCode code_of(const std::exception& e) {
   if (auto* c = dynamic_cast<const CodedError*>(&e)) return c->code();
   if (dynamic_cast<const std::bad_alloc*>(&e)) return ErrorCode::MemoryBudget;
   return ErrorCode::Internal;
+}
+
+// glibc keeps what a thread freed in that thread's arena, for the next
+// allocation; each request worker and intra-op thread has its own, so a long
+// stream of large requests (a training set read chunk by chunk) left a
+// chunk's garbage in each and the process grew by 130 MiB to 1.1 GiB over the
+// same 586 MiB stream. Streams hand it back between chunks. Not done after
+// every request: a lone IG call's median went from 7 to 33-56 ms when its
+// working memory had to be faulted in afresh each time.
+void release_free_memory() {
+#if defined(__GLIBC__)
+  malloc_trim(0);
+#endif
 }
 
 }  // namespace tx
