@@ -77,3 +77,15 @@ test("README's four stories run as written (this repository as the installed pac
     fs.rmSync(dir, { recursive: true, force: true });
   }
 }, 300000);
+
+test("every js and ts block of the README parses", () => {
+  const ts = require("typescript") as typeof import("typescript");
+  const readme = fs.readFileSync(path.join(__dirname, "..", "README.md"), "utf8");
+  const blocks = [...readme.matchAll(/```(ts|js)\n([\s\S]*?)```/g)];
+  expect(blocks.length).toBeGreaterThan(8);
+  const broken = blocks
+    .map((m) => ts.createSourceFile(`block.${m[1]}`, m[2], ts.ScriptTarget.ES2022, true, m[1] === "ts" ? ts.ScriptKind.TS : ts.ScriptKind.JS))
+    .map((f, i) => [i, (f as unknown as { parseDiagnostics: { messageText: string }[] }).parseDiagnostics.map((d) => d.messageText)] as const)
+    .filter(([, d]) => d.length);
+  expect(broken).toEqual([]);
+});
