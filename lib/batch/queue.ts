@@ -106,10 +106,11 @@ export interface DistributedOptions {
 export async function runDistributed(manifest: JobManifest, todo: number[], options: DistributedOptions): Promise<void> {
   const connection = redisConnection(options.redis);
   await probe(connection as { host: string; port: number }, options.redis);
-  const queue = new Queue<ShardJobData>(options.queue ?? DEFAULT_QUEUE, { connection });
+  const name = options.queue ?? DEFAULT_QUEUE;
+  const queue = new Queue<ShardJobData>(name, { connection });
   queue.on("error", () => undefined); // connection errors surface through the awaited calls
   // The queue's events: a worker that dies mid-shard is found by the others' stalled-job check (its lock lapses).
-  const events = new QueueEvents(options.queue ?? DEFAULT_QUEUE, { connection });
+  const events = new QueueEvents(name, { connection });
   events.on("error", () => undefined);
   const out = path.resolve(manifest.spec.out);
   const run = `${manifest.hash}-${Date.now().toString(36)}`;
@@ -164,12 +165,11 @@ export async function runDistributed(manifest: JobManifest, todo: number[], opti
           }
           if (!check) continue;
           const job = await Job.fromId<ShardJobData>(queue, ids.get(shard)!);
-          const state = job ? await job.getState() : "unknown";
-          if (state === "failed" && job!.attemptsMade >= attempts) {
+          if (job && (await job.isFailed()) && job.attemptsMade >= attempts) {
             // The job has failed: its other shards would be work for nothing.
             pending.delete(shard);
             await removePending();
-            throw new TorchExplainError(`shard ${shard} failed on the workers: ${job!.failedReason}`, "ERR_NATIVE");
+            throw new TorchExplainError(`shard ${shard} failed on the workers: ${job.failedReason}`, "ERR_NATIVE");
           }
         }
         if (check) {
@@ -177,10 +177,10 @@ export async function runDistributed(manifest: JobManifest, todo: number[], opti
           if (workers > 0) lastWorker = Date.now();
           else if (Date.now() - lastWorker >= timeout) {
             await removePending();
-            throw new TorchExplainError(`no worker took shards from queue '${options.queue ?? DEFAULT_QUEUE}' for ${Math.round(timeout / 1000)} s; its ${pending.size} queued shards were removed (start one: ${hint}; then --resume)`, "ERR_ABORTED");
+            throw new TorchExplainError(`no worker took shards from queue '${name}' for ${Math.round(timeout / 1000)} s; its ${pending.size} queued shards were removed (start one: ${hint}; then --resume)`, "ERR_ABORTED");
           } else if (Date.now() - lastNote >= 30000) {
             lastNote = Date.now();
-            note(`no worker on queue '${options.queue ?? DEFAULT_QUEUE}' yet; waiting (start one: ${hint})`);
+            note(`no worker on queue '${name}' yet; waiting (start one: ${hint})`);
           }
         }
         if (pending.size > 0) await new Promise((r) => setTimeout(r, options.pollMs ?? 200));

@@ -110,10 +110,13 @@ export function parseNpyHeader(buf: Buffer, what = "npy"): NpyHeader {
   return { dtype, shape: header.shape, fortran: header.fortran, bigEndian, offset: start + headerLen };
 }
 
-/** Values of `count` elements from bytes, as a typed array of their own (byte-swapped from big-endian). */
+/** Values of `count` elements from bytes: a view of them where little-endian and aligned, else a copy (byte-swapped from big-endian). */
 export function npyValues(bytes: Buffer, dtype: NpyDType, count: number, bigEndian: boolean): NpyData {
   const Ctor = CTOR[dtype];
   const size = Ctor.BYTES_PER_ELEMENT;
+  // Aligned little-endian values are used where they are; others are copied into memory
+  // of their own (not Node's shared pool), aligned for the type.
+  if (!bigEndian && bytes.byteOffset % size === 0) return new Ctor(bytes.buffer, bytes.byteOffset, count);
   const copy = Buffer.from(new ArrayBuffer(count * size));
   bytes.copy(copy, 0, 0, count * size);
   if (bigEndian && size === 2) copy.swap16();
@@ -136,11 +139,7 @@ export function parseNpy(bytes: Uint8Array, what = "npy"): NpyArray {
   const count = header.shape.reduce((a, b) => a * b, 1);
   if (buf.length - offset < count * size)
     throw bad(what, `truncated data: shape [${header.shape}] of ${dtype} needs ${count * size} bytes, the file has ${buf.length - offset}`);
-  let data: NpyData;
-  const abs = buf.byteOffset + offset;
-  // Unaligned or big-endian: copied into memory of its own (not Node's shared pool), aligned for the type.
-  if (!header.bigEndian && abs % size === 0) data = new Ctor(buf.buffer, abs, count);
-  else data = npyValues(buf.subarray(offset), dtype, count, header.bigEndian);
+  let data = npyValues(buf.subarray(offset), dtype, count, header.bigEndian);
   if (header.fortran && header.shape.length > 1) data = fortranToC(data, header.shape);
   return { data, shape: header.shape, dtype };
 }

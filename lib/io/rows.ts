@@ -14,11 +14,6 @@ function bad(what: string, message: string): TorchExplainError {
 
 const SIZE: Record<NpyDType, number> = { float32: 4, float64: 8, int32: 4, int64: 8, bool: 1, uint8: 1 };
 
-function viewOf(bytes: Buffer, dtype: NpyDType, count: number) {
-  const C = { float32: Float32Array, float64: Float64Array, int32: Int32Array, int64: BigInt64Array, bool: Uint8Array, uint8: Uint8Array }[dtype];
-  return new C(bytes.buffer as ArrayBuffer, bytes.byteOffset, count);
-}
-
 /** Sequential bytes of a byte source, read on demand. */
 interface ByteSource {
   /** `length` bytes from `position` (relative to the source's start), valid until the next read. */
@@ -183,8 +178,7 @@ export class RowReader {
     const count = (end - start) * (this.rowBytes / SIZE[this.dtype]);
     const bytes = await this.bytes.read(this.header.offset + start * this.rowBytes, (end - start) * this.rowBytes);
     // Aligned little-endian values are viewed where they were read (the tensor copies them).
-    const aligned = bytes.byteOffset % SIZE[this.dtype] === 0;
-    const data = aligned && !this.header.bigEndian ? viewOf(bytes, this.dtype, count) : npyValues(bytes, this.dtype, count, this.header.bigEndian);
+    const data = npyValues(bytes, this.dtype, count, this.header.bigEndian);
     return npyToTensor({ data, shape: [end - start, ...this.header.shape.slice(1)], dtype: this.dtype });
   }
 
