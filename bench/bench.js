@@ -59,7 +59,22 @@ async function timeTogether(fns, { seconds = 2, rounds = 6, warmup = 3 } = {}) {
 // stay on the CPU and are left out then).
 const PYTHON = process.env.BENCH_PYTHON || "/usr/bin/python3";
 const DEVICE = process.env.BENCH_DEVICE || "cpu";
-const pythonHas = (modules) => spawnSync(PYTHON, ["-c", `import ${modules}`], { stdio: "ignore" }).status === 0;
+const pythonHas = (modules, python = PYTHON, env = process.env) => spawnSync(python, ["-c", `import ${modules}`], { stdio: "ignore", env }).status === 0;
+const versionOf = (mod, python = PYTHON, env = process.env) =>
+  (spawnSync(python, ["-c", `import ${mod}; print(${mod}.__version__.split("+")[0])`], { encoding: "utf8", env }).stdout || "").trim();
+// BENCH_ALSO="<python>:<Captum checkout>": a second Captum beside the first, in
+// its own python process (Captum 0.7 on torch 1.13 beside 0.8 on 2.13, say);
+// the speed-up is then over the faster of the two.
+function secondCaptum() {
+  if (!process.env.BENCH_ALSO || DEVICE !== "cpu") return null;
+  const [python, captumPath] = process.env.BENCH_ALSO.split(":");
+  const env = { ...process.env, PYTHONPATH: captumPath || "" };
+  if (!pythonHas("torch, numpy, captum.attr", python, env)) {
+    console.error(`  (BENCH_ALSO: ${python} cannot import torch, numpy and captum from ${captumPath}: no second Captum column)`);
+    return null;
+  }
+  return { python, env, name: `Captum ${versionOf("captum", python, env)} (torch ${versionOf("torch", python, env)})` };
+}
 
 // Floor passes: rows (float32 or int64 tensors), the target column, rows per
 // pass (0: all), backward or forward only; several passes add up.
@@ -75,9 +90,9 @@ function captum(cls, file, inputs, kwargs = {}, extra = {}) {
 
 // bench/reference.py as a server: load a workload's passes (or Captum call) once,
 // then time one round per request (python times itself; the pipe is not counted).
-function pythonReference() {
+function pythonReference(python = PYTHON, env = process.env) {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "torchexplain-bench-"));
-  const child = spawn(PYTHON, ["-W", "ignore", path.join(__dirname, "reference.py")], { stdio: ["pipe", "pipe", "inherit"] });
+  const child = spawn(python, ["-W", "ignore", path.join(__dirname, "reference.py")], { stdio: ["pipe", "pipe", "inherit"], env });
   const waiting = [];
   let buffered = "";
   child.stdout.on("data", (chunk) => {
@@ -190,16 +205,18 @@ async function main() {
   if (DEVICE === "cpu" && (!process.env.BENCH_ONLY || process.env.BENCH_ONLY.includes("TracIn"))) work.push(...(await influenceWork(tx, PYTHON, models)));
   work.splice(0, work.length, ...only(work));
   const withCaptum = py && pythonHas("captum.attr");
-  const version = (mod) => (spawnSync(PYTHON, ["-c", `import ${mod}; print(${mod}.__version__.split("+")[0])`], { encoding: "utf8" }).stdout || "").trim();
-  const torchVersion = py ? version("torch") : "", captumVersion = withCaptum ? version("captum") : "";
+  const torchVersion = py ? versionOf("torch") : "", captumVersion = withCaptum ? versionOf("captum") : "";
   const captumName = withCaptum ? `Captum ${captumVersion} (torch ${torchVersion})` : "";
+  const second = withCaptum ? secondCaptum() : null;
+  const also = second ? pythonReference(second.python, second.env) : null;
   if (py) console.log(`PyTorch floor and Captum: ${PYTHON}, torch ${torchVersion}${withCaptum ? `, captum ${captumVersion}` : ""}\n`);
   if (!py) console.error(DEVICE === "cpu" ? `  (${PYTHON} cannot import torch: no PyTorch floor)` : `  (on ${DEVICE}: no PyTorch floor or Captum column, which run on the CPU)`);
   else if (!withCaptum) console.error(`  (${PYTHON} cannot import captum: no Captum column; PYTHONPATH=<a Captum checkout> adds it)`);
   // The last column is a speed-up: Captum's time over torchexplain's (above 1 is faster).
   // Rows are printed as they are measured (a full run with Captum takes a while).
-  console.log(`| workload | time (best) | median call | ÷ engine floor | ÷ PyTorch floor |${withCaptum ? ` ${captumName} | speed-up over Captum |` : ""}`);
-  console.log(`| --- | ---: | ---: | ---: | ---: |${withCaptum ? " ---: | ---: |" : ""}`);
+  const captumColumns = withCaptum ? ` ${[captumName, ...(second ? [second.name] : [])].join(" | ")} | speed-up over ${second ? "the faster Captum" : "Captum"} |` : "";
+  console.log(`| workload | time (best) | median call | ÷ engine floor | ÷ PyTorch floor |${captumColumns}`);
+  console.log(`| --- | ---: | ---: | ---: | ---: |${withCaptum ? ` ---: |${second ? " ---: |" : ""} ---: |` : ""}`);
   for (const [k, [name, run, rowsPasses, call, timing]] of work.entries()) {
     // No floor where the passes depend on the method's sampling (ShapleyValueSampling's coalitions).
     const passes = rowsPasses || [];
@@ -215,20 +232,30 @@ async function main() {
       await py.loadCaptum(`captum${k}`, threads, call);
       fns.push(() => py.run(`captum${k}`));
     }
+    // The second Captum only where it has the method (LLM and influence classes are new in 0.8).
+    const alsoHere = also && !call.llm && !call.influence;
+    if (alsoHere) {
+      await also.loadCaptum(`captum${k}`, threads, call);
+      fns.push(() => also.run(`captum${k}`));
+    }
     // Rows whose Captum calls take seconds (LLM, influence) ask for fewer rounds.
     const times = await timeTogether(fns, timing ?? {});
     const [t, floor] = times;
-    const pyFloor = py && passes.length ? times[2] : undefined, captumTime = withCaptum ? times[times.length - 1] : undefined;
-    const r = { name, t, median: times.median[0], floor: Number.isNaN(floor) ? 0 : floor, pyFloor, captumTime };
-    console.error(`  ${name}: ${fmt(t)} (engine floor ${Number.isNaN(floor) ? "—" : fmt(floor)}, PyTorch floor ${pyFloor ? fmt(pyFloor) : "—"}, Captum ${captumTime ? fmt(captumTime) : "—"})`);
-    console.log(`| ${r.name} | ${fmt(r.t)} | ${fmt(r.median)} | ${ratio(r.t, r.floor)} | ${r.pyFloor ? ratio(r.t, r.pyFloor) : "—"} |${withCaptum ? ` ${fmt(r.captumTime)} | ${ratio(r.captumTime, r.t)} |` : ""}`);
+    const pyFloor = py && passes.length ? times[2] : undefined;
+    const captumTimes = withCaptum ? times.slice(times.length - (alsoHere ? 2 : 1)) : [];
+    const fastest = Math.min(...captumTimes);
+    const r = { name, t, median: times.median[0], floor: Number.isNaN(floor) ? 0 : floor, pyFloor };
+    console.error(`  ${name}: ${fmt(t)} (engine floor ${Number.isNaN(floor) ? "—" : fmt(floor)}, PyTorch floor ${pyFloor ? fmt(pyFloor) : "—"}, Captum ${captumTimes.map(fmt).join(" / ") || "—"})`);
+    const captumCells = withCaptum ? ` ${[...captumTimes.map(fmt), ...(also && !alsoHere ? ["—"] : [])].join(" | ")} | ${ratio(fastest, r.t)} |` : "";
+    console.log(`| ${r.name} | ${fmt(r.t)} | ${fmt(r.median)} | ${ratio(r.t, r.floor)} | ${r.pyFloor ? ratio(r.t, r.pyFloor) : "—"} |${captumCells}`);
   }
   await throughput(models, py, withCaptum, threads);
   if (py) py.close();
+  if (also) also.close();
 }
 
 // Server throughput: N requests at once against the same N one at a time, and a
-// Python service answering them one Captum call each; best of 3 rounds, alternated.
+// Python service answering them one Captum call each; best of 6 rounds, alternated.
 async function throughput(models, py, withCaptum, threads) {
   const rows = throughputWork(tx, models).filter(([name]) => !process.env.BENCH_ONLY || process.env.BENCH_ONLY.split("|").some((s) => name.includes(s)));
   if (!rows.length) return;
@@ -239,7 +266,7 @@ async function throughput(models, py, withCaptum, threads) {
     const n = 64;
     let best = null, sequential = Infinity, captumTime = Infinity;
     await round(send); // warm-up
-    for (let r = 0; r < 3; r++) {
+    for (let r = 0; r < 6; r++) {
       const c = await round(send);
       if (!best || c.seconds < best.seconds) best = c;
       const t0 = process.hrtime.bigint();

@@ -22,6 +22,7 @@
 #include "algorithms.h"
 #include "engine/bench.h"
 #include "engine/errors.h"
+#include "engine/memory.h"
 #include "engine/scheduler.h"
 
 namespace {

@@ -1,8 +1,14 @@
 #include "engine/scheduler.h"
 
 #include <pthread.h>
+#include <time.h>
+#include <unistd.h>
+#include <algorithm>
+#include <cmath>
+#include <chrono>
+#include <cstdio>
+#include <mutex>
 #if defined(__GLIBC__)
-#include <malloc.h>
 #endif
 
 #include <condition_variable>
@@ -12,6 +18,7 @@
 #include <vector>
 
 #include "engine/errors.h"
+#include "engine/memory.h"
 #include "engine/model.h"
 #include "engine/torch_headers.h"
 
@@ -86,16 +93,49 @@ void start_thread(std::function<void()> body) {
 
 int hardware_threads() { return std::max(1u, std::thread::hardware_concurrency()); }
 
-// Threads runnable on the machine now (the fourth field of /proc/loadavg,
-// "running/total"), -1 where it cannot be read.
-int runnable_threads() {
-  std::FILE* f = std::fopen("/proc/loadavg", "r");
-  if (!f) return -1;
-  double a, b, c;
-  int running = -1, total = 0;
-  if (std::fscanf(f, "%lf %lf %lf %d/%d", &a, &b, &c, &running, &total) != 5) running = -1;
-  std::fclose(f);
-  return running;
+// Cores that other processes kept busy lately: the machine's busy time
+// (/proc/stat) less this process's CPU time, over the time since the last
+// look (at least 50 ms, so that its 10 ms ticks average out); -1 where it
+// cannot be read. Not /proc/loadavg's count of runnable threads, an instant
+// that counts this process's own JavaScript thread as another's: requests
+// stacked by a busy event loop then ran on one thread of two idle cores.
+double other_busy_cores() {
+  using Clock = std::chrono::steady_clock;
+  struct Sample {
+    Clock::time_point at;
+    double busy = -1, self = 0;  // seconds
+  };
+  auto sample = [] {
+    Sample s;
+    s.at = Clock::now();
+    timespec cpu{};
+    if (clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &cpu) != 0) return s;
+    s.self = double(cpu.tv_sec) + cpu.tv_nsec * 1e-9;
+    std::FILE* f = std::fopen("/proc/stat", "r");
+    if (!f) return s;
+    unsigned long long user, nice, system, idle, iowait, irq, softirq, steal = 0;
+    if (std::fscanf(f, "cpu %llu %llu %llu %llu %llu %llu %llu %llu", &user, &nice, &system, &idle, &iowait, &irq, &softirq, &steal) >= 7) {
+      long hz = sysconf(_SC_CLK_TCK);
+      s.busy = double(user + nice + system + irq + softirq + steal) / double(hz > 0 ? hz : 100);
+    }
+    std::fclose(f);
+    return s;
+  };
+  static std::mutex mutex;
+  static Sample last = sample();
+  static double others = 0;
+  std::lock_guard<std::mutex> lock(mutex);
+  auto now = Clock::now();
+  if (now - last.at < std::chrono::milliseconds(50)) return last.busy < 0 ? -1 : others;
+  Sample s = sample();
+  if (s.busy < 0 || last.busy < 0) {
+    last = s;
+    return -1;
+  }
+  double wall = std::chrono::duration<double>(s.at - last.at).count();
+  others = std::max(0.0, (s.busy - last.busy) - (s.self - last.self)) / wall;
+  last = s;
+  return others;
 }
 
 // A request's intra-op threads, unless the caller set them: the configured
@@ -103,13 +143,10 @@ int runnable_threads() {
 // OpenMP team waits at every barrier for its slowest thread, so a team larger
 // than the idle cores stalls: on a machine where other processes ran, two
 // threads made IG on six 8x8 digits take 0.5-1.3 s a call, one thread 4-33 ms.
-// `ours`: the threads this process's running requests were given (this one's
-// reading thread included), which /proc/loadavg counts too.
-int request_threads(int configured, int ours) {
-  int running = runnable_threads();
-  if (running < 0) return configured;
-  int others = std::max(0, running - ours);
-  return std::max(1, std::min(configured, hardware_threads() - others));
+int request_threads(int configured) {
+  double others = other_busy_cores();
+  if (others < 0) return configured;
+  return std::max(1, std::min(configured, hardware_threads() - static_cast<int>(std::lround(others))));
 }
 
 class Pool {
@@ -173,6 +210,7 @@ class Pool {
 
  private:
   Pool() {
+    tune_allocator();
     config_.workers = 2;
     config_.threads = hardware_threads();
   }
@@ -195,8 +233,7 @@ class Pool {
       auto job = std::move(queue_.front());
       queue_.pop_front();
       ++busy_;
-      int threads = threads_set_ ? config_.threads : request_threads(config_.threads, running_threads_ + 1);
-      running_threads_ += threads;
+      int threads = threads_set_ ? config_.threads : request_threads(config_.threads);
       bool retune = epoch != threads_epoch_ || threads != current;
       epoch = threads_epoch_;
       current = threads;
@@ -206,7 +243,6 @@ class Pool {
       job();
       lock.lock();
       --busy_;
-      running_threads_ -= threads;
     }
   }
 
@@ -238,7 +274,6 @@ class Pool {
   int extra_ = 0, idle_extra_ = 0;
   int started_ = 0, busy_ = 0, threads_epoch_ = 0;
   bool threads_set_ = false;  // the caller chose the threads: used as they are
-  int running_threads_ = 0;   // intra-op threads of the requests the regular workers run
   static thread_local std::chrono::steady_clock::time_point slice_start;  // when this thread's request last got the CPU
 };
 
@@ -332,19 +367,6 @@ ErrorCode code_of(const std::exception& e) {
   if (auto* c = dynamic_cast<const CodedError*>(&e)) return c->code();
   if (dynamic_cast<const std::bad_alloc*>(&e)) return ErrorCode::MemoryBudget;
   return ErrorCode::Internal;
-}
-
-// glibc keeps what a thread freed in that thread's arena, for the next
-// allocation; each request worker and intra-op thread has its own, so a long
-// stream of large requests (a training set read chunk by chunk) left a
-// chunk's garbage in each and the process grew by 130 MiB to 1.1 GiB over the
-// same 586 MiB stream. Streams hand it back between chunks. Not done after
-// every request: a lone IG call's median went from 7 to 33-56 ms when its
-// working memory had to be faulted in afresh each time.
-void release_free_memory() {
-#if defined(__GLIBC__)
-  malloc_trim(0);
-#endif
 }
 
 }  // namespace tx

@@ -65,9 +65,6 @@ struct SchedulerConfig {
 void configure(const SchedulerConfig& config);
 SchedulerConfig scheduler_config();
 
-// Hands freed heap memory back to the system (glibc: every thread's arena).
-void release_free_memory();
-
 // Queues a request; `job` must not throw.
 void schedule(std::function<void()> job);
 
