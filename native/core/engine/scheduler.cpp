@@ -1,10 +1,11 @@
 #include "engine/scheduler.h"
 
 #include <pthread.h>
-#include <time.h>
+#include <dirent.h>
+#include <fcntl.h>
 #include <unistd.h>
 #include <algorithm>
-#include <cmath>
+#include <cstring>
 #include <chrono>
 #include <cstdio>
 #include <mutex>
@@ -93,49 +94,74 @@ void start_thread(std::function<void()> body) {
 
 int hardware_threads() { return std::max(1u, std::thread::hardware_concurrency()); }
 
-// Cores that other processes kept busy lately: the machine's busy time
-// (/proc/stat) less this process's CPU time, over the time since the last
-// look (at least 50 ms, so that its 10 ms ticks average out); -1 where it
-// cannot be read. Not /proc/loadavg's count of runnable threads, an instant
-// that counts this process's own JavaScript thread as another's: requests
-// stacked by a busy event loop then ran on one thread of two idle cores.
-double other_busy_cores() {
+// This process's threads in state R (/proc/self/task/*/stat).
+int own_runnable_threads() {
+  int ours = 0;
+  DIR* tasks = opendir("/proc/self/task");
+  if (!tasks) return 0;
+  while (dirent* e = readdir(tasks)) {
+    if (e->d_name[0] == '.') continue;
+    char path[64], buf[512];
+    std::snprintf(path, sizeof path, "/proc/self/task/%s/stat", e->d_name);
+    int fd = open(path, O_RDONLY);
+    if (fd < 0) continue;
+    ssize_t n = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    if (n <= 0) continue;
+    buf[n] = 0;
+    // "pid (comm) S ...": the state follows the last ')' (comm may hold one).
+    const char* paren = std::strrchr(buf, ')');
+    if (paren && paren[1] == ' ' && paren[2] == 'R') ++ours;
+  }
+  closedir(tasks);
+  return ours;
+}
+
+// Threads of other processes that kept runnable: the machine's runnable
+// count (the fourth field of /proc/loadavg) less this process's own, the
+// least of the reads over the last 100 ms; -1 where it cannot be read.
+// - Our own threads are counted before and after the machine's count, and
+//   the larger taken: a worker's threads that fell asleep in between had
+//   counted as another process's.
+// - The least over 100 ms: kernel threads and such are runnable for
+//   moments, a busy process throughout.
+// Without both, the event loop handing in requests counted as another
+// process's thread, and stacked requests ran on one thread of two idle
+// cores. Not an average of the machine's recent busy time either: behind a
+// process that had just run (a bench timing Captum in alternation) it gave
+// one thread to idle cores. Read at most every 10 ms.
+int other_runnable_threads() {
   using Clock = std::chrono::steady_clock;
-  struct Sample {
-    Clock::time_point at;
-    double busy = -1, self = 0;  // seconds
-  };
-  auto sample = [] {
-    Sample s;
-    s.at = Clock::now();
-    timespec cpu{};
-    if (clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &cpu) != 0) return s;
-    s.self = double(cpu.tv_sec) + cpu.tv_nsec * 1e-9;
-    std::FILE* f = std::fopen("/proc/stat", "r");
-    if (!f) return s;
-    unsigned long long user, nice, system, idle, iowait, irq, softirq, steal = 0;
-    if (std::fscanf(f, "cpu %llu %llu %llu %llu %llu %llu %llu %llu", &user, &nice, &system, &idle, &iowait, &irq, &softirq, &steal) >= 7) {
-      long hz = sysconf(_SC_CLK_TCK);
-      s.busy = double(user + nice + system + irq + softirq + steal) / double(hz > 0 ? hz : 100);
-    }
-    std::fclose(f);
-    return s;
-  };
   static std::mutex mutex;
-  static Sample last = sample();
-  static double others = 0;
+  static std::deque<std::pair<Clock::time_point, int>> reads;
   std::lock_guard<std::mutex> lock(mutex);
   auto now = Clock::now();
-  if (now - last.at < std::chrono::milliseconds(50)) return last.busy < 0 ? -1 : others;
-  Sample s = sample();
-  if (s.busy < 0 || last.busy < 0) {
-    last = s;
-    return -1;
+  while (!reads.empty() && now - reads.front().first > std::chrono::milliseconds(100)) reads.pop_front();
+  auto read_once = [] {
+    int before = own_runnable_threads();
+    std::FILE* f = std::fopen("/proc/loadavg", "r");
+    if (!f) return -1;
+    double a, b, c;
+    int running = -1, total = 0;
+    if (std::fscanf(f, "%lf %lf %lf %d/%d", &a, &b, &c, &running, &total) != 5) running = -1;
+    std::fclose(f);
+    if (running < 0) return -1;
+    return std::max(0, running - std::max(before, own_runnable_threads()));
+  };
+  if (reads.empty() || now - reads.back().first >= std::chrono::milliseconds(10)) {
+    int others = read_once();
+    if (others < 0) return -1;
+    if (others > 0 && reads.empty()) {
+      // With nothing to go by, look again shortly: a process that has just
+      // answered (a pipe's other end) is runnable for a moment after.
+      std::this_thread::sleep_for(std::chrono::microseconds(300));
+      others = std::min(others, std::max(0, read_once()));
+    }
+    reads.emplace_back(now, others);
   }
-  double wall = std::chrono::duration<double>(s.at - last.at).count();
-  others = std::max(0.0, (s.busy - last.busy) - (s.self - last.self)) / wall;
-  last = s;
-  return others;
+  int least = reads.front().second;
+  for (const auto& r : reads) least = std::min(least, r.second);
+  return least;
 }
 
 // A request's intra-op threads, unless the caller set them: the configured
@@ -144,9 +170,9 @@ double other_busy_cores() {
 // than the idle cores stalls: on a machine where other processes ran, two
 // threads made IG on six 8x8 digits take 0.5-1.3 s a call, one thread 4-33 ms.
 int request_threads(int configured) {
-  double others = other_busy_cores();
+  int others = other_runnable_threads();
   if (others < 0) return configured;
-  return std::max(1, std::min(configured, hardware_threads() - static_cast<int>(std::lround(others))));
+  return std::max(1, std::min(configured, hardware_threads() - others));
 }
 
 class Pool {
