@@ -99,21 +99,30 @@ bool rescale_cpu(const Tensor& x, const Tensor& y, const Tensor& gr, const Tenso
                    *pf = gf.data_ptr<scalar_t>();
     scalar_t *ox = gx.data_ptr<scalar_t>(), *oy = gy.data_ptr<scalar_t>();
     at::parallel_for(0, npairs, 1, [&](int64_t b, int64_t e) {
-      bool small_seen = false;
+      scalar_t small_seen = 0;  // a count in the loop's own width keeps it one vector loop
       for (int64_t p = b; p < e; ++p) {
         int64_t i0 = 2 * p * inner, i1 = i0 + inner;
+        // Restrict-qualified and branch-free, so that the compiler vectorizes
+        // it: the loop as first written (a division behind a branch, six
+        // pointers that might alias) took a tenth of DeepLift's time on the
+        // bench residual net, more than its convolutions (perf).
+        const scalar_t *__restrict x0 = px + i0, *__restrict x1 = px + i1, *__restrict y0 = py + i0,
+                                   *__restrict y1 = py + i1, *__restrict r0 = pr + i0, *__restrict r1 = pr + i1,
+                                   *__restrict f0 = pf + i0, *__restrict f1 = pf + i1;
+        scalar_t *__restrict gx0 = ox + i0, *__restrict gx1 = ox + i1, *__restrict gy0 = oy + i0, *__restrict gy1 = oy + i1;
         for (int64_t j = 0; j < inner; ++j) {
-          scalar_t dx = px[i0 + j] - px[i1 + j];
-          bool small = no_difference(dx);
-          scalar_t m = small ? scalar_t(0) : (py[i0 + j] - py[i1 + j]) / dx;
-          ox[i0 + j] = pr[i0 + j] * m;
-          ox[i1 + j] = pr[i1 + j] * m;
-          oy[i0 + j] = small ? pf[i0 + j] : scalar_t(0);
-          oy[i1 + j] = small ? pf[i1 + j] : scalar_t(0);
-          small_seen = small_seen || small;
+          scalar_t dx = x0[j] - x1[j];
+          bool small = !(std::abs(dx) >= scalar_t(kRescaleEps));  // no_difference(dx), NaN included
+          scalar_t m = (y0[j] - y1[j]) / (small ? scalar_t(1) : dx);
+          m = small ? scalar_t(0) : m;
+          gx0[j] = r0[j] * m;
+          gx1[j] = r1[j] * m;
+          gy0[j] = small ? f0[j] : scalar_t(0);
+          gy1[j] = small ? f1[j] : scalar_t(0);
+          small_seen += small ? scalar_t(1) : scalar_t(0);
         }
       }
-      if (small_seen) any = true;
+      if (small_seen > 0) any = true;
     });
   });
   return any;
