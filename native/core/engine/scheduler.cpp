@@ -9,8 +9,6 @@
 #include <chrono>
 #include <cstdio>
 #include <mutex>
-#if defined(__GLIBC__)
-#endif
 
 #include <condition_variable>
 #include <deque>
